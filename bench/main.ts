@@ -1,0 +1,31 @@
+/**
+ * `npm run bench [-- NAME...]`: runs the benchmarks and prints Markdown for docs/benchmarks.md.
+ * Each benchmark measures vmstub next to what a user would otherwise run, in the same run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { machineLine, toMarkdown, type BenchResult } from './report.js';
+import { benchRunner } from './runner.js';
+
+const benchmarks: Record<string, () => Promise<BenchResult>> = {
+  runner: benchRunner,
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in benchmarks));
+if (unknown.length) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(benchmarks).join(', ')}`);
+  process.exit(2);
+}
+const out: string[] = [`Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()}.`, ''];
+for (const name of wanted.length ? wanted : Object.keys(benchmarks)) {
+  process.stderr.write(`bench: ${name}...\n`);
+  const result = await benchmarks[name]!();
+  out.push(toMarkdown(result));
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    join('bench/results', `${name}.json`),
+    JSON.stringify({ at: new Date().toISOString(), machine: machineLine(), ...result }, null, 2) + '\n',
+  );
+}
+process.stdout.write(out.join('\n'));

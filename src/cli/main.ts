@@ -1,0 +1,82 @@
+import { createWriteStream } from 'node:fs';
+import { formatHelp, parseArgs } from './args.js';
+import { diskCommands } from './disk-commands.js';
+import { vmCommands, type Command } from './vm-commands.js';
+import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
+import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
+import { supervise } from '../vm/supervisor.js';
+
+const VERSION = '0.1.0';
+
+const commands: Command[] = [...vmCommands, ...diskCommands];
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
+  return [
+    'Usage: vmstub COMMAND [options]',
+    '',
+    'Any Linux distribution as a QEMU VM, installed from its own mirror by a disposable stub.',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary}`),
+    '',
+    "Run 'vmstub COMMAND --help' for a command's options. Documentation: docs/commands.md",
+    '',
+  ].join('\n');
+}
+
+/** The hidden command a started VM runs as: the supervisor, reporting to its starter on fd 3. */
+async function runSupervisor(name: string): Promise<number> {
+  process.title = `vmstub-supervisor ${name}`;
+  // Everything the supervisor creates (console socket, logs, state) is for the owner only.
+  process.umask(0o077);
+  const launch = JSON.parse(process.env.VMSTUB_LAUNCH ?? 'null') as LaunchInfo | null;
+  if (!launch) throw new VmstubError('__supervise is started by vmstub itself', ExitCode.usage);
+  const channel = createWriteStream('', { fd: 3 });
+  channel.on('error', () => {});
+  let open = true;
+  const report = (r: SupervisorReport) => {
+    if (!open) return;
+    open = false;
+    channel.end(JSON.stringify(r) + '\n');
+  };
+  await supervise(name, launch, report);
+  return ExitCode.ok;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [word, ...rest] = argv;
+  if (word === undefined || word === 'help' || word === '--help' || word === '-h') {
+    process.stdout.write(usage());
+    return word === undefined ? ExitCode.usage : ExitCode.ok;
+  }
+  if (word === '--version' || word === 'version') {
+    process.stdout.write(`vmstub ${VERSION}\n`);
+    return ExitCode.ok;
+  }
+  if (word === '__supervise') return runSupervisor(rest[0]!);
+  const command = commands.find((c) => c.spec.name === word);
+  if (!command) throw new VmstubError(`unknown command '${word}' (see vmstub --help)`, ExitCode.usage);
+  const args = parseArgs(command.spec, rest);
+  if (args.help) {
+    process.stdout.write(formatHelp(command.spec));
+    return ExitCode.ok;
+  }
+  return command.run(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof VmstubError) {
+      process.stderr.write(`vmstub: ${oneLine(err)}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`vmstub: internal error: ${oneLine(err)}\n`);
+      if (process.env.VMSTUB_DEBUG) console.error(err);
+      process.exitCode = ExitCode.failure;
+    }
+  },
+);

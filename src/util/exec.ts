@@ -1,0 +1,111 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { VmstubError } from './errors.js';
+
+export interface ExecResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+/** Finds an executable on PATH (and the sbin directories, which a user's PATH often lacks). */
+export function which(name: string, extraDirs: string[] = []): string | undefined {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined;
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN_DIRS, ...extraDirs];
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Like which(), but a missing tool is a clear error naming the package that provides it. */
+export function requireTool(name: string, debianPackage: string): string {
+  const found = which(name);
+  if (!found) {
+    throw new VmstubError(`${name} not found; install it with: apt-get install ${debianPackage}`);
+  }
+  return found;
+}
+
+/** Runs a command to completion and collects its output. Never throws for a non-zero exit. */
+export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d: Buffer) => err.push(d));
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    }
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      reject(new VmstubError(`cannot run ${cmd}: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
+/** Runs a command and fails with its last line of stderr when it does not exit 0. */
+export async function runChecked(
+  cmd: string,
+  args: readonly string[],
+  opts: ExecOptions = {},
+): Promise<Buffer> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new VmstubError(`${cmd} ${describeExit(r)}: ${lastLine(r.stderr) || '(no error output)'}`);
+  }
+  return r.stdout;
+}
+
+export function runSync(
+  cmd: string,
+  args: readonly string[],
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new VmstubError(`cannot run ${cmd}: ${r.error.message}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function describeExit(r: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return r.signal ? `was killed by ${r.signal}` : `exited with status ${r.code}`;
+}
+
+export function lastLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines[lines.length - 1] ?? '';
+}

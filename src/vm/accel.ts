@@ -1,0 +1,124 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { arch as hostArchNode, release } from 'node:os';
+import { join } from 'node:path';
+import { usageError } from '../util/errors.js';
+import { run, which } from '../util/exec.js';
+import { cacheDir } from '../util/paths.js';
+import type { Accel, Arch } from './definition.js';
+import { ARCH_TRAITS } from './qemu-argv.js';
+
+export interface AccelDecision {
+  accel: 'kvm' | 'tcg';
+  /** Said to the user once, when the decision was made by a fresh probe. */
+  note?: string;
+}
+
+export function hostArch(): Arch | undefined {
+  const map: Record<string, Arch> = { x64: 'x86_64', arm64: 'aarch64', riscv64: 'riscv64' };
+  return map[hostArchNode()];
+}
+
+/**
+ * A 64 KiB "BIOS" whose reset vector writes 0x31 to the isa-debug-exit port: QEMU then exits with
+ * status (0x31 << 1) | 1 = 99. Booted with -cpu host, it exercises what breaks on hosts where /dev/kvm
+ * exists but KVM cannot run guests (on our machines QEMU aborts setting MSRs before the first instruction).
+ */
+export function kvmProbeFirmware(): Buffer {
+  const image = Buffer.alloc(65536, 0xf4); // hlt everywhere
+  Buffer.from([0xb0, 0x31, 0xe6, 0xf4, 0xf4]).copy(image, 0xfff0); // mov al,0x31; out 0xf4,al; hlt
+  return image;
+}
+export const KVM_PROBE_EXIT = 99;
+
+interface ProbeRecord {
+  key: string;
+  usable: boolean;
+  reason: string;
+}
+
+async function probeKvm(qemu: string): Promise<ProbeRecord & { fresh: boolean }> {
+  const dir = join(cacheDir(), 'probes');
+  const st = statSync(qemu);
+  const key = `${qemu}:${st.mtimeMs}:${release()}:${statSync('/dev/kvm').rdev}`;
+  const recordPath = join(dir, 'kvm.json');
+  try {
+    const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as ProbeRecord;
+    if (rec.key === key) return { ...rec, fresh: false };
+  } catch {
+    // no record yet
+  }
+  mkdirSync(dir, { recursive: true });
+  const fw = join(dir, 'kvm-probe.bin');
+  if (!existsSync(fw)) writeFileSync(fw, kvmProbeFirmware());
+  const r = await run(
+    qemu,
+    [
+      '-accel',
+      'kvm',
+      '-machine',
+      'q35',
+      '-cpu',
+      'host',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-m',
+      '16',
+      '-bios',
+      fw,
+      '-device',
+      'isa-debug-exit,iobase=0xf4,iosize=0x04',
+    ],
+    { timeoutMs: 5000 },
+  );
+  const usable = r.code === KVM_PROBE_EXIT;
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.includes('warning:'));
+  const detail = (lines.find((l) => /error/i.test(l)) ?? lines.pop())?.replace(
+    /^qemu-system-\w+: (error: )?/,
+    '',
+  );
+  const reason = usable
+    ? 'probe guest ran'
+    : (detail ?? (r.signal ? 'probe guest hung' : `probe exited with ${r.code}`));
+  const rec: ProbeRecord = { key, usable, reason };
+  writeFileSync(recordPath, JSON.stringify(rec) + '\n');
+  return { ...rec, fresh: true };
+}
+
+function kvmDeviceUsable(): boolean {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** auto: KVM only where it really works (probed once and remembered); else TCG, said once. */
+export async function resolveAccel(requested: Accel, guestArch: Arch): Promise<AccelDecision> {
+  if (requested === 'tcg') return { accel: 'tcg' };
+  const sameArch = guestArch === hostArch();
+  if (requested === 'kvm') {
+    if (!sameArch) throw usageError(`--accel kvm cannot run a ${guestArch} guest on a ${hostArch()} host`);
+    if (!kvmDeviceUsable())
+      throw usageError('--accel kvm: /dev/kvm is missing or not accessible to this user');
+    return { accel: 'kvm' };
+  }
+  if (!sameArch) return { accel: 'tcg' };
+  if (!kvmDeviceUsable()) return { accel: 'tcg' };
+  if (guestArch !== 'x86_64') return { accel: 'kvm' };
+  const qemu = which(ARCH_TRAITS[guestArch].binary);
+  if (!qemu) return { accel: 'tcg' };
+  const probe = await probeKvm(qemu);
+  if (probe.usable) return { accel: 'kvm' };
+  return {
+    accel: 'tcg',
+    note: probe.fresh
+      ? `KVM does not work here (${probe.reason}); using TCG software emulation, which is much slower`
+      : undefined,
+  };
+}

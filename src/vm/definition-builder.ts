@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { usageError } from '../util/errors.js';
+import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { detectDiskFormat } from './allocate.js';
+import {
+  normaliseFwCfgName,
+  validateName,
+  type Accel,
+  type FwCfgItem,
+  type NetSpec,
+  type ShareSpec,
+  type VmDefinition,
+} from './definition.js';
+import { parseHostFwd, parseNet } from './network.js';
+
+/** `run`'s options as the user typed them (strings), before validation. */
+export interface RunOptions {
+  name?: string;
+  system?: string;
+  kernel?: string;
+  initrd?: string;
+  memory?: string;
+  cpus?: number;
+  data?: string;
+  volatileData?: string;
+  shares: string[];
+  hostfwds: string[];
+  nets: string[];
+  append: string[];
+  fwCfg: string[];
+  hvc: boolean;
+  uefi: boolean;
+  accel?: string;
+  sshUser?: string;
+  stopTimeoutSec?: number;
+  ephemeral: boolean;
+}
+
+export const DEFAULTS = { memoryMiB: 2048, cpus: 2, sshUser: 'root', stopTimeoutSec: 60 } as const;
+
+const TAG_RE = /^[A-Za-z0-9_-]{1,31}$/;
+
+/** `DIR` or `DIR:TAG`; the first share's tag defaults to `fs`, as the stub and the original expect. */
+export function parseShare(text: string, cwd: string): ShareSpec {
+  const colon = text.lastIndexOf(':');
+  const hasTag = colon > 0 && TAG_RE.test(text.slice(colon + 1));
+  const dir = hasTag ? text.slice(0, colon) : text;
+  if (!hasTag && colon > 0 && !existsSync(text))
+    throw usageError(
+      `--share '${text}': tag '${text.slice(colon + 1)}' must be 1-31 letters, digits, '_' or '-'`,
+    );
+  const path = resolve(cwd, dir);
+  if (!existsSync(path) || !statSync(path).isDirectory())
+    throw usageError(`--share: directory ${path} not found`);
+  return { path, tag: hasTag ? text.slice(colon + 1) : 'fs' };
+}
+
+/** `NAME=@FILE` or `NAME=STRING`. */
+export function parseFwCfg(text: string, cwd: string): FwCfgItem {
+  const eq = text.indexOf('=');
+  if (eq < 0) throw usageError(`--fw-cfg '${text}' is not NAME=@FILE or NAME=STRING`);
+  const name = normaliseFwCfgName(text.slice(0, eq));
+  const value = text.slice(eq + 1);
+  if (value.startsWith('@')) {
+    const file = resolve(cwd, value.slice(1));
+    if (!existsSync(file)) throw usageError(`--fw-cfg ${name}: file ${file} not found`);
+    return { name, file };
+  }
+  return { name, string: value };
+}
+
+function parseAccel(text: string | undefined): Accel {
+  if (text === undefined) return 'auto';
+  if (text === 'auto' || text === 'kvm' || text === 'tcg') return text;
+  throw usageError(`--accel '${text}' is not auto, kvm or tcg`);
+}
+
+function defaultName(system: string | undefined, kernel: string | undefined): string {
+  const base = basename(system ?? kernel ?? 'vm')
+    .replace(/\.(squashfs|sqfs|img)$/, '')
+    .replace(/[^a-zA-Z0-9._-]/g, '-')
+    .replace(/^[^a-zA-Z0-9]+/, '')
+    .slice(0, 30);
+  return `${base || 'vm'}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Validates `run`'s options into a definition; every problem is one usage error, before anything is created. */
+export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): VmDefinition {
+  if (!o.system && !o.kernel)
+    throw usageError('run: give a SYSTEM image, or --kernel (see vmstub run --help)');
+  if (o.initrd && !o.kernel) throw usageError('--initrd needs --kernel');
+  if (o.system && o.kernel) throw usageError('give either a SYSTEM image or --kernel, not both');
+  if (o.data && o.volatileData)
+    throw usageError('--data and --volatile-data both give the data disk; choose one');
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p));
+  const system = abs(o.system);
+  const kernel = abs(o.kernel);
+  const initrd = abs(o.initrd);
+  for (const [what, p] of [
+    ['system image', system],
+    ['kernel', kernel],
+    ['initrd', initrd],
+  ] as const) {
+    if (p !== undefined && !existsSync(p)) throw usageError(`${what} ${p} not found`);
+  }
+  let data: VmDefinition['data'];
+  if (o.data) {
+    const path = resolve(cwd, o.data);
+    if (!existsSync(path))
+      throw usageError(`data disk ${path} not found (create it with: vmstub allocate ${o.data} 8G)`);
+    data = { path, format: statSync(path).isFile() ? detectDiskFormat(path) : 'raw' };
+  }
+  const shares = o.shares.map((s) => parseShare(s, cwd));
+  const tags = new Set<string>();
+  for (const s of shares) {
+    if (tags.has(s.tag))
+      throw usageError(`--share: tag '${s.tag}' used twice; give each share its own DIR:TAG`);
+    tags.add(s.tag);
+  }
+  const nets: NetSpec[] = o.nets.length ? o.nets.map(parseNet) : [{ kind: 'user' }];
+  const hostfwds = o.hostfwds.map(parseHostFwd);
+  if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
+    throw usageError('--hostfwd needs a user-mode network (--net user)');
+  const name = validateName(o.name ?? defaultName(system, kernel));
+  const cpus = o.cpus ?? DEFAULTS.cpus;
+  return {
+    version: 1,
+    name,
+    system,
+    kernel,
+    initrd,
+    memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
+    cpus,
+    data,
+    volatileDataBytes: o.volatileData ? parseSize(o.volatileData, '--volatile-data') : undefined,
+    shares,
+    nets,
+    hostfwds,
+    append: o.append.map((a) => a.trim()).filter(Boolean),
+    fwCfg: o.fwCfg.map((f) => parseFwCfg(f, cwd)),
+    hvc: o.hvc,
+    uefi: o.uefi,
+    accel: parseAccel(o.accel),
+    sshUser: o.sshUser ?? DEFAULTS.sshUser,
+    stopTimeoutSec: o.stopTimeoutSec ?? DEFAULTS.stopTimeoutSec,
+    ephemeral: o.ephemeral,
+    createdAt: now.toISOString(),
+  };
+}

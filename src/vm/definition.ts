@@ -1,0 +1,78 @@
+import { usageError } from '../util/errors.js';
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+export type Arch = 'x86_64' | 'aarch64' | 'riscv64';
+export type DiskFormat = 'raw' | 'qcow2';
+
+export type NetSpec = { kind: 'user' } | { kind: 'bridge'; bridge: string } | { kind: 'tap'; ifname: string };
+
+export interface HostFwd {
+  protocol: 'tcp' | 'udp';
+  hostAddr: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+export interface ShareSpec {
+  path: string;
+  tag: string;
+}
+
+export type FwCfgItem = { name: string; file: string } | { name: string; string: string };
+
+export interface DiskSpec {
+  path: string;
+  format: DiskFormat;
+}
+
+/** What an instance is: written once by `run`/`create`, read by every later command. */
+export interface VmDefinition {
+  version: 1;
+  name: string;
+  /** Absolute path of a squashfs system image carrying boot/kernel and boot/initramfs. */
+  system?: string;
+  kernel?: string;
+  initrd?: string;
+  memoryMiB: number;
+  cpus: number;
+  data?: DiskSpec;
+  volatileDataBytes?: number;
+  shares: ShareSpec[];
+  nets: NetSpec[];
+  hostfwds: HostFwd[];
+  /** Extra kernel command line arguments, appended after vmstub's own. */
+  append: string[];
+  fwCfg: FwCfgItem[];
+  hvc: boolean;
+  uefi: boolean;
+  accel: Accel;
+  sshUser: string;
+  stopTimeoutSec: number;
+  /** Remove the instance when it stops (`run --rm`). */
+  ephemeral: boolean;
+  createdAt: string;
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,39}$/i;
+
+/** Instance names become directory names, QEMU -name values and host name defaults. */
+export function validateName(name: string): string {
+  if (!NAME_RE.test(name) || name.includes('..')) {
+    throw usageError(
+      `invalid name '${name}': use 1-40 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export const FW_CFG_PREFIX = 'opt/org.vmstub/';
+
+/** fw_cfg names must live under opt/; a bare name is put there for the user. */
+export function normaliseFwCfgName(name: string): string {
+  if (!name) throw usageError('--fw-cfg needs a name before =');
+  const full = name.startsWith('opt/') ? name : `opt/${name}`;
+  if (full.length > 55)
+    throw usageError(`--fw-cfg name '${full}' is longer than QEMU's limit of 55 characters`);
+  if (/[,\s]/.test(full)) throw usageError(`--fw-cfg name '${full}' must not contain commas or spaces`);
+  return full;
+}

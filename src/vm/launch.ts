@@ -1,0 +1,252 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ExitCode, VmstubError } from '../util/errors.js';
+import { which } from '../util/exec.js';
+import { resolveAccel } from './accel.js';
+import type { VmDefinition } from './definition.js';
+import { prepareUefi } from './firmware.js';
+import { freeLoopbackPort } from './ports.js';
+import { buildQemuArgv, type LaunchPlan } from './qemu-argv.js';
+import { chooseShareMode, findVirtiofsd, startVirtiofsd } from './shares.js';
+import {
+  acquireInstanceLock,
+  instancePaths,
+  loadDefinition,
+  readState,
+  releaseInstanceLock,
+  removeRunFiles,
+  runningSupervisor,
+  type InstancePaths,
+  type InstanceState,
+} from './store.js';
+import { bootFilesFromImage, bootFilesFromKernel } from './system-image.js';
+import { conflictError } from '../util/errors.js';
+
+/** What the starter tells the supervisor about the QEMU it launched (in VMSTUB_LAUNCH). */
+export interface LaunchInfo {
+  starterPid: number;
+  qemuPid: number;
+  daemonPids: number[];
+  state: InstanceState;
+}
+
+/** Lines the supervisor sends its starter on fd 3, one JSON object each. */
+export type SupervisorReport =
+  { type: 'ready' } | { type: 'qemu-exited' } | { type: 'error'; message: string };
+
+export const supervisorSocket = (paths: InstancePaths): string => join(paths.dir, 'supervisor.sock');
+
+const BRIDGE_HELPERS = ['/usr/lib/qemu/qemu-bridge-helper', '/usr/libexec/qemu-bridge-helper'];
+const HOSTFWD_FAILURE = 'Could not set up host forwarding rule';
+const START_ATTEMPTS = 5;
+
+/** How the CLI re-invokes itself as a supervisor: the same script (the bundle, or compiled main). */
+function selfCommand(): { node: string; script: string } {
+  return { node: process.execPath, script: process.argv[1]! };
+}
+
+/** Everything one run of a VM needs besides the definition, resolved before QEMU starts. */
+async function resolvePlan(
+  def: VmDefinition,
+  paths: InstancePaths,
+  note: (t: string) => void,
+  daemons: ChildProcess[],
+): Promise<Omit<LaunchPlan, 'sshPort'>> {
+  const boot = def.system
+    ? await bootFilesFromImage(def.system)
+    : await bootFilesFromKernel(def.kernel!, def.initrd);
+  const accel = await resolveAccel(def.accel, boot.arch);
+  if (accel.note) note(accel.note);
+  if (def.data && !existsSync(def.data.path))
+    throw new VmstubError(`data disk ${def.data.path} not found`, ExitCode.usage);
+  for (const s of def.shares) {
+    if (!existsSync(s.path) || !statSync(s.path).isDirectory()) {
+      throw new VmstubError(`shared directory ${s.path} not found`, ExitCode.usage);
+    }
+  }
+  const firmware = def.uefi ? prepareUefi(boot.arch, paths.efiVars) : undefined;
+
+  const daemon = def.shares.length ? findVirtiofsd() : undefined;
+  const shares: LaunchPlan['shares'] = [];
+  for (const [i, s] of def.shares.entries()) {
+    const choice = chooseShareMode(daemon);
+    note(`share ${s.path} as '${s.tag}': ${choice.mode}${choice.why ? ` (${choice.why})` : ''}`);
+    if (choice.mode === 'virtiofs') {
+      const socket = join(paths.dir, `virtiofs-${i}.sock`);
+      rmSync(socket, { force: true });
+      daemons.push(await startVirtiofsd(daemon!, s.path, socket, join(paths.dir, 'virtiofsd.log')));
+      shares.push({ ...s, mode: 'virtiofs', socket });
+    } else {
+      shares.push({ ...s, mode: '9p' });
+    }
+  }
+  if (def.volatileDataBytes) {
+    writeFileSync(paths.volatileData, '', { mode: 0o600 });
+    truncateSync(paths.volatileData, def.volatileDataBytes);
+  }
+  return {
+    def,
+    arch: boot.arch,
+    accel: accel.accel,
+    kernel: boot.kernel,
+    initrd: boot.initrd,
+    qmpSocket: paths.qmp,
+    qgaSocket: paths.qga,
+    eventsFile: paths.events,
+    pidFile: paths.pidFile,
+    shares,
+    volatileData: def.volatileDataBytes ? paths.volatileData : undefined,
+    firmware: firmware && {
+      code: firmware.code,
+      vars: firmware.vars,
+      format: firmware.format,
+      requiresSmm: firmware.requiresSmm,
+    },
+    bridgeHelper: def.nets.some((n) => n.kind === 'bridge')
+      ? BRIDGE_HELPERS.find((p) => existsSync(p))
+      : undefined,
+  };
+}
+
+function logTail(path: string, from: number): string {
+  try {
+    return readFileSync(path).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+const fileSize = (path: string): number => (existsSync(path) ? statSync(path).size : 0);
+
+/** The supervisor's reports, until it says ready or QEMU is gone (or the supervisor itself dies). */
+async function awaitSupervisor(child: ChildProcess, paths: InstancePaths): Promise<SupervisorReport> {
+  const channel = child.stdio[3] as NodeJS.ReadableStream;
+  const lines = createInterface({ input: channel });
+  try {
+    for await (const line of lines) {
+      try {
+        return JSON.parse(line) as SupervisorReport;
+      } catch {
+        continue;
+      }
+    }
+  } finally {
+    lines.close();
+    (channel as unknown as { destroy(): void }).destroy();
+  }
+  return { type: 'error', message: `the supervisor ended without a word; see ${paths.supervisorLog}` };
+}
+
+/**
+ * Starts an instance. This process resolves the plan and launches QEMU itself, then hands QEMU's console
+ * pipes to a detached supervisor (so the supervisor's start-up overlaps QEMU's), and returns once QEMU
+ * answers on the supervisor's monitor. A QEMU that cannot bind the SSH port it was given (someone took it
+ * meanwhile) is started again with another.
+ */
+export async function startInstance(name: string, onNote: (text: string) => void): Promise<InstanceState> {
+  const paths = instancePaths(name);
+  const def = loadDefinition(name);
+  const holder = runningSupervisor(paths);
+  if (holder) throw conflictError(`${name} is already running (pid ${holder})`);
+  acquireInstanceLock(paths, name);
+  const daemons: ChildProcess[] = [];
+  let qemu: ChildProcess | undefined;
+  try {
+    const plan = await resolvePlan(def, paths, onNote, daemons);
+    if (existsSync(paths.events)) renameSync(paths.events, `${paths.events}.1`);
+    writeFileSync(paths.events, '', { mode: 0o600 });
+    const wantsSsh = def.nets.some((n) => n.kind === 'user');
+    for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
+      const sshPort = wantsSsh ? await freeLoopbackPort() : undefined;
+      const { binary, args } = buildQemuArgv({ ...plan, sshPort });
+      const supSock = supervisorSocket(paths);
+      const argv = [
+        ...args,
+        '-chardev',
+        `socket,id=supervisor,path=${supSock},server=on,wait=off`,
+        '-mon',
+        'chardev=supervisor,mode=control',
+      ];
+      const qemuPath = which(binary);
+      if (!qemuPath)
+        throw new VmstubError(`${binary} not found; install it with: apt-get install qemu-system`);
+      for (const f of [supSock, paths.qmp, paths.qga]) rmSync(f, { force: true });
+      const logStart = fileSize(paths.qemuLog);
+      const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
+      writeFileSync(qemuLog, `=== ${new Date().toISOString()} ${qemuPath} ${argv.join(' ')}\n`);
+      const oldUmask = process.umask(0o077); // QEMU's sockets and pid file: for the owner only
+      try {
+        qemu = spawn(qemuPath, argv, { stdio: ['pipe', 'pipe', qemuLog], detached: true });
+      } finally {
+        process.umask(oldUmask);
+        closeSync(qemuLog);
+      }
+      const spawnError = new Promise<Error>((resolve) => qemu!.once('error', resolve));
+      const launch: LaunchInfo = {
+        starterPid: process.pid,
+        qemuPid: qemu.pid ?? -1,
+        daemonPids: daemons.map((d) => d.pid!).filter(Boolean),
+        state: {
+          qemuPid: qemu.pid,
+          accel: plan.accel,
+          sshPort,
+          shareModes: Object.fromEntries(plan.shares.map((s) => [s.tag, s.mode])),
+          qemuCommand: [qemuPath, ...argv],
+        },
+      };
+      const supLog = openSync(paths.supervisorLog, 'a', 0o600);
+      const { node, script } = selfCommand();
+      const supervisor = spawn(node, [script, '__supervise', name], {
+        detached: true,
+        stdio: [qemu.stdout!, supLog, supLog, 'pipe', qemu.stdin!],
+        env: { ...process.env, VMSTUB_LAUNCH: JSON.stringify(launch) },
+      });
+      closeSync(supLog);
+      // The supervisor has its own copies of QEMU's pipes now; ours must not keep them open.
+      qemu.stdout!.destroy();
+      qemu.stdin!.destroy();
+      const report = await Promise.race([
+        awaitSupervisor(supervisor, paths),
+        spawnError.then((e) => ({ type: 'error' as const, message: e.message })),
+      ]);
+      supervisor.unref();
+      if (report.type === 'ready') {
+        qemu.unref();
+        for (const d of daemons) d.unref();
+        return readState(paths);
+      }
+      if (report.type === 'error') {
+        qemu.kill('SIGKILL');
+        throw new VmstubError(report.message);
+      }
+      const tail = logTail(paths.qemuLog, logStart);
+      if (sshPort && tail.includes(HOSTFWD_FAILURE) && tail.includes(`:${sshPort}-`)) continue; // port taken meanwhile
+      const lines = tail
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('===') && !l.includes('warning:'));
+      throw new VmstubError(
+        `QEMU failed to start: ${lines.pop() ?? 'no error output'} (log: ${paths.qemuLog})`,
+      );
+    }
+    throw new VmstubError(`QEMU could not bind a free SSH port in ${START_ATTEMPTS} attempts`);
+  } catch (e) {
+    for (const d of daemons) d.kill('SIGTERM');
+    removeRunFiles(paths);
+    rmSync(supervisorSocket(paths), { force: true });
+    releaseInstanceLock(paths);
+    throw e;
+  }
+}

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { requireTool, runChecked } from '../util/exec.js';
+
+export interface SshTarget {
+  port: number;
+  user: string;
+  knownHosts: string;
+  /** Host keys are recorded under this alias, so they stay valid when the forwarded port changes. */
+  hostKeyAlias: string;
+  identity?: string;
+}
+
+/** ssh's argv for an instance: its forwarded port, its own known_hosts with strict checking, its key. */
+export function sshArgs(t: SshTarget, command: string[] = [], extra: string[] = []): string[] {
+  // prettier-ignore
+  const args = [
+    '-p', String(t.port),
+    '-o', `UserKnownHostsFile=${t.knownHosts}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `HostKeyAlias=${t.hostKeyAlias}`,
+    '-o', 'CheckHostIP=no',
+    '-o', 'LogLevel=ERROR',
+  ];
+  if (t.identity) args.push('-i', t.identity);
+  args.push(...extra, `${t.user}@127.0.0.1`);
+  if (command.length) args.push('--', ...command);
+  return args;
+}
+
+/** Tries once to read an SSH banner: QEMU's user-mode forward accepts connections even when nothing listens in the guest. */
+export function readSshBanner(port: number, timeoutMs = 3000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let data = '';
+    const done = (banner: string | undefined) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(banner);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    sock.on('data', (d: Buffer) => {
+      data += d.toString('latin1');
+      const nl = data.indexOf('\n');
+      if (nl >= 0) done(data.startsWith('SSH-') ? data.slice(0, nl).trim() : undefined);
+    });
+    sock.on('error', () => done(undefined));
+    sock.on('close', () => done(undefined));
+  });
+}
+
+/** Polls until an SSH server answers on the port with a banner, or the time is up. */
+export async function waitForSshBanner(
+  port: number,
+  timeoutMs: number,
+  stillRunning: () => boolean,
+): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && stillRunning()) {
+    const banner = await readSshBanner(port, Math.min(3000, Math.max(500, deadline - Date.now())));
+    if (banner) return banner;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return undefined;
+}
+
+/** The instance's own key pair, made once: used when the host user has no keys of their own. */
+export async function ensureInstanceKey(keyPath: string, comment: string): Promise<string> {
+  if (!existsSync(keyPath)) {
+    const keygen = requireTool('ssh-keygen', 'openssh-client');
+    await runChecked(keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', keyPath]);
+  }
+  return `${keyPath}.pub`;
+}

@@ -1,0 +1,235 @@
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { ExitCode, VmstubError, conflictError } from '../util/errors.js';
+import { stateDir } from '../util/paths.js';
+import { validateName, type VmDefinition } from './definition.js';
+
+export interface InstancePaths {
+  dir: string;
+  definition: string;
+  state: string;
+  lock: string;
+  qmp: string;
+  qga: string;
+  console: string;
+  consoleLog: string;
+  qemuLog: string;
+  supervisorLog: string;
+  events: string;
+  pidFile: string;
+  efiVars: string;
+  volatileData: string;
+  sshDir: string;
+  knownHosts: string;
+  sshKey: string;
+}
+
+/** Runtime facts about a started instance; rewritten on every start, kept after exit for `show`. */
+export interface InstanceState {
+  supervisorPid?: number;
+  qemuPid?: number;
+  startedAt?: string;
+  accel?: 'kvm' | 'tcg';
+  sshPort?: number;
+  shareModes?: Record<string, 'virtiofs' | '9p'>;
+  qemuCommand?: string[];
+  /** How the last run ended: QEMU's SHUTDOWN reason (guest-shutdown, host-qmp-quit, ...), or why not known. */
+  lastExit?: { at: string; reason: string; clean: boolean };
+}
+
+export const instancesRoot = (): string => join(stateDir(), 'instances');
+
+export function instancePaths(name: string, root = instancesRoot()): InstancePaths {
+  const dir = join(root, name);
+  const sshDir = join(dir, 'ssh');
+  return {
+    dir,
+    definition: join(dir, 'vm.json'),
+    state: join(dir, 'state.json'),
+    lock: join(dir, 'lock'),
+    qmp: join(dir, 'qmp.sock'),
+    qga: join(dir, 'qga.sock'),
+    console: join(dir, 'console.sock'),
+    consoleLog: join(dir, 'console.log'),
+    qemuLog: join(dir, 'qemu.log'),
+    supervisorLog: join(dir, 'supervisor.log'),
+    events: join(dir, 'events.ndjson'),
+    pidFile: join(dir, 'qemu.pid'),
+    efiVars: join(dir, 'efivars.fd'),
+    volatileData: join(dir, 'volatile-data.img'),
+    sshDir,
+    knownHosts: join(sshDir, 'known_hosts'),
+    sshKey: join(sshDir, 'id_ed25519'),
+  };
+}
+
+/** Unix socket paths are limited to 107 bytes; say so before QEMU fails obscurely. */
+const SOCKET_PATH_MAX = 107;
+
+/** Writes a file so that readers see the old or the new content, never half of it. */
+export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content, { mode });
+  renameSync(tmp, path);
+}
+
+export function createInstance(def: VmDefinition, root = instancesRoot()): InstancePaths {
+  validateName(def.name);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const paths = instancePaths(def.name, root);
+  if (Buffer.byteLength(paths.console) > SOCKET_PATH_MAX) {
+    throw new VmstubError(
+      `instance directory ${paths.dir} is too long for Unix sockets; set VMSTUB_HOME to a shorter path`,
+      ExitCode.usage,
+    );
+  }
+  try {
+    mkdirSync(paths.dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw conflictError(
+        `an instance named ${def.name} already exists (vmstub start ${def.name}, or vmstub rm ${def.name})`,
+      );
+    }
+    throw e;
+  }
+  mkdirSync(paths.sshDir, { mode: 0o700 });
+  writeFileAtomic(paths.definition, JSON.stringify(def, null, 2) + '\n');
+  return paths;
+}
+
+export function loadDefinition(name: string, root = instancesRoot()): VmDefinition {
+  validateName(name);
+  const paths = instancePaths(name, root);
+  let text: string;
+  try {
+    text = readFileSync(paths.definition, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw conflictError(`no instance named ${name}`);
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as VmDefinition;
+  } catch {
+    throw new VmstubError(`${paths.definition} is not valid JSON`);
+  }
+}
+
+export function saveDefinition(def: VmDefinition, root = instancesRoot()): void {
+  writeFileAtomic(instancePaths(def.name, root).definition, JSON.stringify(def, null, 2) + '\n');
+}
+
+export function listInstanceNames(root = instancesRoot()): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'vm.json')))
+    .map((d) => d.name)
+    .sort();
+}
+
+export function readState(paths: InstancePaths): InstanceState {
+  try {
+    return JSON.parse(readFileSync(paths.state, 'utf8')) as InstanceState;
+  } catch {
+    return {};
+  }
+}
+
+export function writeState(paths: InstancePaths, state: InstanceState): void {
+  writeFileAtomic(paths.state, JSON.stringify(state, null, 2) + '\n');
+}
+
+/** The kernel's start time of a process (clock ticks since boot), so a recycled pid is not mistaken for ours. */
+export function processStartTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19]; // field 22 of stat(5), counted after pid and comm
+  } catch {
+    return undefined;
+  }
+}
+
+interface LockContent {
+  pid: number;
+  start: string;
+}
+
+function readLock(path: string): LockContent | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockContent;
+  } catch {
+    return undefined;
+  }
+}
+
+const lockIsLive = (lock: LockContent | undefined): boolean =>
+  lock !== undefined && processStartTicks(lock.pid) === lock.start;
+
+/** The pid of the live supervisor holding the instance, if any. */
+export function runningSupervisor(paths: InstancePaths): number | undefined {
+  const lock = readLock(paths.lock);
+  return lockIsLive(lock) ? lock!.pid : undefined;
+}
+
+/** Files that belong to a run and mean nothing once its supervisor is gone. */
+export function removeRunFiles(paths: InstancePaths): void {
+  for (const f of [paths.qmp, paths.qga, paths.console, paths.pidFile, paths.volatileData]) {
+    rmSync(f, { force: true });
+  }
+}
+
+/**
+ * Takes the instance for this process. The lock appears with its content in one step (link of a
+ * filled temporary file), so exactly one of two concurrent callers wins and nobody reads it half
+ * written; a lock left by a dead supervisor is cleaned away with the run files it left.
+ */
+export function acquireInstanceLock(paths: InstancePaths, name: string): void {
+  const tmp = `${paths.lock}.${process.pid}`;
+  writeFileSync(tmp, JSON.stringify({ pid: process.pid, start: processStartTicks(process.pid) }), {
+    mode: 0o600,
+  });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(tmp, paths.lock);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = readLock(paths.lock);
+      if (lockIsLive(holder)) throw conflictError(`${name} is already running (pid ${holder!.pid})`);
+      rmSync(paths.lock, { force: true });
+      removeRunFiles(paths);
+    }
+    throw conflictError(`${name} is being started by another process`);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** The supervisor takes the lock from the process that started it, in one atomic step. */
+export function takeOverInstanceLock(paths: InstancePaths, fromPid: number): void {
+  const current = readLock(paths.lock);
+  if (current?.pid !== fromPid)
+    throw conflictError(`the lock of ${paths.dir} is not held by its starter (${fromPid})`);
+  writeFileAtomic(paths.lock, JSON.stringify({ pid: process.pid, start: processStartTicks(process.pid) }));
+}
+
+export function releaseInstanceLock(paths: InstancePaths): void {
+  const lock = readLock(paths.lock);
+  if (lock?.pid === process.pid) rmSync(paths.lock, { force: true });
+}
+
+export function removeInstance(paths: InstancePaths): void {
+  rmSync(paths.dir, { recursive: true, force: true });
+}

@@ -1,0 +1,89 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { testCacheDir } from './fixture.js';
+
+/** The bundled CLI, as users run it. */
+export const VMSTUB = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'vmstub.cjs');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** An isolated vmstub home (instances) sharing the machine-wide test cache (kernels, probes). */
+export class Sandbox {
+  readonly home = mkdtempSync(join(tmpdir(), 'vmstub-home-'));
+  readonly env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VMSTUB_HOME: this.home,
+    VMSTUB_CACHE: join(testCacheDir(), 'vmstub-cache'),
+  };
+
+  run(args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string } = {}): CliResult {
+    const r = spawnSync(process.execPath, [VMSTUB, ...args], {
+      env: this.env,
+      input: opts.input,
+      timeout: opts.timeoutMs ?? 120_000,
+      encoding: 'utf8',
+      cwd: opts.cwd,
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  runAsync(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+    return new Promise((resolvePromise) => {
+      const child = spawn(process.execPath, [VMSTUB, ...args], {
+        env: this.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolvePromise({ code, stdout, stderr });
+      });
+    });
+  }
+
+  instanceDir(name: string): string {
+    return join(this.home, 'instances', name);
+  }
+
+  consoleLog(name: string): string {
+    const f = join(this.instanceDir(name), 'console.log');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+
+  /** Stops every instance left running and deletes the home. */
+  cleanup(): void {
+    const list = this.run(['list', '--json']);
+    if (list.code === 0) {
+      for (const i of JSON.parse(list.stdout) as { name: string; state: string }[]) {
+        if (i.state === 'running') this.run(['stop', '--force', i.name]);
+      }
+    }
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+/** Polls until the predicate holds; fails with the description after the timeout. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
