@@ -6,9 +6,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchRunner } from './runner.js';
+import { benchStub } from './stub.js';
 
 const benchmarks: Record<string, () => Promise<BenchResult>> = {
   runner: benchRunner,
+  stub: benchStub,
 };
 
 const wanted = process.argv.slice(2);

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { formatHelp, parseArgs } from './args.js';
 import { diskCommands } from './disk-commands.js';
+import { imageCommands } from './image-commands.js';
 import { vmCommands, type Command } from './vm-commands.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
@@ -8,7 +9,7 @@ import { supervise } from '../vm/supervisor.js';
 
 const VERSION = '0.1.0';
 
-const commands: Command[] = [...vmCommands, ...diskCommands];
+const commands: Command[] = [...vmCommands, ...diskCommands, ...imageCommands];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
@@ -55,9 +56,11 @@ async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   if (word === '__supervise') return runSupervisor(rest[0]!);
-  const command = commands.find((c) => c.spec.name === word);
+  // Commands are one word (run) or two (image build).
+  const command =
+    commands.find((c) => c.spec.name === word) ?? commands.find((c) => c.spec.name === `${word} ${rest[0]}`);
   if (!command) throw new VmstubError(`unknown command '${word}' (see vmstub --help)`, ExitCode.usage);
-  const args = parseArgs(command.spec, rest);
+  const args = parseArgs(command.spec, command.spec.name.includes(' ') ? rest.slice(1) : rest);
   if (args.help) {
     process.stdout.write(formatHelp(command.spec));
     return ExitCode.ok;

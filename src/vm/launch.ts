@@ -102,6 +102,7 @@ async function resolvePlan(
     accel: accel.accel,
     kernel: boot.kernel,
     initrd: boot.initrd,
+    imageCmdline: boot.cmdline,
     qmpSocket: paths.qmp,
     qgaSocket: paths.qga,
     eventsFile: paths.events,

@@ -19,6 +19,8 @@ export interface LaunchPlan {
   accel: 'kvm' | 'tcg';
   kernel: string;
   initrd?: string;
+  /** The system image's own kernel arguments (boot/cmdline). */
+  imageCmdline?: string;
   qmpSocket: string;
   qgaSocket: string;
   eventsFile: string;
@@ -51,7 +53,9 @@ export const qemuValue = (v: string): string => v.replace(/,/g, ',,');
 
 export function kernelCommandLine(plan: LaunchPlan): string {
   const console = plan.def.hvc ? 'hvc0' : ARCH_TRAITS[plan.arch].serialConsole;
-  return [`console=${console}`, ...plan.def.append].join(' ');
+  return [`console=${console}`, ...(plan.imageCmdline ? [plan.imageCmdline] : []), ...plan.def.append].join(
+    ' ',
+  );
 }
 
 function diskArgs(id: string, disk: DiskSpec, readonly: boolean): string[] {

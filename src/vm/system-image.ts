@@ -23,6 +23,8 @@ export interface BootFiles {
   kernel: string;
   initrd?: string;
   arch: Arch;
+  /** The image's own kernel arguments (its boot/cmdline), placed before the user's --append. */
+  cmdline?: string;
 }
 
 export interface ImageEntry {
@@ -137,6 +139,17 @@ function writeAtomic(path: string, data: Buffer | string): void {
 interface CachedBoot {
   arch: Arch;
   hasInitrd: boolean;
+  cmdline?: string;
+}
+
+/** boot/cmdline: one line of kernel arguments, if the image has it. */
+export function parseImageCmdline(text: string): string | undefined {
+  const line = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .join(' ');
+  return line || undefined;
 }
 
 /** boot/kernel and boot/initramfs of a squashfs system image, extracted once per image digest. */
@@ -162,6 +175,7 @@ export async function bootFilesFromImage(image: string): Promise<BootFiles> {
       kernel: join(dir, 'kernel'),
       initrd: meta.hasInitrd ? join(dir, 'initramfs') : undefined,
       arch: meta.arch,
+      cmdline: meta.cmdline,
     };
   }
 
@@ -189,11 +203,13 @@ export async function bootFilesFromImage(image: string): Promise<BootFiles> {
     if (e instanceof VmstubError) throw usageError(`${image}: boot/kernel: ${e.message}`);
     throw e;
   }
+  const cmdlinePath = resolveInImage('/boot/cmdline', entries);
+  const cmdline = cmdlinePath ? parseImageCmdline((await cat(cmdlinePath)).toString('utf8')) : undefined;
   mkdirSync(dir, { recursive: true });
   writeAtomic(join(dir, 'kernel'), kernel.data);
   writeAtomic(join(dir, 'initramfs'), await cat(initrdPath));
-  writeAtomic(metaPath, JSON.stringify({ arch: kernel.arch, hasInitrd: true } satisfies CachedBoot));
-  return { kernel: join(dir, 'kernel'), initrd: join(dir, 'initramfs'), arch: kernel.arch };
+  writeAtomic(metaPath, JSON.stringify({ arch: kernel.arch, hasInitrd: true, cmdline } satisfies CachedBoot));
+  return { kernel: join(dir, 'kernel'), initrd: join(dir, 'initramfs'), arch: kernel.arch, cmdline };
 }
 
 /** A kernel given with --kernel: used as it is when QEMU can load it, else unpacked into the cache. */

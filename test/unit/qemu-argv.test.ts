@@ -114,6 +114,12 @@ const cases: Case[] = [
     cmdline: 'console=ttyS0,115200n8 quiet vmstub.nokexec',
   },
   {
+    name: "the image's boot/cmdline sits between the console and the user's --append",
+    plan: plan({ imageCmdline: 'quiet lsm=yama' }, { append: ['vmstub.nokexec'] }),
+    has: [],
+    cmdline: 'console=ttyS0,115200n8 quiet lsm=yama vmstub.nokexec',
+  },
+  {
     name: 'raw data disk with serial data and discard',
     plan: plan({}, { data: { path: '/disks/d.img', format: 'raw' } }),
     has: [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseSquashfsListing, resolveInImage } from '../../src/vm/system-image.js';
+import { parseImageCmdline, parseSquashfsListing, resolveInImage } from '../../src/vm/system-image.js';
 
 const listing = `drwxr-xr-x root/root                27 2026-11-22 02:13 
 drwxr-xr-x root/root                57 2026-11-22 02:13 /boot
@@ -39,4 +39,10 @@ test('symlinks resolve inside the image: relative, absolute, chained; loops and 
     ['/boot/missing', undefined],
   ];
   for (const [path, want] of cases) assert.equal(resolveInImage(path, e), want, path);
+});
+
+test('boot/cmdline: comments and blank lines dropped, lines joined, empty means none', () => {
+  assert.equal(parseImageCmdline('quiet lsm=yama\n'), 'quiet lsm=yama');
+  assert.equal(parseImageCmdline('# the stub\nquiet\n\n  loglevel=3  \n'), 'quiet loglevel=3');
+  assert.equal(parseImageCmdline('# nothing\n\n'), undefined);
 });

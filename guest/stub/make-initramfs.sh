@@ -1,0 +1,35 @@
+#!/bin/sh
+# Builds the stub's initramfs: busybox, initramfs/init, and the few modules it needs to mount the stub
+# image, taken from the stub root ROOT and decompressed. Usage: make-initramfs.sh ROOT OUTPUT
+set -eu
+root=$1
+out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+version=$(ls "$root/usr/lib/modules" | sort -V | tail -n 1)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/etc" "$stage/lib/modules"
+cp "$root/usr/bin/busybox" "$stage/bin/busybox"
+cp "$here/initramfs/init" "$stage/init"
+chmod 0755 "$stage/init" "$stage/bin/busybox"
+: > "$stage/etc/modules-order"
+for module in virtio_blk squashfs overlay; do
+	chroot "$root" modprobe --show-depends -S "$version" "$module" | while read -r kind path _; do
+		[ "$kind" = insmod ] || continue
+		name=$(basename "$path")
+		plain=${name%.xz}
+		plain=${plain%.zst}
+		plain=${plain%.gz}
+		grep -qx "$plain" "$stage/etc/modules-order" && continue
+		case "$name" in
+		*.xz) xz -dc "$root$path" > "$stage/lib/modules/$plain" ;;
+		*.zst) zstd -qdc "$root$path" > "$stage/lib/modules/$plain" ;;
+		*.gz) gzip -dc "$root$path" > "$stage/lib/modules/$plain" ;;
+		*) cp "$root$path" "$stage/lib/modules/$plain" ;;
+		esac
+		echo "$plain" >> "$stage/etc/modules-order"
+	done
+done
+[ -s "$stage/etc/modules-order" ] || { echo "make-initramfs: no modules found for $version" >&2; exit 1; }
+if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +; fi
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) | zstd -q -19 -T0 > "$out"

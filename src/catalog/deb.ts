@@ -1,0 +1,160 @@
+import type { Arch } from '../vm/definition.js';
+import type { DebDistro } from './types.js';
+
+const ALL: Arch[] = ['x86_64', 'aarch64', 'riscv64'];
+
+/** What every Debian release shares; a release below overrides only what differs. */
+function debian(r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches'> & Partial<DebDistro>): DebDistro {
+  const mirror = 'http://deb.debian.org/debian';
+  return {
+    family: 'deb',
+    vendor: 'debian',
+    name: `Debian ${r.version} (${r.suite})`,
+    installable: true,
+    verified: 'real-mirror',
+    mirror: Object.fromEntries(r.arches.map((a) => [a, mirror])),
+    securityMirror: Object.fromEntries(r.arches.map((a) => [a, 'http://deb.debian.org/debian-security'])),
+    components: ['main'],
+    updatesSuite: `${r.suite}-updates`,
+    securitySuite: `${r.suite}-security`,
+    keyring: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    kernelPackage: {
+      x86_64: 'linux-image-cloud-amd64',
+      aarch64: 'linux-image-cloud-arm64',
+      riscv64: 'linux-image-riscv64',
+    },
+    packages: [
+      'systemd-sysv',
+      'udev',
+      'dbus',
+      'systemd-resolved',
+      'initramfs-tools',
+      'openssh-server',
+      'qemu-guest-agent',
+      'locales',
+      'tzdata',
+      'sudo',
+      'ca-certificates',
+      'iproute2',
+      'login',
+      'passwd',
+    ],
+    network: 'networkd',
+    ...r,
+  };
+}
+
+const UBUNTU_ARCHIVE = 'http://archive.ubuntu.com/ubuntu';
+const UBUNTU_PORTS = 'http://ports.ubuntu.com/ubuntu-ports';
+const UBUNTU_SECURITY = 'http://security.ubuntu.com/ubuntu';
+
+/** Ubuntu: amd64 on the archive, everything else on ports; main and universe; netplan. */
+function ubuntu(r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches'> & Partial<DebDistro>): DebDistro {
+  const onArchive = (a: Arch) => a === 'x86_64';
+  return {
+    family: 'deb',
+    vendor: 'ubuntu',
+    name: `Ubuntu ${r.version} (${r.suite})`,
+    installable: true,
+    verified: 'fixture-mirror',
+    mirror: Object.fromEntries(r.arches.map((a) => [a, onArchive(a) ? UBUNTU_ARCHIVE : UBUNTU_PORTS])),
+    securityMirror: Object.fromEntries(
+      r.arches.map((a) => [a, onArchive(a) ? UBUNTU_SECURITY : UBUNTU_PORTS]),
+    ),
+    components: ['main', 'universe'],
+    updatesSuite: `${r.suite}-updates`,
+    securitySuite: `${r.suite}-security`,
+    keyring: '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+    kernelPackage: {
+      x86_64: 'linux-image-virtual',
+      aarch64: 'linux-image-virtual',
+      riscv64: 'linux-image-generic',
+    },
+    packages: [
+      'systemd-sysv',
+      'udev',
+      'dbus',
+      'initramfs-tools',
+      'openssh-server',
+      'qemu-guest-agent',
+      'netplan.io',
+      'locales',
+      'tzdata',
+      'sudo',
+      'ca-certificates',
+      'iproute2',
+    ],
+    network: 'netplan',
+    ...r,
+  };
+}
+
+export const DEB_DISTROS: DebDistro[] = [
+  debian({ id: 'debian12', version: '12', suite: 'bookworm', arches: ['x86_64', 'aarch64'] }),
+  debian({ id: 'debian13', version: '13', suite: 'trixie', arches: ALL }),
+  ubuntu({
+    id: 'ubuntu2004',
+    version: '20.04',
+    suite: 'focal',
+    arches: ['x86_64', 'aarch64'],
+    note: 'standard support ended in 2025; the archive still serves it',
+    // focal's systemd still carries resolved
+    packages: [
+      'systemd-sysv',
+      'udev',
+      'dbus',
+      'initramfs-tools',
+      'openssh-server',
+      'qemu-guest-agent',
+      'netplan.io',
+      'locales',
+      'tzdata',
+      'sudo',
+      'ca-certificates',
+      'iproute2',
+    ],
+  }),
+  ubuntu({ id: 'ubuntu2204', version: '22.04', suite: 'jammy', arches: ['x86_64', 'aarch64'] }),
+  ubuntu({
+    id: 'ubuntu2404',
+    version: '24.04',
+    suite: 'noble',
+    arches: ALL,
+    packages: [
+      'systemd-sysv',
+      'systemd-resolved',
+      'udev',
+      'dbus',
+      'initramfs-tools',
+      'openssh-server',
+      'qemu-guest-agent',
+      'netplan.io',
+      'locales',
+      'tzdata',
+      'sudo',
+      'ca-certificates',
+      'iproute2',
+    ],
+  }),
+  ubuntu({
+    id: 'ubuntu2604',
+    version: '26.04',
+    suite: 'resolute',
+    arches: ALL,
+    packages: [
+      'systemd-sysv',
+      'systemd-resolved',
+      'udev',
+      'dbus',
+      'initramfs-tools',
+      'openssh-server',
+      'qemu-guest-agent',
+      'netplan.io',
+      'locales',
+      'tzdata',
+      'sudo',
+      'ca-certificates',
+      'iproute2',
+    ],
+  }),
+];

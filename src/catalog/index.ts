@@ -1,0 +1,12 @@
+import { usageError } from '../util/errors.js';
+import { DEB_DISTROS } from './deb.js';
+import { PLANNED_DISTROS } from './planned.js';
+import type { Distro } from './types.js';
+
+export const CATALOG: Distro[] = [...DEB_DISTROS, ...PLANNED_DISTROS];
+
+export function findDistro(id: string): Distro {
+  const d = CATALOG.find((x) => x.id === id);
+  if (!d) throw usageError(`unknown distribution '${id}' (vmstub distros lists them)`);
+  return d;
+}
