@@ -5,12 +5,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
+import { benchHandoff } from './handoff.js';
 import { benchRunner } from './runner.js';
 import { benchStub } from './stub.js';
 
 const benchmarks: Record<string, () => Promise<BenchResult>> = {
   runner: benchRunner,
   stub: benchStub,
+  handoff: benchHandoff,
 };
 
 const wanted = process.argv.slice(2);

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { formatHelp, parseArgs } from './args.js';
 import { diskCommands } from './disk-commands.js';
+import { bootCommands } from './boot-commands.js';
 import { imageCommands } from './image-commands.js';
 import { vmCommands, type Command } from './vm-commands.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
@@ -9,7 +10,7 @@ import { supervise } from '../vm/supervisor.js';
 
 const VERSION = '0.1.0';
 
-const commands: Command[] = [...vmCommands, ...diskCommands, ...imageCommands];
+const commands: Command[] = [...vmCommands, ...diskCommands, ...imageCommands, ...bootCommands];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;

@@ -34,6 +34,14 @@ const WAIT_SSH_OPT = {
   help: 'with --detach: wait until the guest answers with an SSH banner (default 120 s)',
 } as const;
 
+const STUB_OPT = {
+  name: 'stub',
+  takes: 'flag',
+  help: 'this boot only: stay in the stub even when a system is installed (vmstub.nokexec), for repair',
+} as const;
+
+const stubAppend = (a: ParsedArgs): string[] => (flag(a, 'stub') ? ['vmstub.nokexec'] : []);
+
 const runSpec: CommandSpec = {
   name: 'run',
   summary: 'Create an instance from a system image (or a kernel) and boot it.',
@@ -130,6 +138,7 @@ const runSpec: CommandSpec = {
       help: `how long a stop waits for ACPI power-off (default ${DEFAULTS.stopTimeoutSec})`,
     },
     { name: 'rm', takes: 'flag', help: 'remove the instance when it stops' },
+    STUB_OPT,
     {
       name: 'detach',
       takes: 'flag',
@@ -240,7 +249,7 @@ const run: Command = {
     );
     const paths = createInstance(def);
     try {
-      await startInstance(def.name, note);
+      await startInstance(def.name, note, { extraAppend: stubAppend(a) });
     } catch (e) {
       if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
       throw e;
@@ -257,6 +266,7 @@ const start: Command = {
     positionals: [{ name: 'NAME' }],
     options: [
       { name: 'console', takes: 'flag', help: 'attach the console after starting (Ctrl-] detaches)' },
+      STUB_OPT,
       WAIT_SSH_OPT,
       JSON_OPT,
     ],
@@ -264,7 +274,7 @@ const start: Command = {
   async run(a) {
     const name = a.positionals[0]!;
     const waitSec = waitSshSeconds(a);
-    await startInstance(name, note);
+    await startInstance(name, note, { extraAppend: stubAppend(a) });
     return flag(a, 'console') ? foreground(name) : afterDetachedStart(name, flag(a, 'json'), waitSec);
   },
 };

@@ -156,9 +156,21 @@ async function awaitSupervisor(child: ChildProcess, paths: InstancePaths): Promi
  * answers on the supervisor's monitor. A QEMU that cannot bind the SSH port it was given (someone took it
  * meanwhile) is started again with another.
  */
-export async function startInstance(name: string, onNote: (text: string) => void): Promise<InstanceState> {
+export interface StartOptions {
+  /** Kernel arguments for this boot only (e.g. vmstub.nokexec for --stub). */
+  extraAppend?: string[];
+}
+
+export async function startInstance(
+  name: string,
+  onNote: (text: string) => void,
+  opts: StartOptions = {},
+): Promise<InstanceState> {
   const paths = instancePaths(name);
-  const def = loadDefinition(name);
+  const stored = loadDefinition(name);
+  const def = opts.extraAppend?.length
+    ? { ...stored, append: [...stored.append, ...opts.extraAppend] }
+    : stored;
   const holder = runningSupervisor(paths);
   if (holder) throw conflictError(`${name} is already running (pid ${holder})`);
   acquireInstanceLock(paths, name);

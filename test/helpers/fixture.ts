@@ -174,6 +174,7 @@ export function buildBusyboxInitramfs(
     writeFileSync(join(stage, 'etc', 'fixture-modules'), modules.join('\n') + '\n');
     const src = join(kernel.root, 'lib', 'modules', kernel.version);
     const dst = join(stage, 'lib', 'modules', kernel.version);
+    mkdirSync(dst, { recursive: true });
     for (const rel of moduleClosure(kernel, modules)) {
       mkdirSync(dirname(join(dst, rel)), { recursive: true });
       copyFileSync(join(src, rel), join(dst, rel));

@@ -1,0 +1,320 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EventSink } from '../events/sink.js';
+import { oneLine } from '../util/errors.js';
+import { run as runTool, which, type ExecOptions } from '../util/exec.js';
+import { parseImageCmdline } from '../vm/system-image.js';
+import { detectKernelFormat, unpackZboot } from './kernel-image.js';
+import {
+  findInstalledKernel,
+  fstabHasRoot,
+  handoffCommandLine,
+  resolveInTree,
+  type HandoffRoot,
+  type KernelChoice,
+} from './discover.js';
+
+const MOUNT_POINT = '/run/vmstub/installed';
+
+const debug = (() => {
+  try {
+    return /(^|\s)vmstub\.debug(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8'));
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Runs a tool found on PATH or in the sbin directories. With vmstub.debug on the kernel command line,
+ * each run is said with its duration (the handoff is on every boot's critical path).
+ */
+async function run(tool: string, args: readonly string[], opts?: ExecOptions) {
+  const started = Date.now();
+  const result = await runTool(which(tool) ?? tool, args, opts);
+  if (debug)
+    process.stdout.write(
+      `vmstub-handoff: ${tool} ${args.slice(0, 2).join(' ')}: ${Date.now() - started} ms\n`,
+    );
+  return result;
+}
+
+/** Cleanup that must not turn a handled failure into a crash. */
+async function quietly(tool: string, args: string[]): Promise<void> {
+  try {
+    await run(tool, args);
+  } catch {
+    // the tool is missing or failed: nothing more to undo
+  }
+}
+const LUKS_NAME = 'vmstub-installed';
+export const LUKS_PASSPHRASE_FW_CFG = '/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub/luks-passphrase/raw';
+
+/** Mount options that read a filesystem without replaying its journal: the handoff never writes. */
+export function readOnlyMountOptions(fsType: string): string {
+  switch (fsType) {
+    case 'xfs':
+      return 'ro,norecovery';
+    case 'ext3':
+    case 'ext4':
+      return 'ro,noload';
+    case 'btrfs':
+      return 'ro,rescue=nologreplay';
+    default:
+      return 'ro';
+  }
+}
+
+/** `blkid -p -o export` output as a map. */
+export function parseBlkid(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+async function probe(dev: string): Promise<Record<string, string>> {
+  const r = await run('blkid', ['-p', '-o', 'export', dev]);
+  return parseBlkid(r.stdout.toString('utf8'));
+}
+
+/** The data disk, or each of its partitions: udev-style links made by the stub's initramfs. */
+function dataDevices(byId = '/dev/disk/by-id'): string[] {
+  const disk = join(byId, 'virtio-data');
+  if (!existsSync(disk)) return [];
+  const parts = readdirSync(byId)
+    .filter((n) => /^virtio-data-part\d+$/.test(n))
+    .sort((a, b) => Number(a.slice(16)) - Number(b.slice(16)))
+    .map((n) => join(byId, n));
+  return parts.length ? parts : [disk];
+}
+
+function virtioTags(pattern: 'virtiofs' | '9p'): string[] {
+  const dir = pattern === 'virtiofs' ? '/sys/fs/virtiofs' : '/sys/bus/virtio/drivers/9pnet_virtio';
+  if (!existsSync(dir)) return [];
+  const tags: string[] = [];
+  for (const d of readdirSync(dir)) {
+    const f = join(dir, d, pattern === 'virtiofs' ? 'tag' : 'mount_tag');
+    if (existsSync(f)) tags.push(readFileSync(f, 'utf8').replace(/\0/g, '').trim());
+  }
+  return tags;
+}
+
+async function sh(cmd: string, args: string[], input?: string): Promise<void> {
+  const r = await run(cmd, args, { input });
+  if (r.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`);
+}
+
+/** Opens a LUKS container read-only with the host's passphrase (fw_cfg), or asks on the console. */
+async function openLuks(dev: string, log: (s: string) => void): Promise<string> {
+  await run('modprobe', ['-q', 'dm_crypt']);
+  await run('modprobe', ['-q', 'qemu_fw_cfg']);
+  const args = ['open', '--readonly', '--type', 'luks', dev, LUKS_NAME];
+  if (existsSync(LUKS_PASSPHRASE_FW_CFG)) {
+    await sh('cryptsetup', [...args, '--key-file=-'], readFileSync(LUKS_PASSPHRASE_FW_CFG, 'utf8'));
+  } else {
+    log(`${dev} is encrypted: type its passphrase`);
+    const code = await new Promise<number | null>((resolve) => {
+      spawn(which('cryptsetup') ?? 'cryptsetup', args, { stdio: 'inherit' }).on('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`cryptsetup could not open ${dev}`);
+  }
+  return `/dev/mapper/${LUKS_NAME}`;
+}
+
+interface Found {
+  choice: KernelChoice;
+  root: HandoffRoot;
+  /** The installed kernel's command line, as loaded. */
+  cmdline: string;
+}
+
+/** What to do with a system found on a mounted candidate: load its kernel while it is mounted. */
+type Loader = (choice: KernelChoice, root: HandoffRoot, fstab: string) => Promise<string>;
+
+/**
+ * Mounts one candidate read-only, looks for an installed kernel and has it loaded (kexec reads the
+ * files into memory), then unmounts, whatever happened.
+ */
+async function inspect(
+  source: string,
+  fsType: string,
+  options: string,
+  root: HandoffRoot,
+  load: Loader,
+  log: (s: string) => void,
+): Promise<Found | undefined> {
+  mkdirSync(MOUNT_POINT, { recursive: true });
+  await run('modprobe', ['-q', fsType]);
+  const m = await run('mount', ['-t', fsType, '-o', options, source, MOUNT_POINT]);
+  if (m.code !== 0) {
+    log(`cannot mount ${source} (${fsType}): ${m.stderr.trim().split('\n').pop()}`);
+    return undefined;
+  }
+  try {
+    const choice = findInstalledKernel(MOUNT_POINT);
+    if (!choice) return undefined;
+    const fstabPath = resolveInTree(MOUNT_POINT, '/etc/fstab');
+    const fstab = fstabPath && existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
+    return { choice, root, cmdline: await load(choice, root, fstab) };
+  } finally {
+    await quietly('umount', [MOUNT_POINT]);
+  }
+}
+
+async function findOnDataDisk(load: Loader, log: (s: string) => void): Promise<Found | undefined> {
+  for (const dev of dataDevices()) {
+    let id = await probe(dev);
+    let source = dev;
+    let luksUuid: string | undefined;
+    if (id.TYPE === 'crypto_LUKS') {
+      luksUuid = id.UUID;
+      source = await openLuks(dev, log);
+      id = await probe(source);
+    }
+    if (!id.TYPE) {
+      if (luksUuid) await quietly('cryptsetup', ['close', LUKS_NAME]);
+      continue;
+    }
+    await run('blockdev', ['--setro', source]);
+    try {
+      const found = await inspect(
+        source,
+        id.TYPE,
+        readOnlyMountOptions(id.TYPE),
+        { uuid: id.UUID, device: source, fsType: id.TYPE, luksUuid },
+        load,
+        log,
+      );
+      if (found) return found;
+    } finally {
+      await quietly('blockdev', ['--setrw', source]);
+      if (luksUuid) await quietly('cryptsetup', ['close', LUKS_NAME]);
+    }
+  }
+  return undefined;
+}
+
+async function findOnShare(load: Loader, log: (s: string) => void): Promise<Found | undefined> {
+  if (virtioTags('virtiofs').includes('fs')) {
+    const found = await inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, load, log);
+    if (found) return found;
+  }
+  await run('modprobe', ['-q', '9pnet_virtio']);
+  if (virtioTags('9p').includes('fs')) {
+    return inspect('fs', '9p', 'ro,trans=virtio,version=9p2000.L', { device: 'fs', fsType: '9p' }, load, log);
+  }
+  return undefined;
+}
+
+/** Several initrds (a BLS entry may list microcode first) become one: the kernel reads concatenated cpio archives. */
+function singleInitrd(paths: string[]): string | undefined {
+  if (paths.length <= 1) return paths[0];
+  const out = '/run/vmstub/kexec-initrd';
+  writeFileSync(out, Buffer.concat(paths.map((p) => readFileSync(p))));
+  return out;
+}
+
+/**
+ * Loads the kernel with kexec_load and no purgatory checksums (-i: they guard memory between load and
+ * execute, and we execute at once; computing them took 2 s under emulation), falling back to
+ * kexec_file_load where kexec_load is refused (lockdown). An EFI zboot kernel kexec-tools cannot load
+ * is unpacked and tried again.
+ */
+async function kexecLoad(kernel: string, initrd: string | undefined, cmdline: string): Promise<void> {
+  const args = (k: string, mode: string[]) => [
+    '-l',
+    ...mode,
+    k,
+    ...(initrd ? [`--initrd=${initrd}`] : []),
+    `--append=${cmdline}`,
+  ];
+  const load = async (k: string) => {
+    const r = await run('kexec', args(k, ['-c', '-i']));
+    return r.code === 0 ? r : run('kexec', args(k, ['-s']));
+  };
+  const first = await load(kernel);
+  if (first.code === 0) return;
+  const image = readFileSync(kernel);
+  const format = detectKernelFormat(image.subarray(0, 4096));
+  if (format.kind !== 'efi-zboot') throw new Error(`kexec -l: ${first.stderr.trim().split('\n').pop()}`);
+  const payload = unpackZboot(image, format);
+  const unpacked = payload.compressed
+    ? (await run(payload.compressed === 'zstd' ? 'zstd' : 'xz', ['-dc'], { input: payload.data })).stdout
+    : payload.data;
+  writeFileSync('/run/vmstub/kexec-kernel-unpacked', unpacked);
+  const second = await load('/run/vmstub/kexec-kernel-unpacked');
+  if (second.code !== 0) throw new Error(`kexec -l: ${second.stderr.trim().split('\n').pop()}`);
+}
+
+/**
+ * The stub's boot handoff: looks for an installed system on the data disk, then on a virtiofs or 9p
+ * share tagged fs, and kexecs into its kernel. On any failure it says why (console and events) and
+ * returns, and the stub boots on. It never formats, never writes to the installed system, and never
+ * brings the machine down.
+ */
+export async function runHandoff(
+  log: (line: string) => void,
+  events = new EventSink(),
+): Promise<'kexec' | 'nothing-installed' | 'skipped' | 'failed'> {
+  const started = Date.now();
+  if (debug)
+    log(
+      `started at ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s (Node.js took ${Math.round(process.uptime() * 1000)} ms to get here)`,
+    );
+  const cmdline = readFileSync('/proc/cmdline', 'utf8').trim();
+  if (/(^|\s)vmstub\.nokexec(\s|$)/.test(cmdline)) {
+    log('vmstub.nokexec is set: staying in the stub');
+    events.emit({ type: 'handoff', status: 'skipped', reason: 'vmstub.nokexec' });
+    return 'skipped';
+  }
+  const stubArgs = existsSync('/boot/cmdline')
+    ? (parseImageCmdline(readFileSync('/boot/cmdline', 'utf8')) ?? '').split(' ')
+    : [];
+  const load: Loader = async (choice, root, fstab) => {
+    const newCmdline = handoffCommandLine({
+      stubCmdline: cmdline,
+      stubImageArgs: stubArgs,
+      root,
+      fstabHasRoot: fstabHasRoot(fstab),
+      blsOptions: choice.options,
+    });
+    log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${newCmdline}`);
+    await kexecLoad(choice.kernel, singleInitrd(choice.initrds), newCmdline);
+    return newCmdline;
+  };
+  try {
+    const found = (await findOnDataDisk(load, log)) ?? (await findOnShare(load, log));
+    if (!found) {
+      log('no installed system found; booting the stub');
+      events.emit({
+        type: 'handoff',
+        status: 'nothing-installed',
+        reason: 'no kernel on the data disk or a share',
+      });
+      return 'nothing-installed';
+    }
+    events.emit({
+      type: 'handoff',
+      status: 'kexec',
+      kernel: found.choice.kernel.slice(MOUNT_POINT.length),
+      initrds: found.choice.initrds.map((p) => p.slice(MOUNT_POINT.length)),
+      cmdline: found.cmdline,
+      source: found.choice.source,
+      device: found.root.device,
+    });
+    log(`handing over after ${Date.now() - started} ms`);
+    events.close();
+    const exec = await run('kexec', ['-e']);
+    throw new Error(`kexec -e: ${exec.stderr.trim() || `exit ${exec.code}`}`);
+  } catch (e) {
+    const reason = oneLine(e);
+    log(`handoff failed: ${reason}; booting the stub`);
+    events.emit({ type: 'handoff', status: 'failed', reason });
+    await quietly('kexec', ['-u']);
+    return 'failed';
+  }
+}
