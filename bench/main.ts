@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
+import { benchCreate } from './create.js';
 import { benchHandoff } from './handoff.js';
 import { benchRunner } from './runner.js';
 import { benchStub } from './stub.js';
@@ -13,6 +14,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   runner: benchRunner,
   stub: benchStub,
   handoff: benchHandoff,
+  create: benchCreate,
 };
 
 const wanted = process.argv.slice(2);

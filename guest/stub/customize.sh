@@ -33,7 +33,7 @@ for generator in \
 	systemd-tpm2-generator; do
 	ln -sf /dev/null "$root/etc/systemd/system-generators/$generator"
 done
-chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
+chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service vmstub-install.service >/dev/null 2>&1
 
 # The autologin console need not wait for the network (systemd-user-sessions is ordered after
 # network.target): a copy of Debian's serial-getty@.service without that ordering.

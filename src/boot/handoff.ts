@@ -132,19 +132,53 @@ interface Found {
   cmdline: string;
 }
 
-/** What to do with a system found on a mounted candidate: load its kernel while it is mounted. */
-type Loader = (choice: KernelChoice, root: HandoffRoot, fstab: string) => Promise<string>;
+/** The stub image's own kernel arguments (its boot/cmdline), which the installed kernel must not get. */
+function stubImageArgs(): string[] {
+  return existsSync('/boot/cmdline')
+    ? (parseImageCmdline(readFileSync('/boot/cmdline', 'utf8')) ?? '').split(' ')
+    : [];
+}
 
 /**
- * Mounts one candidate read-only, looks for an installed kernel and has it loaded (kexec reads the
- * files into memory), then unmounts, whatever happened.
+ * Finds the kernel of the system whose root filesystem is mounted at tree and loads it for kexec, with
+ * the command line the handoff gives it. Used by the boot handoff, and by the installer to start the
+ * system it just installed without a round trip through the stub.
  */
+export async function loadInstalledKernel(
+  tree: string,
+  root: HandoffRoot,
+  log: (s: string) => void,
+): Promise<Found | undefined> {
+  const choice = findInstalledKernel(tree);
+  if (!choice) return undefined;
+  const fstabPath = resolveInTree(tree, '/etc/fstab');
+  const fstab = fstabPath && existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
+  const cmdline = handoffCommandLine({
+    stubCmdline: readFileSync('/proc/cmdline', 'utf8').trim(),
+    stubImageArgs: stubImageArgs(),
+    root,
+    fstabHasRoot: fstabHasRoot(fstab),
+    blsOptions: choice.options,
+  });
+  log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
+  await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
+  return {
+    choice: {
+      ...choice,
+      kernel: choice.kernel.slice(tree.length),
+      initrds: choice.initrds.map((p) => p.slice(tree.length)),
+    },
+    root,
+    cmdline,
+  };
+}
+
+/** Mounts one candidate read-only, looks for an installed kernel and loads it, then unmounts, whatever happened. */
 async function inspect(
   source: string,
   fsType: string,
   options: string,
   root: HandoffRoot,
-  load: Loader,
   log: (s: string) => void,
 ): Promise<Found | undefined> {
   mkdirSync(MOUNT_POINT, { recursive: true });
@@ -155,17 +189,13 @@ async function inspect(
     return undefined;
   }
   try {
-    const choice = findInstalledKernel(MOUNT_POINT);
-    if (!choice) return undefined;
-    const fstabPath = resolveInTree(MOUNT_POINT, '/etc/fstab');
-    const fstab = fstabPath && existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
-    return { choice, root, cmdline: await load(choice, root, fstab) };
+    return await loadInstalledKernel(MOUNT_POINT, root, log);
   } finally {
     await quietly('umount', [MOUNT_POINT]);
   }
 }
 
-async function findOnDataDisk(load: Loader, log: (s: string) => void): Promise<Found | undefined> {
+async function findOnDataDisk(log: (s: string) => void): Promise<Found | undefined> {
   for (const dev of dataDevices()) {
     let id = await probe(dev);
     let source = dev;
@@ -186,7 +216,6 @@ async function findOnDataDisk(load: Loader, log: (s: string) => void): Promise<F
         id.TYPE,
         readOnlyMountOptions(id.TYPE),
         { uuid: id.UUID, device: source, fsType: id.TYPE, luksUuid },
-        load,
         log,
       );
       if (found) return found;
@@ -198,14 +227,14 @@ async function findOnDataDisk(load: Loader, log: (s: string) => void): Promise<F
   return undefined;
 }
 
-async function findOnShare(load: Loader, log: (s: string) => void): Promise<Found | undefined> {
+async function findOnShare(log: (s: string) => void): Promise<Found | undefined> {
   if (virtioTags('virtiofs').includes('fs')) {
-    const found = await inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, load, log);
+    const found = await inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, log);
     if (found) return found;
   }
   await run('modprobe', ['-q', '9pnet_virtio']);
   if (virtioTags('9p').includes('fs')) {
-    return inspect('fs', '9p', 'ro,trans=virtio,version=9p2000.L', { device: 'fs', fsType: '9p' }, load, log);
+    return inspect('fs', '9p', 'ro,trans=virtio,version=9p2000.L', { device: 'fs', fsType: '9p' }, log);
   }
   return undefined;
 }
@@ -265,29 +294,13 @@ export async function runHandoff(
     log(
       `started at ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s (Node.js took ${Math.round(process.uptime() * 1000)} ms to get here)`,
     );
-  const cmdline = readFileSync('/proc/cmdline', 'utf8').trim();
-  if (/(^|\s)vmstub\.nokexec(\s|$)/.test(cmdline)) {
+  if (/(^|\s)vmstub\.nokexec(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8'))) {
     log('vmstub.nokexec is set: staying in the stub');
     events.emit({ type: 'handoff', status: 'skipped', reason: 'vmstub.nokexec' });
     return 'skipped';
   }
-  const stubArgs = existsSync('/boot/cmdline')
-    ? (parseImageCmdline(readFileSync('/boot/cmdline', 'utf8')) ?? '').split(' ')
-    : [];
-  const load: Loader = async (choice, root, fstab) => {
-    const newCmdline = handoffCommandLine({
-      stubCmdline: cmdline,
-      stubImageArgs: stubArgs,
-      root,
-      fstabHasRoot: fstabHasRoot(fstab),
-      blsOptions: choice.options,
-    });
-    log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${newCmdline}`);
-    await kexecLoad(choice.kernel, singleInitrd(choice.initrds), newCmdline);
-    return newCmdline;
-  };
   try {
-    const found = (await findOnDataDisk(load, log)) ?? (await findOnShare(load, log));
+    const found = (await findOnDataDisk(log)) ?? (await findOnShare(log));
     if (!found) {
       log('no installed system found; booting the stub');
       events.emit({
@@ -300,14 +313,16 @@ export async function runHandoff(
     events.emit({
       type: 'handoff',
       status: 'kexec',
-      kernel: found.choice.kernel.slice(MOUNT_POINT.length),
-      initrds: found.choice.initrds.map((p) => p.slice(MOUNT_POINT.length)),
+      kernel: found.choice.kernel,
+      initrds: found.choice.initrds,
       cmdline: found.cmdline,
       source: found.choice.source,
       device: found.root.device,
     });
     log(`handing over after ${Date.now() - started} ms`);
     events.close();
+    // kexec -e does not write back dirty data (an install may just have finished).
+    await quietly('sync', []);
     const exec = await run('kexec', ['-e']);
     throw new Error(`kexec -e: ${exec.stderr.trim() || `exit ${exec.code}`}`);
   } catch (e) {

@@ -4,7 +4,9 @@ import type { DebDistro } from './types.js';
 const ALL: Arch[] = ['x86_64', 'aarch64', 'riscv64'];
 
 /** What every Debian release shares; a release below overrides only what differs. */
-function debian(r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches'> & Partial<DebDistro>): DebDistro {
+function debian(
+  r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches' | 'kernelSeries'> & Partial<DebDistro>,
+): DebDistro {
   const mirror = 'http://deb.debian.org/debian';
   return {
     family: 'deb',
@@ -49,7 +51,9 @@ const UBUNTU_PORTS = 'http://ports.ubuntu.com/ubuntu-ports';
 const UBUNTU_SECURITY = 'http://security.ubuntu.com/ubuntu';
 
 /** Ubuntu: amd64 on the archive, everything else on ports; main and universe; netplan. */
-function ubuntu(r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches'> & Partial<DebDistro>): DebDistro {
+function ubuntu(
+  r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches' | 'kernelSeries'> & Partial<DebDistro>,
+): DebDistro {
   const onArchive = (a: Arch) => a === 'x86_64';
   return {
     family: 'deb',
@@ -90,13 +94,20 @@ function ubuntu(r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches'> & Part
 }
 
 export const DEB_DISTROS: DebDistro[] = [
-  debian({ id: 'debian12', version: '12', suite: 'bookworm', arches: ['x86_64', 'aarch64'] }),
-  debian({ id: 'debian13', version: '13', suite: 'trixie', arches: ALL }),
+  debian({
+    id: 'debian12',
+    version: '12',
+    suite: 'bookworm',
+    arches: ['x86_64', 'aarch64'],
+    kernelSeries: '6.1',
+  }),
+  debian({ id: 'debian13', version: '13', suite: 'trixie', arches: ALL, kernelSeries: '6.12' }),
   ubuntu({
     id: 'ubuntu2004',
     version: '20.04',
     suite: 'focal',
     arches: ['x86_64', 'aarch64'],
+    kernelSeries: '5.4',
     note: 'standard support ended in 2025; the archive still serves it',
     // focal's systemd still carries resolved
     packages: [
@@ -114,12 +125,19 @@ export const DEB_DISTROS: DebDistro[] = [
       'iproute2',
     ],
   }),
-  ubuntu({ id: 'ubuntu2204', version: '22.04', suite: 'jammy', arches: ['x86_64', 'aarch64'] }),
+  ubuntu({
+    id: 'ubuntu2204',
+    version: '22.04',
+    suite: 'jammy',
+    arches: ['x86_64', 'aarch64'],
+    kernelSeries: '5.15',
+  }),
   ubuntu({
     id: 'ubuntu2404',
     version: '24.04',
     suite: 'noble',
     arches: ALL,
+    kernelSeries: '6.8',
     packages: [
       'systemd-sysv',
       'systemd-resolved',
@@ -141,6 +159,7 @@ export const DEB_DISTROS: DebDistro[] = [
     version: '26.04',
     suite: 'resolute',
     arches: ALL,
+    kernelSeries: '6.17',
     packages: [
       'systemd-sysv',
       'systemd-resolved',

@@ -36,6 +36,11 @@ export interface DebDistro extends DistroBase {
   /** The keyring that verifies the archive, as found in the stub (Debian's packages). */
   keyring: string;
   kernelPackage: Partial<Record<Arch, string>>;
+  /**
+   * The release's kernel series (major.minor): filesystems are made with features that kernel can
+   * mount (the stub's mkfs tools are newer than older releases' kernels).
+   */
+  kernelSeries: string;
   /** Installed into every system of this release, besides the kernel. */
   packages: string[];
   network: NetworkRenderer;

@@ -3,6 +3,7 @@ import { formatHelp, parseArgs } from './args.js';
 import { diskCommands } from './disk-commands.js';
 import { bootCommands } from './boot-commands.js';
 import { imageCommands } from './image-commands.js';
+import { installCommands } from './install-commands.js';
 import { vmCommands, type Command } from './vm-commands.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
@@ -10,7 +11,13 @@ import { supervise } from '../vm/supervisor.js';
 
 const VERSION = '0.1.0';
 
-const commands: Command[] = [...vmCommands, ...diskCommands, ...imageCommands, ...bootCommands];
+const commands: Command[] = [
+  ...installCommands,
+  ...vmCommands,
+  ...diskCommands,
+  ...imageCommands,
+  ...bootCommands,
+];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;

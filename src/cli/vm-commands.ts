@@ -1,16 +1,19 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { formatHelp, flag, intOption, list, str, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatTable, note, printJson } from './output.js';
 import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
+import { decodeEvents } from '../events/protocol.js';
+import { hintFwCfg, knownHostsLines } from '../installer/create.js';
+import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
 import { attachConsole } from '../vm/console-client.js';
 import { buildDefinition, DEFAULTS } from '../vm/definition-builder.js';
 import { describeInstance, formatUptime, type InstanceInfo } from '../vm/inspect.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
-import { sshArgs, waitForSshBanner } from '../vm/ssh.js';
+import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import {
   createInstance,
   instancePaths,
@@ -19,6 +22,7 @@ import {
   readState,
   removeInstance,
   runningSupervisor,
+  saveDefinition,
 } from '../vm/store.js';
 
 export interface Command {
@@ -249,6 +253,13 @@ const run: Command = {
     );
     const paths = createInstance(def);
     try {
+      // Every VM is told the keys to authorize and the host's time zone (a stub's manual install uses them).
+      const userKeys = hostPublicKeys();
+      const keys = userKeys.length
+        ? userKeys
+        : [readFileSync(await ensureInstanceKey(paths.sshKey, `vmstub@${def.name}`), 'utf8').trim()];
+      def.fwCfg.push(...hintFwCfg(paths, keys, hostTimezone()));
+      saveDefinition(def);
       await startInstance(def.name, note, { extraAppend: stubAppend(a) });
     } catch (e) {
       if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
@@ -431,6 +442,24 @@ const show: Command = {
   },
 };
 
+/**
+ * Host keys an install reported over the events channel (a manual ./DISTRO.sh in the stub has no
+ * vmstub create listening): recorded for strict checking, never learnt from the network.
+ */
+function learnInstalledHostKeys(name: string, paths: ReturnType<typeof instancePaths>): void {
+  for (const f of [paths.events, `${paths.events}.1`]) {
+    if (!existsSync(f)) continue;
+    const done = decodeEvents<{ type: string; hostKeys?: string[] }>(readFileSync(f, 'utf8')).events.filter(
+      (e) => e.type === 'install-done' && e.hostKeys?.length,
+    );
+    const last = done.at(-1);
+    if (last) {
+      writeFileSync(paths.knownHosts, knownHostsLines(name, last.hostKeys!), { mode: 0o600 });
+      return;
+    }
+  }
+}
+
 const ssh: Command = {
   spec: {
     name: 'ssh',
@@ -461,6 +490,7 @@ const ssh: Command = {
     if (!isRunning(paths)) throw conflictError(`${name} is not running (vmstub start ${name})`);
     const port = readState(paths).sshPort;
     if (!port) throw conflictError(`${name} has no user-mode network, so no forwarded SSH port`);
+    learnInstalledHostKeys(name, paths);
     const known = existsSync(paths.knownHosts) && statSync(paths.knownHosts).size > 0;
     if (!known && !flag(a, 'accept-new')) {
       throw conflictError(

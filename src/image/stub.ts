@@ -118,7 +118,8 @@ export function installScript(d: Distro): string {
     '#!/bin/sh',
     `# Installs ${d.name} onto this VM's data disk (or its share). Generated from vmstub's catalog.`,
   ];
-  if (d.installable) lines.push(`exec vmstub install ${d.id} "$@"`);
+  // A mount namespace of its own: the target's mounts must not leak into services' namespaces.
+  if (d.installable) lines.push(`exec unshare --mount --propagation private vmstub install ${d.id} "$@"`);
   else {
     lines.push(
       `echo "${d.name} is in vmstub's catalog but not installable by this version of vmstub yet." >&2`,

@@ -159,6 +159,8 @@ async function awaitSupervisor(child: ChildProcess, paths: InstancePaths): Promi
 export interface StartOptions {
   /** Kernel arguments for this boot only (e.g. vmstub.nokexec for --stub). */
   extraAppend?: string[];
+  /** fw_cfg items for this boot only (the install spec of vmstub create). */
+  extraFwCfg?: { name: string; file: string }[];
 }
 
 export async function startInstance(
@@ -183,7 +185,7 @@ export async function startInstance(
     const wantsSsh = def.nets.some((n) => n.kind === 'user');
     for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       const sshPort = wantsSsh ? await freeLoopbackPort() : undefined;
-      const { binary, args } = buildQemuArgv({ ...plan, sshPort });
+      const { binary, args } = buildQemuArgv({ ...plan, sshPort, extraFwCfg: opts.extraFwCfg });
       const supSock = supervisorSocket(paths);
       const argv = [
         ...args,

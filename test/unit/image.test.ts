@@ -128,7 +128,10 @@ test('stage cache: a miss builds, a hit does not, a failure leaves nothing, old 
 });
 
 test('install scripts and banner come from the catalog', () => {
-  assert.equal(installScript(findDistro('debian12')).split('\n').at(-2), 'exec vmstub install debian12 "$@"');
+  assert.equal(
+    installScript(findDistro('debian12')).split('\n').at(-2),
+    'exec unshare --mount --propagation private vmstub install debian12 "$@"',
+  );
   const planned = installScript(findDistro('gentoo'));
   assert.match(planned, /not installable by this version of vmstub yet/);
   assert.match(planned, /\nexit 1\n$/);

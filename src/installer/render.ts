@@ -1,0 +1,182 @@
+/**
+ * The files an install writes, each a pure function of the spec and the catalog entry, so every one of
+ * them is tested as a readable snapshot (test/fixtures/snapshots/).
+ */
+import type { DebDistro } from '../catalog/types.js';
+import { rpmvercmp } from '../util/version.js';
+import type { Filesystem, InstallSpec } from './spec.js';
+
+/** Where the installer keeps the mirror's keyring in the target when the spec brings its own. */
+export const CUSTOM_KEYRING = '/etc/apt/keyrings/vmstub-mirror.gpg';
+
+export interface Mirrors {
+  mirror: string;
+  securityMirror: string;
+}
+
+export function debMirrors(d: DebDistro, spec: InstallSpec): Mirrors {
+  const mirror = spec.mirror ?? d.mirror[spec.arch];
+  const securityMirror = spec.securityMirror ?? (spec.mirror ? spec.mirror : d.securityMirror[spec.arch]);
+  if (!mirror || !securityMirror) throw new Error(`${d.name} has no mirror for ${spec.arch}`);
+  return { mirror, securityMirror };
+}
+
+/** deb822 sources: the release and its updates from the mirror, security from the security mirror. */
+export function aptSources(d: DebDistro, spec: InstallSpec): string {
+  const { mirror, securityMirror } = debMirrors(d, spec);
+  const signedBy = spec.keyring ? CUSTOM_KEYRING : d.keyring;
+  const block = (uri: string, suites: string[]) =>
+    [
+      `Types: deb`,
+      `URIs: ${uri}`,
+      `Suites: ${suites.join(' ')}`,
+      `Components: ${d.components.join(' ')}`,
+      `Signed-By: ${signedBy}`,
+    ].join('\n');
+  return (
+    [block(mirror, [d.suite, d.updatesSuite]), block(securityMirror, [d.securitySuite])].join('\n\n') + '\n'
+  );
+}
+
+export const aptSourcesPath = (d: DebDistro): string => `/etc/apt/sources.list.d/${d.vendor}.sources`;
+
+export function aptProxy(proxy: string): string {
+  return `Acquire::http::Proxy "${proxy}";\n`;
+}
+
+/** Any ethernet interface, DHCPv4 and v6, names resolvable by LLMNR and mDNS. */
+export function networkdEthernet(): string {
+  return ['[Match]', 'Type=ether', '', '[Network]', 'DHCP=yes', 'LLMNR=yes', 'MulticastDNS=yes', ''].join(
+    '\n',
+  );
+}
+
+export const NETPLAN_ID = 'vmstub-ethernet';
+
+/** Ubuntu's way: netplan, rendered by networkd; every interface whose name starts with e. */
+export function netplanEthernet(): string {
+  return [
+    'network:',
+    '  version: 2',
+    '  renderer: networkd',
+    '  ethernets:',
+    `    ${NETPLAN_ID}:`,
+    '      match:',
+    '        name: "e*"',
+    '      dhcp4: true',
+    '      dhcp6: true',
+    '',
+  ].join('\n');
+}
+
+/** netplan cannot say MulticastDNS; a drop-in for the .network file it generates can. */
+export function netplanNetworkdDropIn(): string {
+  return ['[Network]', 'LLMNR=yes', 'MulticastDNS=yes', ''].join('\n');
+}
+
+export function resolvedConf(): string {
+  return ['[Resolve]', 'LLMNR=yes', 'MulticastDNS=yes', ''].join('\n');
+}
+
+/** fstab entries are by UUID (the device may be named differently on another hypervisor). */
+export function fstab(uuid: string, fs: Filesystem | 'virtiofs'): string {
+  if (fs === 'virtiofs') return '# / is the virtiofs share tagged fs (vmstub).\n';
+  const pass = fs === 'ext4' ? 1 : 0;
+  return `# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=${uuid} / ${fs} defaults 0 ${pass}\n`;
+}
+
+export function hosts(hostname: string): string {
+  return [
+    '127.0.0.1\tlocalhost',
+    `127.0.1.1\t${hostname}`,
+    '',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    '',
+  ].join('\n');
+}
+
+export function localeConf(locale: string): string {
+  return `LANG=${locale}\n`;
+}
+
+/** The /etc/locale.gen line for a locale (C.UTF-8 needs none: it is built into glibc). */
+export function localeGenLine(locale: string): string | undefined {
+  if (/^(C|POSIX|C\.UTF-8)$/.test(locale)) return undefined;
+  const base = locale.replace(/\.(utf8|UTF-8)/, '.UTF-8');
+  return `${base} UTF-8\n`;
+}
+
+export function keyboardConf(layout: string): string {
+  return [
+    'XKBMODEL="pc105"',
+    `XKBLAYOUT="${layout}"`,
+    'XKBVARIANT=""',
+    'XKBOPTIONS=""',
+    'BACKSPACE="guess"',
+    '',
+  ].join('\n');
+}
+
+export function sudoers(user: string): string {
+  return `${user} ALL=(ALL:ALL) NOPASSWD: ALL\n`;
+}
+
+export function authorizedKeys(keys: string[]): string {
+  return keys.join('\n') + (keys.length ? '\n' : '');
+}
+
+/** An initramfs with what a VM needs and no more: smaller means faster to load and to kexec. */
+export function initramfsConf(): string {
+  return ['# vmstub: a small initramfs with the modules listed in ../modules.', 'MODULES=list', ''].join(
+    '\n',
+  );
+}
+
+export function initramfsModules(fs: Filesystem | 'virtiofs'): string {
+  return (
+    [
+      'virtio_pci',
+      'virtio_blk',
+      'virtio_scsi',
+      'virtio_net',
+      'virtio_console',
+      'virtiofs',
+      fs === 'virtiofs' ? undefined : fs,
+    ]
+      .filter(Boolean)
+      .join('\n') + '\n'
+  );
+}
+
+/** sshd: keys only, unless some account was given a password. */
+export function sshdConf(spec: InstallSpec): string {
+  const passwords = Boolean(spec.root.passwordHash) || spec.users.some((u) => u.passwordHash);
+  return ['# vmstub', `PasswordAuthentication ${passwords ? 'yes' : 'no'}`, ''].join('\n');
+}
+
+const XFS_LTS = ['4.19', '5.4', '5.10', '5.15', '6.1', '6.6', '6.12'];
+
+/**
+ * mkfs for the release's kernel: xfsprogs ships the feature sets of each LTS kernel
+ * (/usr/share/xfsprogs/mkfs/lts_*.conf), e2fsprogs' orphan_file needs 5.15. With wipe, the tools are
+ * told to overwrite.
+ */
+export function mkfsArgv(fs: Filesystem, kernelSeries: string, device: string, wipe: boolean): string[] {
+  if (fs === 'xfs') {
+    const lts = [...XFS_LTS].reverse().find((v) => rpmvercmp(v, kernelSeries) <= 0);
+    if (!lts) throw new Error(`no XFS feature set for kernel ${kernelSeries}`);
+    return [
+      'mkfs.xfs',
+      '-q',
+      ...(wipe ? ['-f'] : []),
+      '-c',
+      `options=/usr/share/xfsprogs/mkfs/lts_${lts}.conf`,
+      device,
+    ];
+  }
+  if (fs === 'btrfs') return ['mkfs.btrfs', '-q', ...(wipe ? ['-f'] : []), device];
+  const features = rpmvercmp(kernelSeries, '5.15') < 0 ? ['-O', '^orphan_file'] : [];
+  return ['mkfs.ext4', '-q', ...(wipe ? ['-F'] : []), ...features, device];
+}

@@ -1,0 +1,114 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { runHandoff } from '../boot/handoff.js';
+import { EventSink } from '../events/sink.js';
+import { run, which } from '../util/exec.js';
+import { hostArch } from '../vm/accel.js';
+import { executePlan, InstallFailure, type InstallEvent } from './execute.js';
+import { buildPlan } from './plan.js';
+import { resolveSpec, type InstallSpec, type SpecInput } from './spec.js';
+
+const FW_CFG = '/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub';
+export const FW_CFG_INSTALL_SPEC = `${FW_CFG}/install-spec/raw`;
+export const FW_CFG_KEYS = `${FW_CFG}/ssh-authorized-keys/raw`;
+export const FW_CFG_TIMEZONE = `${FW_CFG}/timezone/raw`;
+export const INSTALL_LOG = '/var/log/vmstub-install.log';
+
+/** Loads the fw_cfg driver, unless the firmware says this is not a QEMU guest (install --target-dir on a host). */
+async function loadFwCfg(): Promise<void> {
+  if (existsSync('/sys/firmware/qemu_fw_cfg')) return;
+  const vendor = readIf('/sys/class/dmi/id/sys_vendor');
+  if (vendor !== undefined && !vendor.startsWith('QEMU')) return;
+  await run(which('modprobe') ?? 'modprobe', ['-q', 'qemu_fw_cfg']);
+}
+
+const readIf = (path: string): string | undefined =>
+  existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+
+/** The spec the host passed through fw_cfg (vmstub create), if any. */
+export async function fwCfgSpec(): Promise<SpecInput | undefined> {
+  await loadFwCfg();
+  const text = readIf(FW_CFG_INSTALL_SPEC);
+  return text ? (JSON.parse(text) as SpecInput) : undefined;
+}
+
+/** Defaults inside the stub: the host's keys and time zone when it passed them (every vmstub run does). */
+export async function stubDefaults(hostname: string) {
+  await loadFwCfg();
+  const keys = (readIf(FW_CFG_KEYS) ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return {
+    hostname,
+    timezone: readIf(FW_CFG_TIMEZONE)?.trim() || 'UTC',
+    sshKeys: keys,
+    arch: hostArch() ?? 'x86_64',
+  };
+}
+
+/** One line for the console per step and per bootstrap phase; the full log goes to the log file. */
+export function consoleLine(e: InstallEvent): string | undefined {
+  switch (e.type) {
+    case 'install-start':
+      return `vmstub: installing ${e.distro} as ${e.hostname} (${e.steps.length} steps)`;
+    case 'step-start':
+      return `vmstub: [${e.index}/${e.total}] ${e.title}`;
+    case 'progress':
+      return e.done === undefined
+        ? `vmstub:       ${e.phase}`
+        : e.done % 25 === 0
+          ? `vmstub:       ${e.phase}: ${e.done}${e.total ? `/${e.total}` : ''}`
+          : undefined;
+    case 'install-done':
+      return `vmstub: installed in ${e.seconds} s; kernel ${e.kernel}`;
+    case 'install-failed':
+      return `vmstub: install FAILED at step ${e.step}: ${e.reason} (log: ${e.log})`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Installs inside the stub and, unless told not to, hands over to the new system at once (the boot
+ * handoff's own code, without a round trip through the stub's boot). Returns the exit status.
+ */
+export async function installInStub(
+  spec: InstallSpec,
+  o: { boot: boolean; print: (line: string) => void; targetDir?: string },
+): Promise<number> {
+  const events = new EventSink();
+  const plan = buildPlan(spec);
+  try {
+    await executePlan(plan, {
+      target: o.targetDir,
+      logFile: INSTALL_LOG,
+      emit: (e) => {
+        events.emit(e);
+        const line = consoleLine(e);
+        if (line) o.print(line);
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof InstallFailure)) {
+      const reason = e instanceof Error ? e.message : String(e);
+      events.emit({ type: 'install-failed', step: 'start', reason, log: INSTALL_LOG });
+      o.print(`vmstub: install FAILED: ${reason}`);
+    }
+    events.close();
+    return 1;
+  }
+  if (!o.boot) {
+    o.print('vmstub: reboot to start the installed system');
+    events.close();
+    return 0;
+  }
+  o.print('vmstub: handing over to the installed system');
+  await runHandoff((line) => o.print(`vmstub-handoff: ${line}`), events);
+  o.print('vmstub: the handoff did not happen; the system is installed: reboot to start it');
+  return 1;
+}
+
+/** Resolves what `vmstub install` was given inside the stub into a spec. */
+export async function stubSpec(input: SpecInput, where: string): Promise<InstallSpec> {
+  return resolveSpec(input, await stubDefaults(input.hostname ?? input.distro ?? 'vmstub'), where);
+}

@@ -1,0 +1,114 @@
+/**
+ * The main job, for real: `vmstub create NAME --distro debian12` from Debian's mirror under TCG, to a
+ * verified SSH login; then what the user sees through `vmstub ssh`, and a stop and start through the
+ * boot handoff. Slow (about ten minutes here): it is the one test of the whole path.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Sandbox } from '../helpers/cli.js';
+import { isRoot } from '../helpers/fixture.js';
+import { buildStub } from '../helpers/stub.js';
+
+const NAME = 'web1';
+
+describe(
+  'vmstub create --distro debian12 (real mirror)',
+  {
+    skip: !isRoot && 'needs root (mkfs in the stub is fine, but KVM probing and virtiofs are root-only here)',
+  },
+  () => {
+    const box = new Sandbox();
+    // No keys of the user's: create makes a key for the instance, and vmstub ssh uses it.
+    box.env.HOME = join(box.home, 'home');
+    delete box.env.SSH_AUTH_SOCK;
+    const ssh = (...command: string[]) => {
+      const r = box.run(['ssh', NAME, '--', ...command], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `ssh ${command.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+
+    before(() => {
+      mkdirSync(box.env.HOME!, { recursive: true });
+      const stub = buildStub(box);
+      mkdirSync(join(box.home, 'images'), { recursive: true });
+      symlinkSync(stub.image, join(box.home, 'images', 'stub-x86_64.squashfs'));
+    });
+
+    after(() => {
+      box.run(['stop', '--force', NAME]);
+      rmSync(box.home, { recursive: true, force: true });
+    });
+
+    it('installs and logs in', { timeout: 45 * 60_000 }, async () => {
+      const r = await box.runAsync(
+        [
+          'create',
+          NAME,
+          '--distro',
+          'debian12',
+          '--timezone',
+          'Asia/Tokyo',
+          '--locale',
+          'de_DE.UTF-8',
+          '--user',
+          'alice',
+        ],
+        {
+          timeoutMs: 45 * 60_000,
+        },
+      );
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /vmstub ssh web1/);
+    });
+
+    it('is Debian 12, booted from its own kernel, as asked', () => {
+      const osRelease = ssh('cat', '/etc/os-release');
+      assert.match(osRelease, /^ID=debian$/m);
+      assert.match(osRelease, /^VERSION_ID="12"$/m);
+      assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m, "bookworm's kernel, not the stub's");
+      assert.equal(ssh('hostname').trim(), NAME);
+      assert.equal(ssh('date', '+%Z').trim(), 'JST');
+      assert.match(ssh('cat', '/etc/default/locale'), /LANG=de_DE\.UTF-8/);
+      assert.match(ssh('locale', '-a'), /^de_DE\.utf8$/m);
+      assert.equal(ssh('findmnt', '-n', '-o', 'FSTYPE', '/').trim(), 'xfs');
+      assert.equal(
+        ssh(
+          'systemctl',
+          'is-active',
+          'qemu-guest-agent',
+          'systemd-networkd',
+          'systemd-resolved',
+          'ssh',
+        ).trim(),
+        'active\nactive\nactive\nactive',
+      );
+    });
+
+    it('has root locked, alice with sudo, and the host key vmstub recorded', () => {
+      assert.match(ssh('passwd', '-S', 'root'), /^root L /);
+      assert.equal(ssh('sudo', '-u', 'alice', 'sudo', '-n', 'id', '-u').trim(), '0');
+      const hostKey = ssh('cat', '/etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]!;
+      const knownHosts = readFileSync(join(box.instanceDir(NAME), 'ssh', 'known_hosts'), 'utf8');
+      assert.ok(knownHosts.includes(`vmstub-${NAME} ssh-ed25519 ${hostKey}`), knownHosts);
+    });
+
+    it('boots again through the handoff after stop and start', { timeout: 20 * 60_000 }, () => {
+      const before = ssh('cat', '/proc/sys/kernel/random/boot_id').trim();
+      assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
+      const r = box.run(['start', '--wait-ssh=900', NAME], { timeoutMs: 960_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.notEqual(ssh('cat', '/proc/sys/kernel/random/boot_id').trim(), before, 'a new boot');
+      assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m);
+      assert.match(box.consoleLog(NAME), /vmstub-handoff|kexec/i);
+    });
+
+    it('refuses a second instance of the same name, changing nothing', () => {
+      const r = box.run(['create', NAME, '--distro', 'debian12']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(ssh('hostname'), new RegExp(NAME));
+    });
+  },
+);
