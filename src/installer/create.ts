@@ -130,10 +130,11 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   let started_install = false;
   try {
     if (!spec.root.sshKeys.length) {
-      // The user has no keys of their own: a key for this instance, which vmstub ssh uses.
-      spec.root.sshKeys = [
-        readFileSync(await ensureInstanceKey(paths.sshKey, `vmstub@${o.name}`), 'utf8').trim(),
-      ];
+      // The user has no keys of their own: a key for this instance, which vmstub ssh uses, for root
+      // and for every account that would otherwise have no way in.
+      const key = readFileSync(await ensureInstanceKey(paths.sshKey, `vmstub@${o.name}`), 'utf8').trim();
+      spec.root.sshKeys = [key];
+      for (const u of spec.users) if (!u.sshKeys.length && !u.passwordHash) u.sshKeys = [key];
     }
     const disk = join(paths.dir, 'disk.img');
     await allocateDisk(disk, o.diskBytes, 'raw');
@@ -221,10 +222,11 @@ async function follow(
         o.onEvent(e);
         if (e.type === 'log') {
           writeFileSync(logPath, `[${e.step}] ${e.line}\n`, { flag: 'a' });
-          // The kernel's postinst builds the initramfs inside the bootstrap; timed from its line to the next.
-          if (initramfsStarted !== undefined && phases.initramfs === undefined)
+          // The kernel's postinst builds the initramfs inside the bootstrap: timed from its line to the next.
+          if (initramfsStarted !== undefined && phases.initramfs === undefined) {
             phases.initramfs = Math.round((Date.now() - initramfsStarted) / 100) / 10;
-          if (/^update-initramfs: Generating /.test(e.line) && initramfsStarted === undefined)
+          }
+          if (initramfsStarted === undefined && /^update-initramfs: Generating /.test(e.line))
             initramfsStarted = Date.now();
         } else if (e.type === 'install-start') {
           phases['stub boot'] = Math.round((Date.now() - started) / 100) / 10;

@@ -134,6 +134,8 @@ function bootstrapStep(d: DebDistro, spec: InstallSpec): Step {
         kind: 'exec',
         argv: [
           'mmdebstrap',
+          // apt's and dpkg's own output instead of progress bars: the log, and package counts for progress
+          '--verbose',
           '--mode=root',
           '--variant=minbase',
           `--architectures=${DEBIAN_ARCH[spec.arch]}`,

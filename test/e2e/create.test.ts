@@ -16,18 +16,20 @@ const NAME = 'web1';
 describe(
   'vmstub create --distro debian12 (real mirror)',
   {
-    skip: !isRoot && 'needs root (mkfs in the stub is fine, but KVM probing and virtiofs are root-only here)',
+    skip: !isRoot && 'needs root (the tests share root-owned caches)',
   },
   () => {
     const box = new Sandbox();
     // No keys of the user's: create makes a key for the instance, and vmstub ssh uses it.
     box.env.HOME = join(box.home, 'home');
     delete box.env.SSH_AUTH_SOCK;
-    const ssh = (...command: string[]) => {
-      const r = box.run(['ssh', NAME, '--', ...command], { timeoutMs: 120_000 });
-      assert.equal(r.code, 0, `ssh ${command.join(' ')}: ${r.stderr}`);
+    // vmstub ssh logs in as the first sudo user (alice here); these commands run as root.
+    const sshAs = (user: string, ...command: string[]) => {
+      const r = box.run(['ssh', '--user', user, NAME, '--', ...command], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `ssh ${user}: ${command.join(' ')}: ${r.stderr}`);
       return r.stdout;
     };
+    const ssh = (...command: string[]) => sshAs('root', ...command);
 
     before(() => {
       mkdirSync(box.env.HOME!, { recursive: true });
@@ -88,7 +90,9 @@ describe(
 
     it('has root locked, alice with sudo, and the host key vmstub recorded', () => {
       assert.match(ssh('passwd', '-S', 'root'), /^root L /);
-      assert.equal(ssh('sudo', '-u', 'alice', 'sudo', '-n', 'id', '-u').trim(), '0');
+      const plain = box.run(['ssh', NAME, '--', 'id', '-un'], { timeoutMs: 120_000 });
+      assert.equal(plain.stdout.trim(), 'alice', `vmstub ssh logs in as the sudo user: ${plain.stderr}`);
+      assert.equal(sshAs('alice', 'sudo', '-n', 'id', '-u').trim(), '0');
       const hostKey = ssh('cat', '/etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]!;
       const knownHosts = readFileSync(join(box.instanceDir(NAME), 'ssh', 'known_hosts'), 'utf8');
       assert.ok(knownHosts.includes(`vmstub-${NAME} ssh-ed25519 ${hostKey}`), knownHosts);
