@@ -38,9 +38,11 @@ function runCreate(box: Sandbox, name: string, extra: string[]): Promise<CreateR
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) return reject(new Error(`create ${name} failed (${code}): ${last}`));
-      const result = JSON.parse(last) as CreateResult;
+      // Events are one line each; the result that ends the output is pretty-printed.
+      const at = out.lastIndexOf('\n{\n') + 1;
+      if (code !== 0 || at === 0)
+        return reject(new Error(`create ${name} failed (${code}): ${out.slice(-300)}`));
+      const result = JSON.parse(out.slice(at)) as CreateResult;
       result.seconds = (Date.now() - t0) / 1000;
       resolve(result);
     });

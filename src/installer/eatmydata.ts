@@ -5,8 +5,8 @@
  *
  * mmdebstrap ships such hooks, but they need dpkg-architecture and only understand mirrors whose
  * strongest hash is SHA256. These fetch eatmydata from the target's own mirror (so it matches the
- * target's C library), verified by apt like every other package, and take the library's path from
- * the package itself.
+ * target's C library), verified by apt like every other package, take the library's path from the
+ * package itself, and step aside when the mirror has no eatmydata.
  */
 
 /** Run once the essential packages are unpacked, before dpkg first runs: divert dpkg to a wrapper. */
@@ -16,7 +16,12 @@ root="$1"
 arch=$(head -n1 "$root/var/lib/dpkg/arch" 2>/dev/null || dpkg --print-architecture)
 work=$(mktemp -d "$root/tmp/vmstub-eatmydata.XXXXXX")
 printf 'Dir "%s";\\nApt::Architecture "%s";\\nApt::Architectures "%s";\\n' "$root" "$arch" "$arch" >"$work/apt.conf"
-(cd "$work" && APT_CONFIG="$work/apt.conf" apt-get -q download eatmydata libeatmydata1)
+if ! (cd "$work" && APT_CONFIG="$work/apt.conf" apt-get -q download eatmydata libeatmydata1); then
+  # Only a speed-up: a mirror without eatmydata installs as well, just slower.
+  echo "vmstub: eatmydata is not on this mirror; dpkg keeps its fsyncs" >&2
+  rm -rf "$work"
+  exit 0
+fi
 for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/files"; done
 cp "$work/files/usr/bin/eatmydata" "$root/usr/bin/eatmydata"
 for lib in "$work"/files/usr/lib/*/libeatmydata.so*; do
@@ -36,6 +41,7 @@ export const EATMYDATA_CUSTOMIZE_HOOK = `#!/bin/sh
 set -eu
 root="$1"
 installed() { chroot "$root" dpkg-query -W -f='\${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+[ -e "$root/usr/bin/dpkg.distrib" ] || exit 0
 rm "$root/usr/bin/dpkg"
 chroot "$root" dpkg-divert --local --rename --remove /usr/bin/dpkg
 installed eatmydata || rm -f "$root/usr/bin/eatmydata"

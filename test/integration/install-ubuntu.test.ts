@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,16 @@ const mountsUnder = (dir: string) =>
     .split('\n')
     .filter((l) => l.split(' ')[1]?.startsWith(dir));
 
+/** dpkg itself, not the bootstrap's eatmydata wrapper, and no diversion left behind. */
+function assertPlainDpkg(target: string): void {
+  assert.deepEqual([...readFileSync(join(target, 'usr/bin/dpkg')).subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
+  assert.ok(!existsSync(join(target, 'usr/bin/dpkg.distrib')));
+  assert.doesNotMatch(
+    execFileSync('chroot', [target, 'dpkg-divert', '--list'], { encoding: 'utf8' }),
+    /\/usr\/bin\/dpkg/,
+  );
+}
+
 describe(
   'vmstub install ubuntu2404 --target-dir (fixture mirror)',
   { skip: !isRoot && 'needs root (chroot, mounts)' },
@@ -45,6 +55,9 @@ describe(
     let mirror: FixtureMirror;
     let url = '';
     let server: Server | undefined;
+    let leanUrl = '';
+    let leanKeyring = '';
+    let leanServer: Server | undefined;
     let requests: string[] = [];
     const keyFile = join(work, 'id_ed25519');
     let testKey = '';
@@ -70,10 +83,25 @@ describe(
         components: distro.components,
       });
       ({ url, server, requests } = await serveDirectory(mirror.dir, 'ubuntu'));
+      // The same mirror without eatmydata: the bootstrap's speed-up must step aside, not fail.
+      mkdirSync(join(work, 'lean'));
+      const lean = buildMirror(
+        join(work, 'lean', 'mirror'),
+        [...debsIn(pool).filter((f) => !/\/(lib)?eatmydata1?_/.test(f)), kernel, keyring],
+        {
+          origin: 'Ubuntu',
+          suites: [distro.suite],
+          emptySuites: [distro.updatesSuite, distro.securitySuite],
+          components: distro.components,
+        },
+      );
+      ({ url: leanUrl, server: leanServer } = await serveDirectory(lean.dir, 'ubuntu'));
+      leanKeyring = lean.keyring;
     });
 
     after(() => {
       server?.close();
+      leanServer?.close();
       for (const m of mountsUnder(work).reverse()) execFileSync('umount', ['-l', m.split(' ')[1]!]);
       rmSync(work, { recursive: true, force: true });
       rmSync(sandbox.home, { recursive: true, force: true });
@@ -105,6 +133,30 @@ describe(
       assert.notEqual(r.code, 0);
       assert.match(r.stdout + r.stderr, /install FAILED at step bootstrap/);
       assert.deepEqual(mountsUnder(target), []);
+    });
+
+    it('installs from a mirror without eatmydata too, with dpkg as it was', async () => {
+      const target = join(work, 'lean-target');
+      mkdirSync(target);
+      const r = await sandbox.runAsync(
+        [
+          'install',
+          'ubuntu2404',
+          '--target-dir',
+          target,
+          '--no-boot',
+          '--mirror',
+          leanUrl,
+          '--security-mirror',
+          leanUrl,
+          '--keyring',
+          leanKeyring,
+        ],
+        { timeoutMs: 900_000 },
+      );
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(readFileSync('/var/log/vmstub-install.log', 'utf8'), /eatmydata is not on this mirror/);
+      assertPlainDpkg(target);
     });
 
     it('installs a bootable, configured system from the mirror', async () => {
@@ -195,6 +247,9 @@ describe(
         }).trim(),
         'enabled',
       );
+
+      assertPlainDpkg(target);
+      assert.ok(!existsSync(join(target, 'usr/bin/eatmydata')), "the bootstrap's eatmydata is gone");
 
       // boot: the kernel and a slim initramfs where the handoff looks for them
       const found = findInstalledKernel(target);
