@@ -85,7 +85,6 @@ export async function benchCreate(): Promise<BenchResult> {
         label: `${prefix} bootstrap (download, unpack, configure; the kernel's postinst builds the initramfs in it)`,
         values: [((p.bootstrap ?? 0) + (p.updates ?? 0)) * 1000],
       });
-      rows.push({ label: `${prefix} of which the initramfs`, values: [(p.initramfs ?? Number.NaN) * 1000] });
       rows.push({
         label: `${prefix} configure (apt, system, network, accounts, ssh, verify)`,
         values: [configure * 1000],

@@ -209,7 +209,6 @@ async function follow(
   let stepStarted = Date.now();
   let result: { hostKeys: string[] } | undefined;
   let handedOver = false;
-  let initramfsStarted: number | undefined;
   const deadline = Date.now() + 4 * 60 * 60 * 1000;
   for (;;) {
     const size = existsSync(paths.events) ? statSync(paths.events).size : 0;
@@ -220,15 +219,8 @@ async function follow(
       rest = left;
       for (const e of events) {
         o.onEvent(e);
-        if (e.type === 'log') {
-          writeFileSync(logPath, `[${e.step}] ${e.line}\n`, { flag: 'a' });
-          // The kernel's postinst builds the initramfs inside the bootstrap: timed from its line to the next.
-          if (initramfsStarted !== undefined && phases.initramfs === undefined) {
-            phases.initramfs = Math.round((Date.now() - initramfsStarted) / 100) / 10;
-          }
-          if (initramfsStarted === undefined && /^update-initramfs: Generating /.test(e.line))
-            initramfsStarted = Date.now();
-        } else if (e.type === 'install-start') {
+        if (e.type === 'log') writeFileSync(logPath, `[${e.step}] ${e.line}\n`, { flag: 'a' });
+        else if (e.type === 'install-start') {
           phases['stub boot'] = Math.round((Date.now() - started) / 100) / 10;
           stepStarted = Date.now();
         } else if (e.type === 'step-start') stepStarted = Date.now();
