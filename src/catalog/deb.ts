@@ -50,6 +50,22 @@ const UBUNTU_ARCHIVE = 'http://archive.ubuntu.com/ubuntu';
 const UBUNTU_PORTS = 'http://ports.ubuntu.com/ubuntu-ports';
 const UBUNTU_SECURITY = 'http://security.ubuntu.com/ubuntu';
 
+/** Up to 22.04 systemd itself carries resolved; from 24.04 it is a package of its own. */
+const UBUNTU_PACKAGES = [
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'initramfs-tools',
+  'openssh-server',
+  'qemu-guest-agent',
+  'netplan.io',
+  'locales',
+  'tzdata',
+  'sudo',
+  'ca-certificates',
+  'iproute2',
+];
+
 /** Ubuntu: amd64 on the archive, everything else on ports; main and universe; netplan. */
 function ubuntu(
   r: Pick<DebDistro, 'id' | 'version' | 'suite' | 'arches' | 'kernelSeries'> & Partial<DebDistro>,
@@ -74,20 +90,7 @@ function ubuntu(
       aarch64: 'linux-image-virtual',
       riscv64: 'linux-image-generic',
     },
-    packages: [
-      'systemd-sysv',
-      'udev',
-      'dbus',
-      'initramfs-tools',
-      'openssh-server',
-      'qemu-guest-agent',
-      'netplan.io',
-      'locales',
-      'tzdata',
-      'sudo',
-      'ca-certificates',
-      'iproute2',
-    ],
+    packages: UBUNTU_PACKAGES,
     network: 'netplan',
     ...r,
   };
@@ -109,21 +112,6 @@ export const DEB_DISTROS: DebDistro[] = [
     arches: ['x86_64', 'aarch64'],
     kernelSeries: '5.4',
     note: 'standard support ended in 2025; the archive still serves it',
-    // focal's systemd still carries resolved
-    packages: [
-      'systemd-sysv',
-      'udev',
-      'dbus',
-      'initramfs-tools',
-      'openssh-server',
-      'qemu-guest-agent',
-      'netplan.io',
-      'locales',
-      'tzdata',
-      'sudo',
-      'ca-certificates',
-      'iproute2',
-    ],
   }),
   ubuntu({
     id: 'ubuntu2204',
@@ -138,21 +126,7 @@ export const DEB_DISTROS: DebDistro[] = [
     suite: 'noble',
     arches: ALL,
     kernelSeries: '6.8',
-    packages: [
-      'systemd-sysv',
-      'systemd-resolved',
-      'udev',
-      'dbus',
-      'initramfs-tools',
-      'openssh-server',
-      'qemu-guest-agent',
-      'netplan.io',
-      'locales',
-      'tzdata',
-      'sudo',
-      'ca-certificates',
-      'iproute2',
-    ],
+    packages: [...UBUNTU_PACKAGES, 'systemd-resolved'],
   }),
   ubuntu({
     id: 'ubuntu2604',
@@ -160,20 +134,6 @@ export const DEB_DISTROS: DebDistro[] = [
     suite: 'resolute',
     arches: ALL,
     kernelSeries: '6.17',
-    packages: [
-      'systemd-sysv',
-      'systemd-resolved',
-      'udev',
-      'dbus',
-      'initramfs-tools',
-      'openssh-server',
-      'qemu-guest-agent',
-      'netplan.io',
-      'locales',
-      'tzdata',
-      'sudo',
-      'ca-certificates',
-      'iproute2',
-    ],
+    packages: [...UBUNTU_PACKAGES, 'systemd-resolved'],
   }),
 ];

@@ -76,24 +76,20 @@ describe(
       mkdirSync(join(work, 'extra'));
       const kernel = dummyDeb(join(work, 'extra'), distro.kernelPackage.x86_64!, [STAND_IN_KERNEL]);
       const keyring = dummyDeb(join(work, 'extra'), 'ubuntu-keyring', ['gpgv']);
-      mirror = buildMirror(join(work, 'mirror'), [...debsIn(pool), kernel, keyring], {
+      const layout = {
         origin: 'Ubuntu',
         suites: [distro.suite],
         emptySuites: [distro.updatesSuite, distro.securitySuite],
         components: distro.components,
-      });
+      };
+      mirror = buildMirror(join(work, 'mirror'), [...debsIn(pool), kernel, keyring], layout);
       ({ url, server, requests } = await serveDirectory(mirror.dir, 'ubuntu'));
       // The same mirror without eatmydata: the bootstrap's speed-up must step aside, not fail.
       mkdirSync(join(work, 'lean'));
       const lean = buildMirror(
         join(work, 'lean', 'mirror'),
         [...debsIn(pool).filter((f) => !/\/(lib)?eatmydata1?_/.test(f)), kernel, keyring],
-        {
-          origin: 'Ubuntu',
-          suites: [distro.suite],
-          emptySuites: [distro.updatesSuite, distro.securitySuite],
-          components: distro.components,
-        },
+        layout,
       );
       ({ url: leanUrl, server: leanServer } = await serveDirectory(lean.dir, 'ubuntu'));
       leanKeyring = lean.keyring;
@@ -107,7 +103,7 @@ describe(
       rmSync(sandbox.home, { recursive: true, force: true });
     });
 
-    const install = (target: string, keyring: string, extra: string[] = []) =>
+    const installFrom = (mirrorUrl: string, target: string, keyring: string, extra: string[] = []) =>
       sandbox.runAsync(
         [
           'install',
@@ -116,15 +112,17 @@ describe(
           target,
           '--no-boot',
           '--mirror',
-          url,
+          mirrorUrl,
           '--security-mirror',
-          url,
+          mirrorUrl,
           '--keyring',
           keyring,
           ...extra,
         ],
         { timeoutMs: 900_000 },
       );
+    const install = (target: string, keyring: string, extra: string[] = []) =>
+      installFrom(url, target, keyring, extra);
 
     it('refuses a mirror signed by another key, with one error line and nothing left mounted', async () => {
       const target = join(work, 'wrong-key');
@@ -138,22 +136,7 @@ describe(
     it('installs from a mirror without eatmydata too, with dpkg as it was', async () => {
       const target = join(work, 'lean-target');
       mkdirSync(target);
-      const r = await sandbox.runAsync(
-        [
-          'install',
-          'ubuntu2404',
-          '--target-dir',
-          target,
-          '--no-boot',
-          '--mirror',
-          leanUrl,
-          '--security-mirror',
-          leanUrl,
-          '--keyring',
-          leanKeyring,
-        ],
-        { timeoutMs: 900_000 },
-      );
+      const r = await installFrom(leanUrl, target, leanKeyring);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(readFileSync('/var/log/vmstub-install.log', 'utf8'), /eatmydata is not on this mirror/);
       assertPlainDpkg(target);
