@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { formatHelp, parseArgs } from './args.js';
 import { diskCommands } from './disk-commands.js';
 import { bootCommands } from './boot-commands.js';
+import { bootstrapCommands } from './bootstrap-commands.js';
 import { imageCommands } from './image-commands.js';
 import { installCommands } from './install-commands.js';
 import { vmCommands, type Command } from './vm-commands.js';
@@ -17,6 +18,7 @@ const commands: Command[] = [
   ...diskCommands,
   ...imageCommands,
   ...bootCommands,
+  ...bootstrapCommands,
 ];
 
 function usage(): string {

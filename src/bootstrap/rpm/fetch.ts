@@ -1,0 +1,87 @@
+/**
+ * Downloads for the RPM bootstrap: http(s) and file:// URLs, redirects followed, a timeout per
+ * request, retries with a growing delay, and the checksum checked while the bytes stream to disk. A
+ * file that fails its checksum is deleted and reported; nothing unverified is ever handed on.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import type { Checksum } from './metadata.js';
+
+export interface FetchOptions {
+  retries?: number;
+  timeoutMs?: number;
+  /** For tests: the first retry's delay (it doubles each time). */
+  retryDelayMs?: number;
+}
+
+const HASHES: Record<string, string> = {
+  sha: 'sha1',
+  sha1: 'sha1',
+  sha256: 'sha256',
+  sha384: 'sha384',
+  sha512: 'sha512',
+  md5: 'md5',
+};
+
+export class ChecksumMismatch extends Error {}
+
+export function hashName(c: Checksum): string {
+  const h = HASHES[c.type];
+  if (!h) throw new Error(`unknown checksum type ${c.type}`);
+  return h;
+}
+
+async function open(url: string, timeoutMs: number): Promise<Readable> {
+  if (url.startsWith('file:')) return createReadStream(fileURLToPath(url));
+  const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
+  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+}
+
+/** Fetches url to dest; with a checksum, refuses (and deletes) bytes that do not match it. */
+export async function download(
+  url: string,
+  dest: string,
+  checksum?: Checksum,
+  o: FetchOptions = {},
+): Promise<void> {
+  const retries = o.retries ?? 4;
+  let delay = o.retryDelayMs ?? 1000;
+  const tmp = `${dest}.part`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const hash = checksum ? createHash(hashName(checksum)) : undefined;
+      const body = await open(url, o.timeoutMs ?? 120_000);
+      body.on('data', (c: Buffer) => hash?.update(c));
+      await pipeline(body, createWriteStream(tmp));
+      if (checksum && hash) {
+        const got = hash.digest('hex');
+        if (got !== checksum.value.toLowerCase()) {
+          rmSync(tmp, { force: true });
+          throw new ChecksumMismatch(
+            `${url}: ${checksum.type} is ${got}, the repository says ${checksum.value}`,
+          );
+        }
+      }
+      renameSync(tmp, dest);
+      return;
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      // A wrong checksum is not a network hiccup: the mirror serves other bytes than it lists.
+      if (e instanceof ChecksumMismatch || attempt >= retries || url.startsWith('file:')) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+      delay *= 2;
+    }
+  }
+}
+
+/** The checksum of a file already on disk (a cached download), or undefined when it is missing. */
+export async function fileChecksum(path: string, type: string): Promise<string | undefined> {
+  if (!existsSync(path)) return undefined;
+  const hash = createHash(hashName({ type, value: '' }));
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}

@@ -1,0 +1,195 @@
+/**
+ * Fixture RPM repositories built with the real tools: rpmbuild makes the packages from generated spec
+ * files, rpmsign signs them with a throwaway GnuPG key, createrepo_c indexes them. Served on loopback
+ * by the caller (serveDirectory).
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+
+export interface FixtureFile {
+  content?: string;
+  /** A file from this machine instead of content (busybox for a shell). */
+  copyFrom?: string;
+  mode?: number;
+}
+
+export interface FixtureRpm {
+  name: string;
+  version: string;
+  release?: string;
+  epoch?: number;
+  requires?: string[];
+  /** Requires(post): ordered before this package's %post runs. */
+  requiresPost?: string[];
+  provides?: string[];
+  conflicts?: string[];
+  obsoletes?: string[];
+  files?: Record<string, FixtureFile>;
+  post?: string;
+}
+
+export interface SigningKey {
+  home: string;
+  uid: string;
+  /** The armored public key, as a distribution ships it. */
+  publicKey: string;
+  fingerprint: string;
+}
+
+const gpgEnv = (home: string) => ({ ...process.env, GNUPGHOME: home });
+
+export function makeSigningKey(dir: string, name: string): SigningKey {
+  const home = join(dir, `gnupg-${name}`);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const uid = `vmstub fixture ${name} <${name}@vmstub.invalid>`;
+  execFileSync(
+    'gpg',
+    ['--batch', '--quiet', '--passphrase', '', '--quick-gen-key', uid, 'rsa2048', 'sign', 'never'],
+    {
+      env: gpgEnv(home),
+      stdio: 'ignore',
+    },
+  );
+  const publicKey = join(dir, `RPM-GPG-KEY-${name}`);
+  writeFileSync(
+    publicKey,
+    execFileSync('gpg', ['--batch', '--armor', '--export', uid], {
+      env: gpgEnv(home),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }),
+  );
+  const colons = execFileSync('gpg', ['--batch', '--with-colons', '--fingerprint', uid], {
+    env: gpgEnv(home),
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString();
+  const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]+):/m.exec(colons)![1]!;
+  return { home, uid, publicKey, fingerprint };
+}
+
+function specFile(p: FixtureRpm): string {
+  const lines = [
+    `Name: ${p.name}`,
+    `Version: ${p.version}`,
+    `Release: ${p.release ?? '1'}`,
+    ...(p.epoch !== undefined ? [`Epoch: ${p.epoch}`] : []),
+    'Summary: vmstub test fixture',
+    'License: MIT',
+    'BuildArch: noarch',
+    'AutoReqProv: no',
+    ...(p.requires ?? []).map((r) => `Requires: ${r}`),
+    ...(p.requiresPost ?? []).map((r) => `Requires(post): ${r}`),
+    ...(p.provides ?? []).map((r) => `Provides: ${r}`),
+    ...(p.conflicts ?? []).map((r) => `Conflicts: ${r}`),
+    ...(p.obsoletes ?? []).map((r) => `Obsoletes: ${r}`),
+    '',
+    '%description',
+    'A package built by vmstub tests.',
+    '',
+    '%install',
+    'cp -a %{_sourcedir}/root-%{name}/. %{buildroot}/',
+    '',
+  ];
+  if (p.post) lines.push('%post', p.post, '');
+  lines.push('%files', ...Object.keys(p.files ?? {}), '');
+  return lines.join('\n');
+}
+
+/** Builds each package with rpmbuild; returns the .rpm paths. */
+export function buildRpms(dir: string, pkgs: FixtureRpm[]): string[] {
+  const top = join(dir, 'rpmbuild');
+  for (const d of ['SPECS', 'SOURCES', 'BUILD', 'RPMS', 'BUILDROOT'])
+    mkdirSync(join(top, d), { recursive: true });
+  const out: string[] = [];
+  for (const p of pkgs) {
+    const root = join(top, 'SOURCES', `root-${p.name}`);
+    mkdirSync(root, { recursive: true });
+    for (const [path, f] of Object.entries(p.files ?? {})) {
+      const dest = join(root, path);
+      mkdirSync(dirname(dest), { recursive: true });
+      if (f.copyFrom) copyFileSync(f.copyFrom, dest);
+      else writeFileSync(dest, f.content ?? '');
+      chmodSync(dest, f.mode ?? 0o644);
+    }
+    const spec = join(top, 'SPECS', `${p.name}-${p.version}.spec`);
+    writeFileSync(spec, specFile(p));
+    execFileSync(
+      'rpmbuild',
+      [
+        '-bb',
+        '--nodeps',
+        '--quiet',
+        '--define',
+        `_topdir ${top}`,
+        '--define',
+        '_binaries_in_noarch_packages_terminate_build 0',
+        '--define',
+        '__os_install_post %{nil}',
+        '--define',
+        '_build_id_links none',
+        spec,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const rel = p.release ?? '1';
+    out.push(join(top, 'RPMS', 'noarch', `${p.name}-${p.version}-${rel}.noarch.rpm`));
+    // Rebuilding the same name in another version must not pick up this one's tree.
+    execFileSync('rm', ['-rf', root]);
+  }
+  return out;
+}
+
+export function signRpms(files: string[], key: SigningKey): void {
+  execFileSync(
+    'rpmsign',
+    [
+      '--addsign',
+      '--define',
+      '__gpg /usr/bin/gpg',
+      '--define',
+      `_gpg_name ${key.uid}`,
+      '--define',
+      `_gpg_path ${key.home}`,
+      ...files,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RPM_FORCE_DEBIAN: '1' } },
+  );
+}
+
+export interface RepoOptions {
+  /** primary.xml compressed with zstd, as Fedora 41+ publishes it (createrepo_c 0.17 writes gzip only). */
+  zstdPrimary?: boolean;
+}
+
+/** A repository directory: Packages/ with the files, repodata/ by createrepo_c. */
+export function makeRepo(dir: string, rpms: string[], o: RepoOptions = {}): string {
+  mkdirSync(join(dir, 'Packages'), { recursive: true });
+  for (const f of rpms) copyFileSync(f, join(dir, 'Packages', f.split('/').pop()!));
+  execFileSync('createrepo_c', ['--quiet', '--no-database', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (o.zstdPrimary) recompressPrimary(dir);
+  return dir;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function recompressPrimary(dir: string): void {
+  const repodata = join(dir, 'repodata');
+  const repomdPath = join(repodata, 'repomd.xml');
+  let repomd = readFileSync(repomdPath, 'utf8');
+  const gz = readdirSync(repodata).find((f) => f.endsWith('primary.xml.gz'))!;
+  const xml = execFileSync('gzip', ['-dc', join(repodata, gz)]);
+  const zst = execFileSync('zstd', ['-q', '-c'], { input: xml });
+  const name = `${sha256(zst)}-primary.xml.zst`;
+  writeFileSync(join(repodata, name), zst);
+  repomd = repomd.replace(/<data type="primary">[\s\S]*?<\/data>/, (block) =>
+    block
+      .replace(
+        /<checksum type="sha256">[0-9a-f]+<\/checksum>/,
+        `<checksum type="sha256">${sha256(zst)}</checksum>`,
+      )
+      .replace(/href="repodata\/[^"]+"/, `href="repodata/${name}"`)
+      .replace(/<size>\d+<\/size>/, `<size>${zst.length}</size>`),
+  );
+  writeFileSync(repomdPath, repomd);
+}

@@ -1,0 +1,336 @@
+/**
+ * The RPM bootstrap against fixture repositories built here with rpmbuild, rpmsign and createrepo_c,
+ * served on loopback: the real rpm installs into a directory. Checks the choice of packages (versions,
+ * rich and file dependencies) against dnf's on the same repository, signatures and checksums enforced,
+ * and that a refused install leaves nothing installed.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Sandbox } from '../helpers/cli.js';
+import { serveDirectory } from '../helpers/deb-mirror.js';
+import { isRoot } from '../helpers/fixture.js';
+import {
+  buildRpms,
+  makeRepo,
+  makeSigningKey,
+  signRpms,
+  type FixtureRpm,
+  type SigningKey,
+} from '../helpers/rpm-repo.js';
+
+const BUSYBOX = '/bin/busybox';
+
+/** A small distribution: a release package, a shell, a package manager stand-in with every kind of dependency. */
+function fixturePackages(releaseKey: string): FixtureRpm[] {
+  return [
+    {
+      name: 'fixture-release',
+      version: '9.0',
+      provides: ['system-release', 'system-release(releasever) = 9'],
+      files: {
+        '/etc/fixture-release': { content: 'Fixture Linux 9\n' },
+        '/etc/pki/rpm-gpg/RPM-GPG-KEY-fixture': { content: releaseKey },
+      },
+    },
+    {
+      name: 'shell',
+      version: '1.36',
+      files: {
+        '/bin/sh': { copyFrom: BUSYBOX, mode: 0o755 },
+        '/var/log/fixture/.keep': { content: '' },
+      },
+    },
+    {
+      name: 'pkgmgr',
+      version: '4.2',
+      requires: [
+        'fixture-release',
+        'libfoo >= 2.0',
+        'libfoo < 3.0',
+        '(tool-a or tool-b)',
+        '(lang-en if tool-b)',
+        '/usr/libexec/helper',
+        'libbar',
+      ],
+      requiresPost: ['/bin/sh'],
+      files: { '/usr/bin/pkgmgr': { content: '#!/bin/sh\necho pkgmgr\n', mode: 0o755 } },
+      post: 'read release < /etc/fixture-release; echo "pkgmgr $release" >> /var/log/fixture/post.log',
+    },
+    ...['1.0', '2.0', '2.5', '3.0'].map((version) => ({
+      name: 'libfoo',
+      version,
+      files: { '/usr/lib/libfoo.txt': { content: `libfoo ${version}\n` } },
+    })),
+    {
+      name: 'libbar',
+      version: '1.0',
+      epoch: 1,
+      requires: ['tool-b'],
+      files: { '/usr/lib/libbar.txt': { content: '1:1.0\n' } },
+    },
+    {
+      name: 'libbar',
+      version: '2.0',
+      requires: ['tool-b'],
+      files: { '/usr/lib/libbar.txt': { content: '2.0\n' } },
+    },
+    { name: 'tool-a', version: '1.0', files: { '/usr/share/tool-a': { content: 'a\n' } } },
+    { name: 'tool-b', version: '1.0', files: { '/usr/share/tool-b': { content: 'b\n' } } },
+    { name: 'lang-en', version: '1.0', files: { '/usr/share/lang-en': { content: 'en\n' } } },
+    // A path primary.xml does not list: only filelists.xml says who has it.
+    {
+      name: 'helper',
+      version: '1.0',
+      files: { '/usr/libexec/helper': { content: '#!/bin/sh\n', mode: 0o755 } },
+    },
+    { name: 'unrelated', version: '9.9', files: { '/usr/share/unrelated': { content: 'x\n' } } },
+  ];
+}
+
+const EXPECTED = [
+  'fixture-release-9.0-1',
+  'helper-1.0-1',
+  'lang-en-1.0-1',
+  'libbar-1.0-1',
+  'libfoo-2.5-1',
+  'pkgmgr-4.2-1',
+  'shell-1.36-1',
+  'tool-b-1.0-1',
+];
+
+function installedIn(root: string, dbpath = '/var/lib/rpm'): string[] {
+  const out = execFileSync(
+    'rpm',
+    ['--root', root, '--dbpath', dbpath, '-qa', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}\n'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return out
+    .split('\n')
+    .filter((l) => l && !l.startsWith('gpg-pubkey'))
+    .sort();
+}
+
+describe(
+  'vmstub rpm-bootstrap (fixture repositories)',
+  { skip: !isRoot && 'needs root (rpm --root chroots)' },
+  () => {
+    const work = mkdtempSync(join(tmpdir(), 'vmstub-rpm-'));
+    const sandbox = new Sandbox();
+    let keyA: SigningKey;
+    let keyB: SigningKey;
+    let url = '';
+    let zstdUrl = '';
+    let tamperedUrl = '';
+    const servers: Server[] = [];
+
+    const freshCache = () => {
+      sandbox.env.VMSTUB_CACHE = mkdtempSync(join(work, 'cache-'));
+    };
+    const root = (name: string) => {
+      const r = join(work, 'roots', name);
+      mkdirSync(r, { recursive: true });
+      return r;
+    };
+
+    before(async () => {
+      keyA = makeSigningKey(work, 'a');
+      keyB = makeSigningKey(work, 'b');
+      const rpms = buildRpms(work, fixturePackages(readFileSync(keyA.publicKey, 'utf8')));
+      signRpms(rpms, keyA);
+      const repo = makeRepo(join(work, 'repo'), rpms);
+      const zstdRepo = makeRepo(join(work, 'repo-zstd'), rpms, { zstdPrimary: true });
+      const tampered = join(work, 'repo-tampered');
+      cpSync(repo, tampered, { recursive: true });
+      const victim = join(tampered, 'Packages', 'libfoo-2.5-1.noarch.rpm');
+      const bytes = readFileSync(victim);
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0xff, bytes.length - 100);
+      writeFileSync(victim, bytes);
+      for (const [dir, set] of [
+        [repo, (u: string) => (url = u)],
+        [zstdRepo, (u: string) => (zstdUrl = u)],
+        [tampered, (u: string) => (tamperedUrl = u)],
+      ] as const) {
+        const s = await serveDirectory(dir, 'os');
+        servers.push(s.server);
+        set(s.url);
+      }
+    });
+
+    after(() => {
+      for (const s of servers) s.close();
+      sandbox.cleanup();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it('chooses the versions dnf chooses: ranges, epochs, rich and file dependencies', async () => {
+      freshCache();
+      const r = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        url,
+        '--solve-only',
+        '--json',
+        'pkgmgr',
+        'shell',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const ours = (JSON.parse(r.stdout) as { nevra: string; reason: string }[]).map((x) =>
+        x.nevra.replace(/\.noarch$/, '').replace(/-1:/, '-'),
+      );
+      assert.deepEqual([...ours].sort(), EXPECTED);
+
+      // dnf (libsolv) on the same repository, installing for real into another root. From the directory:
+      // this process serves the HTTP mirror, and a synchronous dnf would block it.
+      const dnfRoot = root('dnf');
+      execFileSync(
+        'dnf',
+        [
+          '-y',
+          '-q',
+          `--installroot=${dnfRoot}`,
+          '--releasever=9',
+          '--setopt=reposdir=/nonexistent',
+          `--repofrompath=fixture,file://${join(work, 'repo')}`,
+          '--setopt=install_weak_deps=False',
+          '--setopt=gpgcheck=0',
+          '--setopt=cachedir=' + join(work, 'dnf-cache'),
+          'install',
+          'pkgmgr',
+          'shell',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RPM_FORCE_DEBIAN: '1' } },
+      );
+      // Debian's rpm keeps dnf's database in ~/.rpmdb (which is why vmstub always names --dbpath).
+      assert.deepEqual(installedIn(dnfRoot, '/root/.rpmdb'), EXPECTED);
+    });
+
+    it('installs into an empty root in dependency order, signatures verified, scriptlets run', async () => {
+      freshCache();
+      const target = root('good');
+      const r = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        url,
+        '--root',
+        target,
+        '--key',
+        keyA.publicKey,
+        'pkgmgr',
+        'shell',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(installedIn(target), EXPECTED);
+      assert.equal(readFileSync(join(target, 'usr/lib/libfoo.txt'), 'utf8'), 'libfoo 2.5\n');
+      assert.equal(readFileSync(join(target, 'usr/lib/libbar.txt'), 'utf8'), '1:1.0\n');
+      assert.ok(existsSync(join(target, 'usr/libexec/helper')));
+      // %post ran with the shell already in place and the release file already unpacked.
+      assert.equal(
+        readFileSync(join(target, 'var/log/fixture/post.log'), 'utf8'),
+        'pkgmgr Fixture Linux 9\n',
+      );
+      assert.ok(existsSync(join(target, 'var/lib/rpm/rpmdb.sqlite')), 'the database is where --dbpath says');
+      assert.ok(!existsSync(join(target, 'root/.rpmdb')));
+      assert.ok(!existsSync(join(target, 'usr/share/unrelated')));
+    });
+
+    it('reads zstd metadata, and can take the key from the release package itself', async () => {
+      freshCache();
+      const target = root('zstd');
+      const r = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        zstdUrl,
+        '--root',
+        target,
+        '--key-from-first',
+        '/etc/pki/rpm-gpg/RPM-GPG-KEY-fixture',
+        'fixture-release',
+        'pkgmgr',
+        'shell',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(installedIn(target), EXPECTED);
+    });
+
+    it('refuses packages signed by a key it was not given, and installs nothing', async () => {
+      freshCache();
+      const target = root('wrong-key');
+      const r = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        url,
+        '--root',
+        target,
+        '--key',
+        keyB.publicKey,
+        'pkgmgr',
+        'shell',
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /rpm-bootstrap: rpm -U failed: .*(NOKEY|signature|verif)/i);
+      assert.equal(
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('vmstub')).length,
+        1,
+        r.stderr,
+      );
+      assert.deepEqual(installedIn(target), []);
+      assert.ok(!existsSync(join(target, 'usr/bin/pkgmgr')));
+    });
+
+    it('refuses a package whose bytes differ from the checksum the repository lists, before rpm runs', async () => {
+      freshCache();
+      const target = root('tampered');
+      const r = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        tamperedUrl,
+        '--root',
+        target,
+        '--key',
+        keyA.publicKey,
+        'pkgmgr',
+        'shell',
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /libfoo-2\.5-1\.noarch\.rpm: sha256 is [0-9a-f]+, the repository says/);
+      assert.deepEqual(readdirSync(target), [], 'nothing written into the root');
+      const cached = readdirSync(join(sandbox.env.VMSTUB_CACHE!, 'rpm-bootstrap', 'packages'));
+      assert.ok(!cached.some((f) => f.includes('libfoo-2.5')), 'the bad download is not kept');
+    });
+
+    it('says what is missing when nothing provides a requirement', async () => {
+      freshCache();
+      const r = await sandbox.runAsync(['rpm-bootstrap', '--repo', url, '--solve-only', 'no-such-package']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no package named no-such-package/);
+      const bad = await sandbox.runAsync([
+        'rpm-bootstrap',
+        '--repo',
+        'ftp://example.org/',
+        '--solve-only',
+        'x',
+      ]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /not an http, https or file URL/);
+    });
+  },
+);
