@@ -13,9 +13,10 @@ export interface DistroBase {
   installable: boolean;
   /**
    * How the install path is verified here: against the distribution's real mirror, or only against a
-   * fixture mirror the tests build (our machines reach Debian's mirror and nothing else).
+   * fixture mirror the tests build (our machines reach Debian's mirror and nothing else); fixture-bootstrap:
+   * only the first step (rpm bootstrap, stage3) ran, against fixtures, the rest never here.
    */
-  verified: 'real-mirror' | 'fixture-mirror' | 'not-yet';
+  verified: 'real-mirror' | 'fixture-mirror' | 'fixture-bootstrap' | 'not-yet';
   /** Said by `vmstub distros` and when installing: end of life, archive-only mirrors and the like. */
   note?: string;
 }
@@ -46,8 +47,55 @@ export interface DebDistro extends DistroBase {
   network: NetworkRenderer;
 }
 
-export interface PlannedDistro extends DistroBase {
-  family: 'el' | 'fedora' | 'gentoo';
+/** One repository of an RPM distribution: a path under its mirror ($basearch filled in when installing). */
+export interface RpmRepoDef {
+  id: string;
+  path: string;
 }
 
-export type Distro = DebDistro | PlannedDistro;
+export interface RpmDistro extends DistroBase {
+  family: 'el' | 'fedora';
+  vendor: 'centos' | 'almalinux' | 'rocky' | 'miraclelinux' | 'fedora';
+  /** $releasever: what dnf/yum cannot read from an empty rpm database. */
+  releasever: string;
+  kernelSeries: string;
+  mirror: string;
+  repos: RpmRepoDef[];
+  /**
+   * The signing keys: files in the stub (Debian's distribution-gpg-keys), or, where no independent copy
+   * is packaged, files (or every file of a directory) inside the release package, trusted because it
+   * came over HTTPS with checksums.
+   */
+  keys: { from: 'stub'; files: string[] } | { from: 'release-package'; files: string[] };
+  releasePackage: string;
+  packageManager: 'yum' | 'dnf' | 'dnf5';
+  /** Where the target's rpm keeps its database, and whether the stub's rpm (sqlite) can write it natively. */
+  rpmdb: { path: '/var/lib/rpm' | '/usr/lib/sysimage/rpm'; backend: 'sqlite' | 'bdb' };
+  /** Installed into every system of this release by the target's own package manager. */
+  packages: string[];
+  /** glibc-langpack-LL for a locale (EL8+, Fedora); EL6/7 carry every locale in glibc-common. */
+  langpacks: boolean;
+  network: 'nm-keyfile' | 'ifcfg';
+  /** systemd-resolved answers LLMNR and mDNS; where it is not packaged, avahi announces mDNS. */
+  nameService: 'resolved' | 'avahi';
+  init: 'systemd' | 'upstart';
+  /** sshd_config has an Include of sshd_config.d (EL9+, Fedora); older ones are edited in place. */
+  sshdDropIn: boolean;
+  /** XFS v4 (no CRCs): what the release's kernel can boot from (EL6/EL7). */
+  xfsV4: boolean;
+  /** The release is archived: its own repository files point at dead mirrors. */
+  archived: boolean;
+}
+
+export interface GentooDistro extends DistroBase {
+  family: 'gentoo';
+  mirror: string;
+  /** The stage3 flavour per architecture, as in latest-stage3-FLAVOUR.txt. */
+  stage3: Partial<Record<Arch, { dir: string; flavour: string }>>;
+  /** Gentoo Release Engineering's automated signing key: where it is fetched, and the fingerprint it must have. */
+  releaseKey: { url: string; fingerprint: string };
+  kernelSeries: string;
+  packages: string[];
+}
+
+export type Distro = DebDistro | RpmDistro | GentooDistro;

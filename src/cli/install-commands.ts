@@ -152,6 +152,7 @@ const distros: Command = {
     const verified = {
       'real-mirror': 'real mirror',
       'fixture-mirror': 'fixture mirror only',
+      'fixture-bootstrap': 'fixture (bootstrap only)',
       'not-yet': '-',
     };
     const rows = CATALOG.map((d) => [

@@ -16,6 +16,8 @@ import { oneLine } from '../util/errors.js';
 import { run, which } from '../util/exec.js';
 import type { Action, Plan, Step } from './plan.js';
 import { HOOKS, STAGING, TARGET } from './plan.js';
+import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
+import { installStage3 } from '../bootstrap/gentoo/stage3.js';
 
 /** What the installer tells the host (over the events port) and the console, one object per line. */
 export type InstallEvent =
@@ -183,6 +185,40 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         rmSync(path, { force: true });
         symlinkSync(a.target, path);
         log(step.id, `linked ${a.path} -> ${a.target}`);
+        return;
+      }
+      case 'remove': {
+        rmSync(inTarget(a.path), { recursive: true, force: true });
+        log(step.id, `removed ${a.path}`);
+        return;
+      }
+      case 'rpm-bootstrap': {
+        // Downloads are kept inside the target while installing (the stub's memory is small), then dropped.
+        const cacheDir = inTarget('/var/tmp/vmstub-rpm-bootstrap');
+        await rpmBootstrap({
+          repos: a.repos,
+          arch: plan.spec.arch,
+          packages: a.packages,
+          root: target,
+          dbpath: a.dbpath,
+          keys: a.keys,
+          keysFromFirstPackage: a.keysFromFirstPackage,
+          cacheDir,
+          log: (l) => log(step.id, l),
+        });
+        rmSync(cacheDir, { recursive: true, force: true });
+        return;
+      }
+      case 'gentoo-stage3': {
+        const cacheDir = inTarget('/var/tmp/vmstub-stage3');
+        const { tarball } = await installStage3({
+          ...a,
+          root: target,
+          cacheDir,
+          log: (l) => log(step.id, l),
+        });
+        rmSync(tarball, { force: true });
+        rmSync(cacheDir, { recursive: true, force: true });
         return;
       }
       case 'copy-in': {

@@ -1,4 +1,7 @@
-import type { DebDistro } from '../catalog/types.js';
+import type { DebDistro, Distro } from '../catalog/types.js';
+import type { RpmRepo } from '../bootstrap/rpm/bootstrap.js';
+import { buildGentooPlan } from './plan-gentoo.js';
+import { buildRpmPlan } from './plan-rpm.js';
 import { EATMYDATA_CUSTOMIZE_HOOK, EATMYDATA_EXTRACT_HOOK } from './eatmydata.js';
 import { findDistro } from '../catalog/index.js';
 import { DEBIAN_ARCH } from '../image/debian-arch.js';
@@ -60,6 +63,27 @@ export type Action =
       owner?: string;
     }
   | { kind: 'symlink'; path: string; target: string }
+  /** Delete a file or directory inside the target. */
+  | { kind: 'remove'; path: string }
+  /** The RPM bootstrap's first pass (src/bootstrap/rpm) into the target. */
+  | {
+      kind: 'rpm-bootstrap';
+      repos: RpmRepo[];
+      packages: string[];
+      dbpath: string;
+      /** Key files in the stub, or (keysFromFirstPackage) inside the first package. */
+      keys: string[];
+      keysFromFirstPackage?: string[];
+    }
+  /** Find, verify and unpack the newest Gentoo stage3 (src/bootstrap/gentoo) into the target. */
+  | {
+      kind: 'gentoo-stage3';
+      mirror: string;
+      dir: string;
+      flavour: string;
+      keyUrl: string;
+      fingerprint: string;
+    }
   | { kind: 'copy-in'; from: string; path: string }
   /** Refuse a disk that holds a filesystem or partition table, unless wipe. */
   | { kind: 'check-blank'; device: string; wipe: boolean }
@@ -80,7 +104,7 @@ export interface Step {
 
 export interface Plan {
   spec: InstallSpec;
-  distro: DebDistro;
+  distro: Distro;
   steps: Step[];
 }
 
@@ -157,7 +181,12 @@ function bootstrapStep(d: DebDistro, spec: InstallSpec): Step {
   };
 }
 
-const chroot = (argv: string[], input?: string): Action => ({ kind: 'exec', argv, chroot: true, input });
+export const chroot = (argv: string[], input?: string): Action => ({
+  kind: 'exec',
+  argv,
+  chroot: true,
+  input,
+});
 
 /**
  * The install as ordered, named steps, computed from the spec alone: printable (vmstub plan), tested
@@ -165,19 +194,25 @@ const chroot = (argv: string[], input?: string): Action => ({ kind: 'exec', argv
  */
 export function buildPlan(spec: InstallSpec): Plan {
   const distro = findDistro(spec.distro);
-  if (distro.family !== 'deb') throw new Error(`${distro.name}: only the deb family is installable so far`);
-  const d = distro;
-  const fsType = spec.target === 'disk' ? spec.filesystem : 'virtiofs';
-  const steps: Step[] = [];
+  if (distro.family === 'deb') return buildDebPlan(spec, distro);
+  if (distro.family === 'gentoo') return buildGentooPlan(spec, distro);
+  return buildRpmPlan(spec, distro);
+}
 
+/** The root filesystem's type as fstab and the initramfs name it. */
+export const rootFsType = (spec: InstallSpec) => (spec.target === 'disk' ? spec.filesystem : 'virtiofs');
+
+/** Format and mount the data disk, mount the share, or check the directory. */
+export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = false): Step[] {
+  const steps: Step[] = [];
   if (spec.target === 'disk') {
     steps.push({
       id: 'format',
-      title: `Make a ${spec.filesystem} filesystem for kernel ${d.kernelSeries} on the data disk`,
+      title: `Make a ${spec.filesystem} filesystem for kernel ${kernelSeries} on the data disk`,
       actions: [
         { kind: 'check-blank', device: DATA_DISK, wipe: spec.wipe },
         ...(spec.wipe ? [{ kind: 'exec', argv: ['wipefs', '-a', DATA_DISK] } as Action] : []),
-        { kind: 'exec', argv: mkfsArgv(spec.filesystem, d.kernelSeries, DATA_DISK, spec.wipe) },
+        { kind: 'exec', argv: mkfsArgv(spec.filesystem, kernelSeries, DATA_DISK, spec.wipe, xfsV4) },
       ],
     });
     steps.push({
@@ -201,6 +236,12 @@ export function buildPlan(spec: InstallSpec): Plan {
       actions: [{ kind: 'check-empty-target' }],
     });
   }
+  return steps;
+}
+
+function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
+  const fsType = rootFsType(spec);
+  const steps: Step[] = targetSteps(spec, d.kernelSeries);
 
   steps.push({
     id: 'prepare',
@@ -329,6 +370,28 @@ export function buildPlan(spec: InstallSpec): Plan {
     ],
   });
 
+  steps.push({
+    id: 'accounts',
+    title: 'Set up root and users (root locked unless a password hash is given)',
+    actions: accountActions(spec, 'sudo'),
+  });
+
+  steps.push({
+    id: 'ssh',
+    title: 'OpenSSH server with host keys of its own',
+    actions: [
+      { kind: 'write', path: '/etc/ssh/sshd_config.d/vmstub.conf', content: sshdConf(spec) },
+      // openssh-server's postinst made them in this system; this only fills any gap. Never the stub's keys.
+      chroot(['ssh-keygen', '-A']),
+      chroot(['systemctl', 'enable', 'ssh.service']),
+    ],
+  });
+  steps.push(...finalSteps(spec));
+  return { spec, distro: d, steps };
+}
+
+/** Root locked (or the hash given), users with their keys, passwordless sudo for key-only sudoers. */
+export function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
   const accounts: Action[] = [];
   accounts.push(
     spec.root.passwordHash
@@ -350,7 +413,7 @@ export function buildPlan(spec: InstallSpec): Plan {
         '--create-home',
         '--shell',
         '/bin/bash',
-        ...(u.sudo ? ['--groups', 'sudo'] : []),
+        ...(u.sudo ? ['--groups', sudoGroup] : []),
         u.name,
       ]),
     );
@@ -374,23 +437,12 @@ export function buildPlan(spec: InstallSpec): Plan {
         mode: 0o440,
       });
   }
-  steps.push({
-    id: 'accounts',
-    title: 'Set up root and users (root locked unless a password hash is given)',
-    actions: accounts,
-  });
+  return accounts;
+}
 
-  steps.push({
-    id: 'ssh',
-    title: 'OpenSSH server with host keys of its own',
-    actions: [
-      { kind: 'write', path: '/etc/ssh/sshd_config.d/vmstub.conf', content: sshdConf(spec) },
-      // openssh-server's postinst made them in this system; this only fills any gap. Never the stub's keys.
-      chroot(['ssh-keygen', '-A']),
-      chroot(['systemctl', 'enable', 'ssh.service']),
-    ],
-  });
-
+/** The user's post-install commands, then the check that the handoff will find a kernel. */
+export function finalSteps(spec: InstallSpec): Step[] {
+  const steps: Step[] = [];
   if (spec.postInstall.length) {
     steps.push({
       id: 'post-install',
@@ -403,7 +455,7 @@ export function buildPlan(spec: InstallSpec): Plan {
     title: 'Check the kernel is where the boot handoff finds it',
     actions: [{ kind: 'verify-boot' }, { kind: 'collect-host-keys' }],
   });
-  return { spec, distro: d, steps };
+  return steps;
 }
 
 function describe(a: Action): string {
@@ -414,6 +466,24 @@ function describe(a: Action): string {
       return `write ${a.in === 'staging' ? 'STAGING' : a.in === 'hooks' ? 'HOOKS' : 'TARGET'}${a.path}${a.mode ? ` (mode ${a.mode.toString(8)})` : ''}${a.owner ? ` owned by ${a.owner}` : ''}`;
     case 'symlink':
       return `link TARGET${a.path} -> ${a.target}`;
+    case 'remove':
+      return `remove TARGET${a.path}`;
+    case 'rpm-bootstrap':
+      return [
+        `rpm-bootstrap ${a.packages.join(' ')} into TARGET (rpm database ${a.dbpath})`,
+        ...a.repos.map((r) => `     from ${r.id}: ${r.baseurl}`),
+        ...(a.keysFromFirstPackage?.length
+          ? [
+              `     keys: from ${a.packages[0]} itself (${a.keysFromFirstPackage.join(', ')}), then checked against it`,
+            ]
+          : a.keys.map((k) => `     key: ${k}`)),
+      ].join('\n');
+    case 'gentoo-stage3':
+      return [
+        `fetch the newest ${a.flavour} named by ${a.mirror}/${a.dir}/latest-${a.flavour}.txt`,
+        `     verify its DIGESTS (signed by ${a.fingerprint}, key from ${a.keyUrl}) and its SHA512`,
+        '     unpack it into TARGET with xattrs and numeric owners',
+      ].join('\n');
     case 'copy-in':
       return `copy ${a.from} to TARGET${a.path}`;
     case 'check-blank':

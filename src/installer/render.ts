@@ -163,9 +163,22 @@ const XFS_LTS = ['4.19', '5.4', '5.10', '5.15', '6.1', '6.6', '6.12'];
  * (/usr/share/xfsprogs/mkfs/lts_*.conf), e2fsprogs' orphan_file needs 5.15. With wipe, the tools are
  * told to overwrite.
  */
-export function mkfsArgv(fs: Filesystem, kernelSeries: string, device: string, wipe: boolean): string[] {
+export function mkfsArgv(
+  fs: Filesystem,
+  kernelSeries: string,
+  device: string,
+  wipe: boolean,
+  xfsV4 = false,
+): string[] {
+  if (fs === 'xfs' && xfsV4) {
+    // EL6/EL7 kernels boot from XFS without metadata CRCs (v4) and without the directory file type.
+    return ['mkfs.xfs', '-q', ...(wipe ? ['-f'] : []), '-m', 'crc=0', '-n', 'ftype=0', device];
+  }
   if (fs === 'xfs') {
-    const lts = [...XFS_LTS].reverse().find((v) => rpmvercmp(v, kernelSeries) <= 0);
+    // EL8's 4.18 has everything of 4.19's set that it needs (backported), so 4.19 is the oldest set.
+    const lts =
+      [...XFS_LTS].reverse().find((v) => rpmvercmp(v, kernelSeries) <= 0) ??
+      (rpmvercmp(kernelSeries, '4.18') >= 0 ? '4.19' : undefined);
     if (!lts) throw new Error(`no XFS feature set for kernel ${kernelSeries}`);
     return [
       'mkfs.xfs',

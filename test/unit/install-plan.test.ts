@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { CATALOG } from '../../src/catalog/index.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,7 +39,7 @@ function snapshot(name: string, actual: string): void {
   );
 }
 
-for (const d of DEB_DISTROS) {
+for (const d of CATALOG) {
   test(`plan snapshot: ${d.id}`, () => {
     const spec = resolveSpec(
       { distro: d.id, users: [{ name: 'alice', sudo: true, sshKeys: [KEY] }], locale: 'en_US.UTF-8' },
@@ -162,7 +163,7 @@ test('spec validation: one clear line naming the field', () => {
   const bad: [SpecInput, RegExp][] = [
     [{}, /distro is required/],
     [{ distro: 'windows11' }, /unknown distribution 'windows11'/],
-    [{ distro: 'gentoo' }, /not installable by this version of vmstub yet/],
+    [{ distro: 'centos6', arch: 'aarch64' }, /CentOS 6\.10 is not available for aarch64/],
     [{ distro: 'debian12', arch: 'riscv64' }, /Debian 12 \(bookworm\) is not available for riscv64/],
     [{ distro: 'debian12', hostname: 'bad_host' }, /hostname: 'bad_host' is not a valid host name/],
     [{ distro: 'debian12', timezone: 'Mars/Base' + ' x' }, /is not a time zone name/],

@@ -4,7 +4,7 @@
  * checksums); rpm installs them in one transaction with signatures enforced against the keys given,
  * and with its own dependency check as a second opinion on our resolver.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { run } from '../../util/exec.js';
 import { readDecompressed } from './decompress.js';
@@ -222,8 +222,16 @@ export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapRes
       ['rpm', ...db, '-U', '--nosignature', '--noscripts', '--nodeps', first],
       `installing ${basename(first)}`,
     );
-    for (const key of o.keysFromFirstPackage)
-      await rpm(['rpmkeys', ...db, '--import', join(o.root, key)], `importing the key ${key}`);
+    const keys = o.keysFromFirstPackage.flatMap((k) => {
+      const path = join(o.root, k);
+      if (!existsSync(path)) throw new Error(`${basename(first)} has no ${k}`);
+      return statSync(path).isDirectory()
+        ? readdirSync(path)
+            .sort()
+            .map((f) => join(path, f))
+        : [path];
+    });
+    for (const key of keys) await rpm(['rpmkeys', ...db, '--import', key], `importing the key ${key}`);
     await rpm(
       ['rpmkeys', ...db, ...VERIFY, '--checksig', first],
       `checking ${basename(first)} against its own keys`,

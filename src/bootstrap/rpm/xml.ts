@@ -34,11 +34,8 @@ export class XmlStream {
     let i = 0;
     for (;;) {
       const lt = s.indexOf('<', i);
-      if (lt < 0) {
-        this.emitText(s.slice(i));
-        i = s.length;
-        break;
-      }
+      // Text is only complete (its entities whole) once the next tag begins.
+      if (lt < 0) break;
       if (lt > i) this.emitText(s.slice(i, lt));
       if (s.startsWith('<!--', lt)) {
         const end = s.indexOf('-->', lt + 4);

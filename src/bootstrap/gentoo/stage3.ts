@@ -1,0 +1,149 @@
+/**
+ * Gentoo's stage3, verified: the release pointer file names the newest stage3; its DIGESTS file is
+ * clear-signed by Gentoo Release Engineering, whose key is fetched and must carry the pinned
+ * fingerprint; only the signed text is read, and the tarball must match its SHA512 there before tar
+ * unpacks it (xattrs and numeric owners kept).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { run } from '../../util/exec.js';
+import { download, type FetchOptions } from '../rpm/fetch.js';
+
+export interface Stage3Options {
+  mirror: string;
+  /** e.g. releases/amd64/autobuilds */
+  dir: string;
+  /** e.g. stage3-amd64-systemd */
+  flavour: string;
+  keyUrl: string;
+  fingerprint: string;
+  root: string;
+  cacheDir: string;
+  fetch?: FetchOptions;
+  log?: (line: string) => void;
+}
+
+/** The stage3's path (relative to the autobuilds directory) from latest-FLAVOUR.txt's text. */
+export function parseLatest(text: string, flavour: string): string {
+  for (const line of text.split('\n')) {
+    const path = line.trim().split(/\s+/)[0] ?? '';
+    if (
+      path &&
+      !path.startsWith('#') &&
+      !path.startsWith('-') &&
+      basename(path).startsWith(`${flavour}-`) &&
+      /\.tar\.(xz|bz2|gz|zst)$/.test(path)
+    )
+      return path;
+  }
+  throw new Error(`latest-${flavour}.txt names no ${flavour} tarball`);
+}
+
+/** The SHA512 the (signed) DIGESTS text gives for a file. */
+export function sha512From(digests: string, file: string): string {
+  let inSha512 = false;
+  for (const line of digests.split('\n')) {
+    const t = line.trim();
+    if (t.startsWith('#')) {
+      inSha512 = /SHA512/i.test(t);
+      continue;
+    }
+    const [hash, name] = t.split(/\s+/);
+    if (inSha512 && hash && name && /^[0-9a-f]{128}$/i.test(hash) && basename(name) === file)
+      return hash.toLowerCase();
+  }
+  throw new Error(`the DIGESTS give no SHA512 for ${file}`);
+}
+
+const gpgEnv = (home: string) => ({ ...process.env, GNUPGHOME: home, LC_ALL: 'C' });
+
+/** A keyring with only the key of that fingerprint, from whatever the key URL served. */
+export async function pinnedKeyring(keyFile: string, fingerprint: string, workDir: string): Promise<string> {
+  const home = mkdtempSync(join(workDir, 'gnupg-'));
+  const want = fingerprint.replace(/\s+/g, '').toUpperCase();
+  const imported = await run('gpg', ['--batch', '--quiet', '--import', keyFile], { env: gpgEnv(home) });
+  if (imported.code !== 0)
+    throw new Error(`the release key file is not an OpenPGP key: ${imported.stderr.trim().split('\n')[0]}`);
+  const listed = await run('gpg', ['--batch', '--with-colons', '--list-keys'], { env: gpgEnv(home) });
+  const fprs = [...listed.stdout.toString().matchAll(/^fpr:(?:[^:]*:){8}([0-9A-F]+):/gm)].map((m) => m[1]);
+  if (!fprs.includes(want)) throw new Error(`the release key file has no key with fingerprint ${want}`);
+  const exported = await run('gpg', ['--batch', '--export', want], { env: gpgEnv(home) });
+  const keyring = join(workDir, 'release-key.gpg');
+  writeFileSync(keyring, exported.stdout);
+  rmSync(home, { recursive: true, force: true });
+  return keyring;
+}
+
+/** The signed text of a clear-signed file, or an error when the signature does not verify. */
+export async function verifiedText(file: string, keyring: string): Promise<string> {
+  const out = `${file}.verified`;
+  rmSync(out, { force: true });
+  const r = await run('gpgv', ['--keyring', keyring, '--output', out, file], {
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  if (r.code !== 0) {
+    const why = r.stderr.split('\n').find((l) => /BAD|no signature|not found|Can't check|no valid/i.test(l));
+    throw new Error(
+      `${basename(file)}: signature check failed${why ? ` (${why.replace(/^gpgv: /, '').trim()})` : ''}`,
+    );
+  }
+  return readFileSync(out, 'utf8');
+}
+
+async function sha512Of(path: string): Promise<string> {
+  const h = createHash('sha512');
+  await pipeline(createReadStream(path), h);
+  return h.digest('hex');
+}
+
+export async function installStage3(o: Stage3Options): Promise<{ tarball: string }> {
+  const base = `${o.mirror.replace(/\/+$/, '')}/${o.dir.replace(/^\/+|\/+$/g, '')}`;
+  mkdirSync(o.cacheDir, { recursive: true });
+  const work = mkdtempSync(join(o.cacheDir, 'verify-'));
+  try {
+    o.log?.(`fetch ${o.keyUrl}`);
+    const keyFile = join(work, 'keys.gpg');
+    await download(o.keyUrl, keyFile, undefined, o.fetch);
+    const keyring = await pinnedKeyring(keyFile, o.fingerprint, work);
+
+    const latestFile = join(work, `latest-${o.flavour}.txt`);
+    o.log?.(`fetch ${base}/latest-${o.flavour}.txt`);
+    await download(`${base}/latest-${o.flavour}.txt`, latestFile, undefined, o.fetch);
+    // The pointer file is clear-signed too; when it is not, the signed DIGESTS still guard the tarball.
+    const latest = readFileSync(latestFile, 'utf8');
+    const rel = parseLatest(
+      latest.includes('BEGIN PGP SIGNED MESSAGE') ? await verifiedText(latestFile, keyring) : latest,
+      o.flavour,
+    );
+    const name = basename(rel);
+
+    const digestsFile = join(work, `${name}.DIGESTS`);
+    o.log?.(`fetch ${base}/${rel}.DIGESTS`);
+    await download(`${base}/${rel}.DIGESTS`, digestsFile, undefined, o.fetch);
+    const sha512 = sha512From(await verifiedText(digestsFile, keyring), name);
+
+    const tarball = join(o.cacheDir, name);
+    if ((await sha512Of(tarball).catch(() => '')) !== sha512) {
+      o.log?.(`fetch ${base}/${rel}`);
+      await download(`${base}/${rel}`, tarball, { type: 'sha512', value: sha512 }, o.fetch);
+    }
+    o.log?.(`unpack ${name}`);
+    const tar = await run('tar', [
+      '-x',
+      '-p',
+      '-f',
+      tarball,
+      '--xattrs',
+      '--xattrs-include=*.*',
+      '--numeric-owner',
+      '-C',
+      o.root,
+    ]);
+    if (tar.code !== 0) throw new Error(`tar could not unpack ${name}: ${tar.stderr.trim().split('\n')[0]}`);
+    return { tarball };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * A Gentoo install: the newest systemd stage3, verified; the ebuild repository through emerge-webrsync
+ * (which verifies the snapshot with the key the verified stage3 carries); a binary kernel with a dracut
+ * initramfs and the rest from Gentoo's binary package host; systemd-networkd and sshd.
+ */
+import type { GentooDistro } from '../catalog/types.js';
+import {
+  ROOT_UUID,
+  accountActions,
+  chroot,
+  finalSteps,
+  rootFsType,
+  targetSteps,
+  type Plan,
+  type Step,
+} from './plan.js';
+import {
+  fstab,
+  hosts,
+  localeConf,
+  localeGenLine,
+  networkdEthernet,
+  resolvedConf,
+  sshdConf,
+} from './render.js';
+import { dracutConf } from './render-rpm.js';
+import type { InstallSpec } from './spec.js';
+
+export function gentooPackageUse(): string {
+  return [
+    '# vmstub: kernels are installed with a dracut initramfs',
+    'sys-kernel/installkernel dracut',
+    '',
+  ].join('\n');
+}
+
+export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
+  const stage3 = d.stage3[spec.arch];
+  if (!stage3) throw new Error(`${d.name} has no stage3 for ${spec.arch}`);
+  const mirror = spec.mirror ?? d.mirror;
+  const fsType = rootFsType(spec);
+  const steps: Step[] = targetSteps(spec, d.kernelSeries);
+  steps.push({
+    id: 'stage3',
+    title: `Unpack the newest ${stage3.flavour}, its signature and checksum verified`,
+    actions: [
+      {
+        kind: 'gentoo-stage3',
+        mirror,
+        dir: stage3.dir,
+        flavour: stage3.flavour,
+        keyUrl: d.releaseKey.url,
+        fingerprint: d.releaseKey.fingerprint,
+      },
+    ],
+  });
+  const localeLine = localeGenLine(spec.locale);
+  steps.push({
+    id: 'portage',
+    title: 'Fetch the ebuild repository (emerge-webrsync verifies it) and install the kernel and services',
+    actions: [
+      { kind: 'chroot-mounts' },
+      { kind: 'copy-in', from: '/etc/resolv.conf', path: '/etc/resolv.conf' },
+      { kind: 'write', path: '/etc/portage/package.use/vmstub', content: gentooPackageUse() },
+      { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
+      ...(spec.mirror
+        ? [chroot(['sh', '-c', `echo 'GENTOO_MIRRORS="${spec.mirror}"' >> /etc/portage/make.conf`])]
+        : []),
+      chroot(['emerge-webrsync', '--quiet']),
+      chroot(['emerge', '--getbinpkg', '--noreplace', '--quiet-build=y', ...d.packages, ...spec.packages]),
+    ],
+  });
+  steps.push({
+    id: 'system',
+    title: 'Configure fstab, host name, time zone and locale',
+    actions: [
+      { kind: 'write', path: '/etc/fstab', content: fstab(ROOT_UUID, fsType) },
+      { kind: 'write', path: '/etc/hostname', content: `${spec.hostname}\n` },
+      { kind: 'write', path: '/etc/hosts', content: hosts(spec.hostname) },
+      { kind: 'symlink', path: '/etc/localtime', target: `../usr/share/zoneinfo/${spec.timezone}` },
+      ...(localeLine
+        ? [{ kind: 'write', path: '/etc/locale.gen', content: localeLine } as const, chroot(['locale-gen'])]
+        : []),
+      { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
+      { kind: 'write', path: '/etc/machine-id', content: '' },
+    ],
+  });
+  steps.push({
+    id: 'network',
+    title: 'Configure the network (networkd: DHCPv4/v6 on every ethernet interface; LLMNR and mDNS)',
+    actions: [
+      { kind: 'write', path: '/etc/systemd/network/80-vmstub-ethernet.network', content: networkdEthernet() },
+      { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
+      { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
+      chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'sshd.service']),
+    ],
+  });
+  steps.push({
+    id: 'accounts',
+    title: 'Set up root and users (root locked unless a password hash is given)',
+    actions: accountActions(spec, 'wheel'),
+  });
+  steps.push({
+    id: 'ssh',
+    title: 'OpenSSH server with host keys of its own',
+    actions: [
+      { kind: 'write', path: '/etc/ssh/sshd_config.d/50-vmstub.conf', content: sshdConf(spec) },
+      chroot(['ssh-keygen', '-A']),
+    ],
+  });
+  steps.push(...finalSteps(spec));
+  return { spec, distro: d, steps };
+}

@@ -1,0 +1,223 @@
+/**
+ * The install of an RPM distribution, in two passes: vmstub's own bootstrap puts the release package
+ * and the package manager into the target (verified against the distribution's key), then the target's
+ * own dnf or yum, in a chroot, installs the system, so the rpm database is native in format and place.
+ */
+import type { RpmDistro } from '../catalog/types.js';
+import {
+  ROOT_UUID,
+  accountActions,
+  chroot,
+  finalSteps,
+  rootFsType,
+  targetSteps,
+  type Action,
+  type Plan,
+  type Step,
+} from './plan.js';
+import { fstab, hosts, localeConf, resolvedConf, sshdConf } from './render.js';
+import {
+  INSTALL_REPO_FILE,
+  TARGET_KEY_DIR,
+  dracutConf,
+  ifcfgEth0,
+  langpackFor,
+  nmKeyfile,
+  rpmRepos,
+  sshdPasswordSed,
+  stubKeys,
+  sysconfigNetwork,
+  targetKeyPath,
+  yumRepoFile,
+} from './render-rpm.js';
+import type { InstallSpec } from './spec.js';
+
+/** What the first pass installs: enough for the target's package manager to run. */
+export function firstPassPackages(d: RpmDistro): string[] {
+  return [d.releasePackage, d.packageManager];
+}
+
+/** Everything the target's package manager installs in the second pass. */
+export function systemPackages(d: RpmDistro, spec: InstallSpec): string[] {
+  const extra = d.langpacks ? [langpackFor(spec.locale)] : [];
+  // A database the stub's rpm could not write natively was started afresh: register the first pass again.
+  const again = d.rpmdb.backend === 'bdb' ? firstPassPackages(d) : [];
+  return [...new Set([...again, ...d.packages, ...extra, ...spec.packages])].sort();
+}
+
+function packageManagerArgv(d: RpmDistro, packages: string[]): string[] {
+  if (d.packageManager === 'yum')
+    return [
+      'yum',
+      '-y',
+      `--releasever=${d.releasever}`,
+      '--disablerepo=*',
+      '--enablerepo=vmstub-*',
+      'install',
+      ...packages,
+    ];
+  return [
+    d.packageManager,
+    '-y',
+    `--releasever=${d.releasever}`,
+    '--repo=vmstub-*',
+    '--setopt=install_weak_deps=False',
+    'install',
+    ...packages,
+  ];
+}
+
+const systemctl = (units: string[]): Action => chroot(['systemctl', 'enable', ...units]);
+const chkconfig = (services: string[]): Action[] => services.map((s) => chroot(['chkconfig', s, 'on']));
+
+export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
+  const fsType = rootFsType(spec);
+  const steps: Step[] = targetSteps(spec, d.kernelSeries, d.xfsV4);
+  const keys = stubKeys(d, spec);
+  const keysFromRelease = d.keys.from === 'release-package' && !spec.keyring;
+
+  steps.push({
+    id: 'bootstrap',
+    title: `Bootstrap ${d.releasePackage} and ${d.packageManager} (vmstub's RPM bootstrap, signatures required)`,
+    actions: [
+      { kind: 'chroot-mounts' },
+      {
+        kind: 'rpm-bootstrap',
+        repos: rpmRepos(d, spec),
+        packages: firstPassPackages(d),
+        dbpath: d.rpmdb.path,
+        keys,
+        ...(keysFromRelease ? { keysFromFirstPackage: d.keys.files } : {}),
+      },
+    ],
+  });
+
+  const prepare: Action[] = [
+    { kind: 'copy-in', from: '/etc/resolv.conf', path: '/etc/resolv.conf' },
+    {
+      kind: 'write',
+      path: `/etc/${d.packageManager === 'yum' ? 'yum' : 'dnf'}/vars/releasever`,
+      content: `${d.releasever}\n`,
+    },
+    ...keys.map((k, i): Action => ({ kind: 'copy-in', from: k, path: targetKeyPath(i) })),
+    { kind: 'write', path: INSTALL_REPO_FILE, content: yumRepoFile(d, spec) },
+    // In place before the kernel's scriptlets build the initramfs.
+    { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
+  ];
+  if (d.rpmdb.backend === 'bdb') {
+    // The stub's rpm writes sqlite, which this release's rpm cannot read: its own rpm starts the database.
+    prepare.push({ kind: 'remove', path: d.rpmdb.path }, chroot(['rpm', '--initdb']));
+  }
+  const keyFiles = keysFromRelease ? `${TARGET_KEY_DIR}/*` : `${TARGET_KEY_DIR}/RPM-GPG-KEY-vmstub-*`;
+  prepare.push(chroot(['sh', '-c', `for k in ${keyFiles}; do rpm --import "$k"; done`]));
+  steps.push({
+    id: 'prepare',
+    title: `Point ${d.packageManager} at the mirror, with the keys; configure dracut`,
+    actions: prepare,
+  });
+
+  steps.push({
+    id: 'packages',
+    title: `Install the system with the target's own ${d.packageManager}`,
+    actions: [chroot(packageManagerArgv(d, systemPackages(d, spec)))],
+  });
+
+  const repos: Action[] =
+    spec.mirror || d.archived
+      ? [
+          // The release's own repository files point at mirrors that are gone (or not the one asked for).
+          chroot([
+            'sh',
+            '-c',
+            `for f in /etc/yum.repos.d/*.repo; do [ "$f" = ${INSTALL_REPO_FILE} ] || mv "$f" "$f.vmstub-disabled"; done`,
+          ]),
+        ]
+      : [{ kind: 'remove', path: INSTALL_REPO_FILE }];
+  steps.push({
+    id: 'repos',
+    title:
+      spec.mirror || d.archived
+        ? `Keep vmstub's repository definitions (${spec.mirror ? 'the mirror asked for' : 'the release is archived'})`
+        : "Leave the release's own repository definitions",
+    actions: repos,
+  });
+
+  const system: Action[] = [
+    { kind: 'write', path: '/etc/fstab', content: fstab(ROOT_UUID, fsType) },
+    { kind: 'write', path: '/etc/hosts', content: hosts(spec.hostname) },
+    { kind: 'symlink', path: '/etc/localtime', target: `../usr/share/zoneinfo/${spec.timezone}` },
+  ];
+  if (d.init === 'upstart') {
+    system.push(
+      { kind: 'write', path: '/etc/sysconfig/network', content: sysconfigNetwork(spec.hostname) },
+      { kind: 'write', path: '/etc/sysconfig/i18n', content: localeConf(spec.locale) },
+      { kind: 'write', path: '/etc/sysconfig/clock', content: `ZONE="${spec.timezone}"\n` },
+    );
+  } else {
+    system.push(
+      { kind: 'write', path: '/etc/hostname', content: `${spec.hostname}\n` },
+      { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
+      { kind: 'write', path: '/etc/machine-id', content: '' },
+    );
+  }
+  steps.push({ id: 'system', title: 'Configure fstab, host name, time zone and locale', actions: system });
+
+  const net: Action[] = [];
+  if (d.network === 'ifcfg') {
+    net.push({ kind: 'write', path: '/etc/sysconfig/network-scripts/ifcfg-eth0', content: ifcfgEth0() });
+  } else {
+    net.push({
+      kind: 'write',
+      path: '/etc/NetworkManager/system-connections/vmstub-ethernet.nmconnection',
+      content: nmKeyfile(d),
+      mode: 0o600,
+    });
+  }
+  if (d.nameService === 'resolved') {
+    net.push(
+      { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
+      { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
+    );
+  } else {
+    // The network service writes it at boot; the stub's copy served only the install.
+    net.push({ kind: 'remove', path: '/etc/resolv.conf' });
+  }
+  const services =
+    d.init === 'upstart'
+      ? ['network', 'sshd', 'qemu-ga', 'avahi-daemon', 'acpid']
+      : [
+          'NetworkManager.service',
+          'sshd.service',
+          d.nameService === 'resolved' ? 'systemd-resolved.service' : 'avahi-daemon.service',
+        ];
+  net.push(...(d.init === 'upstart' ? chkconfig(services) : [systemctl(services)]));
+  steps.push({
+    id: 'network',
+    title:
+      d.network === 'ifcfg'
+        ? 'Configure the network (ifcfg: DHCP on eth0; avahi for mDNS)'
+        : `Configure the network (NetworkManager: DHCPv4/v6 on every ethernet interface; ${d.nameService === 'resolved' ? 'LLMNR and mDNS by resolved' : 'mDNS by avahi'})`,
+    actions: net,
+  });
+
+  steps.push({
+    id: 'accounts',
+    title: 'Set up root and users (root locked unless a password hash is given)',
+    actions: accountActions(spec, 'wheel'),
+  });
+  steps.push({
+    id: 'ssh',
+    title: 'OpenSSH server with host keys of its own',
+    actions: [
+      d.sshdDropIn
+        ? { kind: 'write', path: '/etc/ssh/sshd_config.d/50-vmstub.conf', content: sshdConf(spec) }
+        : chroot(sshdPasswordSed(spec)),
+      // EL6's OpenSSH predates ssh-keygen -A.
+      d.init === 'upstart'
+        ? chroot(['ssh-keygen', '-q', '-t', 'rsa', '-N', '', '-f', '/etc/ssh/ssh_host_rsa_key'])
+        : chroot(['ssh-keygen', '-A']),
+    ],
+  });
+  steps.push(...finalSteps(spec));
+  return { spec, distro: d, steps };
+}
