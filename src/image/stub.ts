@@ -50,6 +50,9 @@ export const STUB_PACKAGES = [
   'dnf',
   'rpm',
   'gpgv',
+  // RPM distributions' signing keys; gpg reads Gentoo's release key to check its fingerprint
+  'distribution-gpg-keys',
+  'gpg',
   'debian-archive-keyring',
   'ubuntu-keyring',
   // filesystems and disks
