@@ -7,6 +7,27 @@ export const DISTRIBUTION_KEYS = '/usr/share/distribution-gpg-keys';
 type Release = Pick<RpmDistro, 'id' | 'name' | 'releasever' | 'kernelSeries' | 'arches' | 'mirror' | 'keys'> &
   Partial<RpmDistro>;
 
+const EL_PACKAGES = [
+  'kernel',
+  'dracut',
+  // kernel-install's grub plugin puts vmlinuz and the initramfs in /boot, where the handoff looks
+  'grub2-common',
+  'systemd',
+  'passwd',
+  'sudo',
+  'openssh-server',
+  'openssh-clients',
+  'NetworkManager',
+  'iproute',
+  'qemu-guest-agent',
+  'avahi',
+  'xfsprogs',
+  'tzdata',
+  'tar',
+  'less',
+  'vim-minimal',
+];
+
 /** A modern EL (8 and later): BaseOS and AppStream, dnf, NetworkManager keyfiles, avahi for mDNS. */
 function el(r: Release): RpmDistro {
   return {
@@ -21,26 +42,7 @@ function el(r: Release): RpmDistro {
     releasePackage: 'centos-release',
     packageManager: 'dnf',
     rpmdb: { path: '/var/lib/rpm', backend: 'sqlite' },
-    packages: [
-      'kernel',
-      'dracut',
-      // kernel-install's grub plugin puts vmlinuz and the initramfs in /boot, where the handoff looks
-      'grub2-common',
-      'systemd',
-      'passwd',
-      'sudo',
-      'openssh-server',
-      'openssh-clients',
-      'NetworkManager',
-      'iproute',
-      'qemu-guest-agent',
-      'avahi',
-      'xfsprogs',
-      'tzdata',
-      'tar',
-      'less',
-      'vim-minimal',
-    ],
+    packages: EL_PACKAGES,
     langpacks: true,
     network: 'nm-keyfile',
     nameService: 'avahi',
@@ -211,24 +213,7 @@ export const RPM_DISTROS: RpmDistro[] = [
     packageManager: 'dnf5',
     rpmdb: { path: '/usr/lib/sysimage/rpm', backend: 'sqlite' },
     nameService: 'resolved',
-    packages: [
-      'kernel',
-      'dracut',
-      'grub2-common',
-      'systemd',
-      'systemd-resolved',
-      'passwd',
-      'sudo',
-      'openssh-server',
-      'openssh-clients',
-      'NetworkManager',
-      'iproute',
-      'qemu-guest-agent',
-      'xfsprogs',
-      'tzdata',
-      'tar',
-      'less',
-      'vim-minimal',
-    ],
+    // resolved answers mDNS and LLMNR: no avahi
+    packages: [...EL_PACKAGES.filter((p) => p !== 'avahi'), 'systemd-resolved'],
   },
 ];

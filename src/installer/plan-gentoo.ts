@@ -6,7 +6,7 @@
 import type { GentooDistro } from '../catalog/types.js';
 import {
   ROOT_UUID,
-  accountActions,
+  accountsStep,
   chroot,
   finalSteps,
   rootFsType,
@@ -95,11 +95,7 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
       chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'sshd.service']),
     ],
   });
-  steps.push({
-    id: 'accounts',
-    title: 'Set up root and users (root locked unless a password hash is given)',
-    actions: accountActions(spec, 'wheel'),
-  });
+  steps.push(accountsStep(spec, 'wheel'));
   steps.push({
     id: 'ssh',
     title: 'OpenSSH server with host keys of its own',

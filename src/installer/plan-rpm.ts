@@ -6,7 +6,7 @@
 import type { RpmDistro } from '../catalog/types.js';
 import {
   ROOT_UUID,
-  accountActions,
+  accountsStep,
   chroot,
   finalSteps,
   rootFsType,
@@ -200,11 +200,7 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     actions: net,
   });
 
-  steps.push({
-    id: 'accounts',
-    title: 'Set up root and users (root locked unless a password hash is given)',
-    actions: accountActions(spec, 'wheel'),
-  });
+  steps.push(accountsStep(spec, 'wheel'));
   steps.push({
     id: 'ssh',
     title: 'OpenSSH server with host keys of its own',

@@ -370,11 +370,7 @@ function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
     ],
   });
 
-  steps.push({
-    id: 'accounts',
-    title: 'Set up root and users (root locked unless a password hash is given)',
-    actions: accountActions(spec, 'sudo'),
-  });
+  steps.push(accountsStep(spec, 'sudo'));
 
   steps.push({
     id: 'ssh',
@@ -390,8 +386,16 @@ function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
   return { spec, distro: d, steps };
 }
 
+export function accountsStep(spec: InstallSpec, sudoGroup: string): Step {
+  return {
+    id: 'accounts',
+    title: 'Set up root and users (root locked unless a password hash is given)',
+    actions: accountActions(spec, sudoGroup),
+  };
+}
+
 /** Root locked (or the hash given), users with their keys, passwordless sudo for key-only sudoers. */
-export function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
+function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
   const accounts: Action[] = [];
   accounts.push(
     spec.root.passwordHash

@@ -148,6 +148,14 @@ describe(
       return r;
     };
 
+    /** vmstub rpm-bootstrap of the fixture's package manager and shell into a new root, with a fresh cache. */
+    const bootstrap = (name: string, repoUrl: string, keyArgs: string[]) => {
+      freshCache();
+      const target = root(name);
+      const args = ['rpm-bootstrap', '--repo', repoUrl, '--root', target, ...keyArgs, 'pkgmgr', 'shell'];
+      return { target, result: sandbox.runAsync(args) };
+    };
+
     before(async () => {
       keyA = makeSigningKey(work, 'a');
       keyB = makeSigningKey(work, 'b');
@@ -221,19 +229,8 @@ describe(
     });
 
     it('installs into an empty root in dependency order, signatures verified, scriptlets run', async () => {
-      freshCache();
-      const target = root('good');
-      const r = await sandbox.runAsync([
-        'rpm-bootstrap',
-        '--repo',
-        url,
-        '--root',
-        target,
-        '--key',
-        keyA.publicKey,
-        'pkgmgr',
-        'shell',
-      ]);
+      const { target, result } = bootstrap('good', url, ['--key', keyA.publicKey]);
+      const r = await result;
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(installedIn(target), EXPECTED);
       assert.equal(readFileSync(join(target, 'usr/lib/libfoo.txt'), 'utf8'), 'libfoo 2.5\n');
@@ -269,19 +266,8 @@ describe(
     });
 
     it('refuses packages signed by a key it was not given, and installs nothing', async () => {
-      freshCache();
-      const target = root('wrong-key');
-      const r = await sandbox.runAsync([
-        'rpm-bootstrap',
-        '--repo',
-        url,
-        '--root',
-        target,
-        '--key',
-        keyB.publicKey,
-        'pkgmgr',
-        'shell',
-      ]);
+      const { target, result } = bootstrap('wrong-key', url, ['--key', keyB.publicKey]);
+      const r = await result;
       assert.equal(r.code, 1);
       assert.match(r.stderr, /rpm-bootstrap: rpm -U failed: .*(NOKEY|signature|verif)/i);
       assert.equal(
@@ -297,19 +283,8 @@ describe(
     });
 
     it('refuses a package whose bytes differ from the checksum the repository lists, before rpm runs', async () => {
-      freshCache();
-      const target = root('tampered');
-      const r = await sandbox.runAsync([
-        'rpm-bootstrap',
-        '--repo',
-        tamperedUrl,
-        '--root',
-        target,
-        '--key',
-        keyA.publicKey,
-        'pkgmgr',
-        'shell',
-      ]);
+      const { target, result } = bootstrap('tampered', tamperedUrl, ['--key', keyA.publicKey]);
+      const r = await result;
       assert.equal(r.code, 1);
       assert.match(r.stderr, /libfoo-2\.5-1\.noarch\.rpm: sha256 is [0-9a-f]+, the repository says/);
       assert.deepEqual(readdirSync(target), [], 'nothing written into the root');
