@@ -3,13 +3,7 @@ import { join, resolve } from 'node:path';
 import { flag, list, str } from './args.js';
 import { printJson } from './output.js';
 import type { Command } from './vm-commands.js';
-import {
-  loadRepo,
-  rpmBootstrap,
-  solve,
-  type RepoMetadata,
-  type RpmBootstrapOptions,
-} from '../bootstrap/rpm/bootstrap.js';
+import { loadRepos, rpmBootstrap, solve, type RpmBootstrapOptions } from '../bootstrap/rpm/bootstrap.js';
 import { nevra } from '../bootstrap/rpm/metadata.js';
 import { installStage3 } from '../bootstrap/gentoo/stage3.js';
 import { findDistro } from '../catalog/index.js';
@@ -17,6 +11,7 @@ import type { GentooDistro } from '../catalog/types.js';
 import type { Arch } from '../vm/definition.js';
 import { ExitCode, VmstubError, usageError } from '../util/errors.js';
 import { cacheDir } from '../util/paths.js';
+import { hostArch } from '../vm/accel.js';
 
 const ARCHES = new Set(['x86_64', 'aarch64', 'riscv64', 'ppc64le', 's390x']);
 
@@ -77,7 +72,7 @@ const rpmBootstrapCommand: Command = {
     for (const r of repos)
       if (!/^(https?|file):\/\//.test(r.baseurl))
         throw usageError(`rpm-bootstrap: --repo ${r.baseurl} is not an http, https or file URL`);
-    const arch = str(a, 'arch') ?? process.arch.replace('x64', 'x86_64').replace('arm64', 'aarch64');
+    const arch = str(a, 'arch') ?? hostArch() ?? process.arch;
     if (!ARCHES.has(arch)) throw usageError(`rpm-bootstrap: unknown architecture ${arch}`);
     const keys = list(a, 'key').map((k) => resolve(k));
     for (const k of keys) if (!existsSync(k)) throw usageError(`rpm-bootstrap: no key file ${k}`);
@@ -104,9 +99,7 @@ const rpmBootstrapCommand: Command = {
     };
     try {
       if (solveOnly) {
-        const meta: RepoMetadata[] = [];
-        for (const r of repos) meta.push(await loadRepo(r, o));
-        const res = await solve(meta, o);
+        const res = await solve(await loadRepos(o), o);
         const rows = res.packages.map((p) => ({
           nevra: nevra(p),
           repo: p.repo,
@@ -162,8 +155,7 @@ const gentooStage3Command: Command = {
   },
   async run(a) {
     const d = findDistro('gentoo') as GentooDistro;
-    const arch = (str(a, 'arch') ??
-      process.arch.replace('x64', 'x86_64').replace('arm64', 'aarch64')) as Arch;
+    const arch = (str(a, 'arch') ?? hostArch()) as Arch;
     const stage3 = d.stage3[arch];
     if (!stage3) throw usageError(`gentoo-stage3: no stage3 for ${arch} (x86_64, aarch64)`);
     const root = str(a, 'root');

@@ -4,12 +4,10 @@
  * fingerprint; only the signed text is read, and the tarball must match its SHA512 there before tar
  * unpacks it (xattrs and numeric owners kept).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { run } from '../../util/exec.js';
-import { download, type FetchOptions } from '../rpm/fetch.js';
+import { download, fileChecksum, type FetchOptions } from '../rpm/fetch.js';
 
 export interface Stage3Options {
   mirror: string;
@@ -92,12 +90,6 @@ export async function verifiedText(file: string, keyring: string): Promise<strin
   return readFileSync(out, 'utf8');
 }
 
-async function sha512Of(path: string): Promise<string> {
-  const h = createHash('sha512');
-  await pipeline(createReadStream(path), h);
-  return h.digest('hex');
-}
-
 export async function installStage3(o: Stage3Options): Promise<{ tarball: string }> {
   const base = `${o.mirror.replace(/\/+$/, '')}/${o.dir.replace(/^\/+|\/+$/g, '')}`;
   mkdirSync(o.cacheDir, { recursive: true });
@@ -125,7 +117,7 @@ export async function installStage3(o: Stage3Options): Promise<{ tarball: string
     const sha512 = sha512From(await verifiedText(digestsFile, keyring), name);
 
     const tarball = join(o.cacheDir, name);
-    if ((await sha512Of(tarball).catch(() => '')) !== sha512) {
+    if ((await fileChecksum(tarball, 'sha512')) !== sha512) {
       o.log?.(`fetch ${base}/${rel}`);
       await download(`${base}/${rel}`, tarball, { type: 'sha512', value: sha512 }, o.fetch);
     }

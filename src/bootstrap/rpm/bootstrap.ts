@@ -99,6 +99,13 @@ export async function loadRepo(repo: RpmRepo, o: RpmBootstrapOptions): Promise<R
   }
 }
 
+/** Every repository's metadata, one after another (each may be large). */
+export async function loadRepos(o: RpmBootstrapOptions): Promise<RepoMetadata[]> {
+  const meta: RepoMetadata[] = [];
+  for (const repo of o.repos) meta.push(await loadRepo(repo, o));
+  return meta;
+}
+
 /** The files filelists.xml says the given paths belong to, by package checksum. */
 async function findFiles(
   meta: RepoMetadata[],
@@ -204,8 +211,7 @@ export interface BootstrapResult {
 }
 
 export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapResult> {
-  const meta: RepoMetadata[] = [];
-  for (const repo of o.repos) meta.push(await loadRepo(repo, o));
+  const meta = await loadRepos(o);
   const resolution = await solve(meta, o);
   o.log?.(`${resolution.packages.length} packages: ${resolution.packages.map((p) => p.name).join(' ')}`);
   const files = await fetchPackages(resolution.packages, meta, o);

@@ -148,7 +148,8 @@ class Closure {
   /** The provider to choose: the package named as the capability, then the shortest name, then by name; newest version. */
   private best(dep: Dep, alsoInRange: Dep[] = []): RpmPackage | undefined {
     const all = this.candidates(dep);
-    const inAll = all.filter((p) => alsoInRange.every((r) => this.candidates(r).includes(p)));
+    const ranges = alsoInRange.map((r) => new Set(this.candidates(r)));
+    const inAll = all.filter((p) => ranges.every((inRange) => inRange.has(p)));
     const c = inAll.length ? inAll : all;
     c.sort(
       (a, b) =>
