@@ -36,6 +36,14 @@ export function resolveInTree(root: string, path: string): string | undefined {
   return join(root, ...resolved);
 }
 
+/**
+ * Left at the root of a target by an install that has not finished (vmstub's executor writes it as soon
+ * as the bootstrap has put anything there, and removes it last): the handoff never starts such a system.
+ */
+export const UNFINISHED_INSTALL_MARK = '.vmstub-install-unfinished';
+
+export const isUnfinishedInstall = (root: string): boolean => existsSync(join(root, UNFINISHED_INSTALL_MARK));
+
 const isFile = (p: string | undefined): p is string =>
   p !== undefined && existsSync(p) && statSync(p).isFile();
 

@@ -8,6 +8,7 @@ import { parseImageCmdline } from '../vm/system-image.js';
 import { detectKernelFormat, unpackZboot } from './kernel-image.js';
 import {
   findInstalledKernel,
+  isUnfinishedInstall,
   fstabHasRoot,
   handoffCommandLine,
   resolveInTree,
@@ -149,6 +150,12 @@ export async function loadInstalledKernel(
   root: HandoffRoot,
   log: (s: string) => void,
 ): Promise<Found | undefined> {
+  if (isUnfinishedInstall(tree)) {
+    log(
+      `${root.device} holds an install that did not finish; not starting it (vmstub resume NAME on the host)`,
+    );
+    return undefined;
+  }
   const choice = findInstalledKernel(tree);
   if (!choice) return undefined;
   const fstabPath = resolveInTree(tree, '/etc/fstab');
@@ -280,6 +287,18 @@ async function kexecLoad(kernel: string, initrd: string | undefined, cmdline: st
 }
 
 /**
+ * Why the stub stays: vmstub.nokexec (--stub: the user wants the stub), or, at boot only,
+ * vmstub.install (the host asked for an install; whatever the disk holds is not to be started, and the
+ * installer hands over itself when it is done).
+ */
+export function bootSkipReason(cmdline: string, atBoot: boolean): string | undefined {
+  const words = cmdline.trim().split(/\s+/);
+  if (words.includes('vmstub.nokexec')) return 'vmstub.nokexec';
+  if (atBoot && words.includes('vmstub.install')) return 'vmstub.install';
+  return undefined;
+}
+
+/**
  * The stub's boot handoff: looks for an installed system on the data disk, then on a virtiofs or 9p
  * share tagged fs, and kexecs into its kernel. On any failure it says why (console and events) and
  * returns, and the stub boots on. It never formats, never writes to the installed system, and never
@@ -288,15 +307,17 @@ async function kexecLoad(kernel: string, initrd: string | undefined, cmdline: st
 export async function runHandoff(
   log: (line: string) => void,
   events = new EventSink(),
+  o: { atBoot: boolean } = { atBoot: true },
 ): Promise<'kexec' | 'nothing-installed' | 'skipped' | 'failed'> {
   const started = Date.now();
   if (debug)
     log(
       `started at ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s (Node.js took ${Math.round(process.uptime() * 1000)} ms to get here)`,
     );
-  if (/(^|\s)vmstub\.nokexec(\s|$)/.test(readFileSync('/proc/cmdline', 'utf8'))) {
-    log('vmstub.nokexec is set: staying in the stub');
-    events.emit({ type: 'handoff', status: 'skipped', reason: 'vmstub.nokexec' });
+  const skip = bootSkipReason(readFileSync('/proc/cmdline', 'utf8'), o.atBoot);
+  if (skip) {
+    log(`${skip} is set: staying in the stub`);
+    events.emit({ type: 'handoff', status: 'skipped', reason: skip });
     return 'skipped';
   }
   try {

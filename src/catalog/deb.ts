@@ -14,6 +14,7 @@ function debian(
     name: `Debian ${r.version} (${r.suite})`,
     installable: true,
     verified: 'real-mirror',
+    filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: Object.fromEntries(r.arches.map((a) => [a, mirror])),
     securityMirror: Object.fromEntries(r.arches.map((a) => [a, 'http://deb.debian.org/debian-security'])),
     components: ['main'],
@@ -77,6 +78,7 @@ function ubuntu(
     name: `Ubuntu ${r.version} (${r.suite})`,
     installable: true,
     verified: 'fixture-mirror',
+    filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: Object.fromEntries(r.arches.map((a) => [a, onArchive(a) ? UBUNTU_ARCHIVE : UBUNTU_PORTS])),
     securityMirror: Object.fromEntries(
       r.arches.map((a) => [a, onArchive(a) ? UBUNTU_SECURITY : UBUNTU_PORTS]),

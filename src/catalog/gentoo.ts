@@ -15,6 +15,7 @@ export const GENTOO_DISTROS: GentooDistro[] = [
     arches: ['x86_64', 'aarch64'],
     installable: true,
     verified: 'fixture-bootstrap',
+    filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: 'https://distfiles.gentoo.org',
     stage3: {
       x86_64: { dir: 'releases/amd64/autobuilds', flavour: 'stage3-amd64-systemd' },

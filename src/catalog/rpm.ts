@@ -35,6 +35,8 @@ function el(r: Release): RpmDistro {
     vendor: 'centos',
     installable: true,
     verified: 'fixture-bootstrap',
+    // RHEL dropped btrfs (EL8 and later have no module; EL6/7 only a technology preview)
+    filesystems: ['xfs', 'ext4'],
     repos: [
       { id: 'baseos', path: 'BaseOS/$basearch/os/' },
       { id: 'appstream', path: 'AppStream/$basearch/os/' },
@@ -205,6 +207,7 @@ export const RPM_DISTROS: RpmDistro[] = [
       keys: stubKey('fedora/RPM-GPG-KEY-fedora-42-primary'),
     }),
     family: 'fedora',
+    filesystems: ['btrfs', 'xfs', 'ext4'],
     repos: [
       { id: 'fedora', path: 'releases/42/Everything/$basearch/os/' },
       { id: 'updates', path: 'updates/42/Everything/$basearch/' },

@@ -2,6 +2,8 @@ import type { Arch } from '../vm/definition.js';
 
 export type Family = 'deb' | 'el' | 'fedora' | 'gentoo';
 
+export type Filesystem = 'xfs' | 'btrfs' | 'ext4';
+
 /** What every catalog entry says about itself. */
 export interface DistroBase {
   /** The name users type: `vmstub create web1 --distro debian12`. */
@@ -9,6 +11,8 @@ export interface DistroBase {
   name: string;
   family: Family;
   arches: Arch[];
+  /** Root filesystems the release's own kernel and initramfs can boot from (EL kernels have no btrfs). */
+  filesystems: Filesystem[];
   /** False until vmstub can install it; `vmstub distros` says so. */
   installable: boolean;
   /**

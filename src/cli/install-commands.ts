@@ -5,7 +5,13 @@ import { formatTable, note, printJson } from './output.js';
 import type { Command } from './vm-commands.js';
 import { CATALOG } from '../catalog/index.js';
 import { InstallProgress } from '../events/progress.js';
-import { createSpec, createWithInstall } from '../installer/create.js';
+import {
+  createSpec,
+  createWithInstall,
+  resumeInstall,
+  type CreateOptions,
+  type CreateResult,
+} from '../installer/create.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan.js';
 import { readSpecFile, type SpecInput } from '../installer/spec.js';
@@ -224,43 +230,83 @@ const create: Command = {
     const name = a.positionals[0]!;
     const { input, where } = specInput(a, str(a, 'distro'));
     if (!input.distro) throw usageError('create: --distro is required (vmstub distros lists them)');
+    const sshTimeoutSec = intOption(a, 'ssh-timeout', 10, 7200) ?? 600;
     if (flag(a, 'dry-run')) {
       process.stdout.write(formatPlan(buildPlan(createSpec({ name, input, where }, hostPublicKeys())), true));
       return ExitCode.ok;
     }
-    const json = flag(a, 'json');
-    const progress = new InstallProgress(process.stderr);
-    const timer = setInterval(() => progress.tick(), 1000);
-    try {
-      const result = await createWithInstall({
+    return followInstall(name, flag(a, 'json'), (hooks) =>
+      createWithInstall({
         name,
         input,
         where,
         diskBytes: parseSize(str(a, 'disk') ?? '8G', '--disk'),
         memoryMiB: str(a, 'memory') ? parseMemoryMiB(str(a, 'memory')!) : undefined,
         cpus: intOption(a, 'cpus', 1, 64),
-        sshTimeoutSec: intOption(a, 'ssh-timeout', 10, 7200) ?? 600,
-        note,
-        onEvent: (e) => {
-          if (json) process.stdout.write(JSON.stringify(e) + '\n');
-          else if ('step' in e || e.type.startsWith('install'))
-            progress.handle(e as Parameters<InstallProgress['handle']>[0]);
-        },
-      });
-      if (json) printJson({ type: 'result', ...result });
-      else {
-        const phases = Object.entries(result.phases)
-          .map(([k, v]) => `${k} ${v}s`)
-          .join(', ');
-        process.stdout.write(
-          `${name} is ready: ${result.distro} as ${result.hostname}, in ${result.seconds} s (${phases})\n`,
-        );
-        process.stdout.write(`  vmstub ssh ${name}        (127.0.0.1:${result.sshPort}, host key checked)\n`);
-      }
-      return ExitCode.ok;
-    } finally {
-      clearInterval(timer);
+        sshTimeoutSec,
+        ...hooks,
+      }),
+    );
+  },
+};
+
+/** Renders an install's events (progress on stderr, or NDJSON on stdout) and its result. */
+async function followInstall(
+  name: string,
+  json: boolean,
+  start: (hooks: Pick<CreateOptions, 'note' | 'onEvent'>) => Promise<CreateResult & { resumed?: string }>,
+): Promise<number> {
+  const progress = new InstallProgress(process.stderr);
+  const timer = setInterval(() => progress.tick(), 1000);
+  try {
+    const result = await start({
+      note: json ? (l) => process.stderr.write(`vmstub: ${l}\n`) : note,
+      onEvent: (e) => {
+        if (json) process.stdout.write(JSON.stringify(e) + '\n');
+        else if ('step' in e || e.type.startsWith('install'))
+          progress.handle(e as Parameters<InstallProgress['handle']>[0]);
+      },
+    });
+    if (json) process.stdout.write(JSON.stringify({ type: 'result', ...result }) + '\n');
+    else {
+      const phases = Object.entries(result.phases)
+        .map(([k, v]) => `${k} ${v}s`)
+        .join(', ');
+      process.stdout.write(
+        `${name} is ready: ${result.distro} as ${result.hostname}, in ${result.seconds} s (${phases})\n`,
+      );
+      process.stdout.write(`  vmstub ssh ${name}        (127.0.0.1:${result.sshPort}, host key checked)\n`);
     }
+    return ExitCode.ok;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const resume: Command = {
+  spec: {
+    name: 'resume',
+    summary:
+      'Go on with an install that did not finish: follow it if it still runs, else start it over on the same disk.',
+    usage: '[options] NAME',
+    positionals: [{ name: 'NAME' }],
+    details:
+      'For instances made by vmstub create whose install failed or was interrupted (vmstub list says so).\n' +
+      'The same spec is used; the disk is formatted again only because its own install never finished.',
+    options: [
+      {
+        name: 'ssh-timeout',
+        takes: 'value',
+        valueName: 'SECONDS',
+        help: 'how long to wait for SSH after the install (default 600)',
+      },
+      { name: 'json', takes: 'flag', help: "the installer's events as NDJSON on stdout, then the result" },
+    ],
+  },
+  async run(a) {
+    const name = a.positionals[0]!;
+    const sshTimeoutSec = intOption(a, 'ssh-timeout', 10, 7200) ?? 600;
+    return followInstall(name, flag(a, 'json'), (hooks) => resumeInstall(name, { sshTimeoutSec, ...hooks }));
   },
 };
 
@@ -322,4 +368,4 @@ const install: Command = {
   },
 };
 
-export const installCommands: Command[] = [distros, plan, create, install];
+export const installCommands: Command[] = [distros, plan, create, resume, install];

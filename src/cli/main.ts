@@ -6,6 +6,7 @@ import { bootstrapCommands } from './bootstrap-commands.js';
 import { imageCommands } from './image-commands.js';
 import { installCommands } from './install-commands.js';
 import { vmCommands, type Command } from './vm-commands.js';
+import { installSignalCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
 import { supervise } from '../vm/supervisor.js';
@@ -57,15 +58,21 @@ async function runSupervisor(name: string): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const [word, ...rest] = argv;
-  if (word === undefined || word === 'help' || word === '--help' || word === '-h') {
+  // Asked for, help goes to stdout and succeeds; a missing command is a usage error: stderr, exit 2 (as GNU tools do).
+  if (word === undefined) {
+    process.stderr.write(usage());
+    return ExitCode.usage;
+  }
+  if (word === 'help' || word === '--help' || word === '-h') {
     process.stdout.write(usage());
-    return word === undefined ? ExitCode.usage : ExitCode.ok;
+    return ExitCode.ok;
   }
   if (word === '--version' || word === 'version') {
     process.stdout.write(`vmstub ${VERSION}\n`);
     return ExitCode.ok;
   }
   if (word === '__supervise') return runSupervisor(rest[0]!);
+  installSignalCleanup((line) => process.stderr.write(line + '\n'));
   // Commands are one word (run) or two (image build).
   const command =
     commands.find((c) => c.spec.name === word) ?? commands.find((c) => c.spec.name === `${word} ${rest[0]}`);

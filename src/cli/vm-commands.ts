@@ -1,22 +1,32 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
 import { formatHelp, flag, intOption, list, str, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatTable, note, printJson } from './output.js';
 import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
-import { hintFwCfg, knownHostsLines } from '../installer/create.js';
+import { CREATED_DISK, hintFwCfg, knownHostsLines } from '../installer/create.js';
+import { describeInstallStatus, installStatus } from '../installer/install-state.js';
 import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
 import { attachConsole } from '../vm/console-client.js';
+import { validateName, type VmDefinition } from '../vm/definition.js';
 import { buildDefinition, DEFAULTS } from '../vm/definition-builder.js';
-import { describeInstance, formatUptime, type InstanceInfo } from '../vm/inspect.js';
+import {
+  describeInstance,
+  describeOrBroken,
+  formatUptime,
+  stateLabel,
+  type InstanceInfo,
+} from '../vm/inspect.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import {
   createInstance,
   instancePaths,
+  keptDisksDir,
   listInstanceNames,
   loadDefinition,
   readState,
@@ -285,6 +295,11 @@ const start: Command = {
   async run(a) {
     const name = a.positionals[0]!;
     const waitSec = waitSshSeconds(a);
+    const install = installStatus(instancePaths(name));
+    if (install && install.phase !== 'installed' && !flag(a, 'stub'))
+      throw conflictError(
+        `${name}'s install did not finish (${describeInstallStatus(install)}); vmstub resume ${name} goes on with it, vmstub start --stub ${name} boots the stub to look`,
+      );
     await startInstance(name, note, { extraAppend: stubAppend(a) });
     return flag(a, 'console') ? foreground(name) : afterDetachedStart(name, flag(a, 'json'), waitSec);
   },
@@ -356,21 +371,25 @@ const consoleCmd: Command = {
 const listCmd: Command = {
   spec: { name: 'list', summary: 'List instances.', usage: '[--json]', positionals: [], options: [JSON_OPT] },
   async run(a) {
-    const infos = listInstanceNames().map((n) => describeInstance(n));
+    const infos = listInstanceNames().map((n) => describeOrBroken(n));
     if (flag(a, 'json')) {
       printJson(infos);
       return ExitCode.ok;
     }
-    const rows = infos.map((i) => [
-      i.name,
-      i.state,
-      i.accel ?? '-',
-      String(i.definition.cpus),
-      formatSize(i.definition.memoryMiB * 1024 * 1024),
-      i.sshPort ? `127.0.0.1:${i.sshPort}` : '-',
-      formatUptime(i.uptimeSec),
-      i.definition.system ?? i.definition.kernel ?? '',
-    ]);
+    const rows = infos.map((i) =>
+      i.state === 'broken'
+        ? [i.name, 'broken', '-', '-', '-', '-', '-', i.error]
+        : [
+            i.name,
+            stateLabel(i),
+            i.accel ?? '-',
+            String(i.definition.cpus),
+            formatSize(i.definition.memoryMiB * 1024 * 1024),
+            i.sshPort ? `127.0.0.1:${i.sshPort}` : '-',
+            formatUptime(i.uptimeSec),
+            i.definition.system ?? i.definition.kernel ?? '',
+          ],
+    );
     process.stdout.write(
       formatTable(['NAME', 'STATE', 'ACCEL', 'CPUS', 'MEMORY', 'SSH', 'UPTIME', 'SYSTEM'], rows),
     );
@@ -431,6 +450,12 @@ const show: Command = {
       ],
       ['pid', info.qemuPid ? `qemu ${info.qemuPid}, supervisor ${info.supervisorPid}` : '-'],
       ['last exit', info.lastExit ? `${info.lastExit.at}: ${info.lastExit.reason}` : '-'],
+      [
+        'install',
+        info.install
+          ? `${describeInstallStatus(info.install)}${info.install.reason ? `: ${info.install.reason}` : ''} (log: ${info.install.log})`
+          : '-',
+      ],
       ['directory', info.paths.dir],
       ['qmp', info.paths.qmp],
       ['console', info.paths.console],
@@ -513,28 +538,63 @@ const ssh: Command = {
   },
 };
 
+/** A disk inside the instance directory would go with it: it moves to keptDisksDir() instead. */
+function keepDisk(name: string, disk: string): string {
+  mkdirSync(keptDisksDir(), { recursive: true, mode: 0o700 });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+  let target = join(keptDisksDir(), `${name}-${stamp}${extname(disk) || '.img'}`);
+  for (let n = 2; existsSync(target); n++)
+    target = join(keptDisksDir(), `${name}-${stamp}-${n}${extname(disk)}`);
+  renameSync(disk, target);
+  return target;
+}
+
 const rm: Command = {
   spec: {
     name: 'rm',
-    summary: 'Remove a stopped instance (its disk images stay unless --disks).',
-    usage: '[--disks] NAME',
+    summary:
+      'Remove a stopped instance. Its disk images stay on the host (moved out of the instance) unless --disks.',
+    usage: '[--disks] [--json] NAME',
     positionals: [{ name: 'NAME' }],
-    options: [{ name: 'disks', takes: 'flag', help: "also delete the instance's data disk image" }],
+    options: [{ name: 'disks', takes: 'flag', help: "also delete the instance's data disk image" }, JSON_OPT],
   },
   async run(a) {
     const name = a.positionals[0]!;
-    const def = loadDefinition(name);
+    validateName(name);
     const paths = instancePaths(name);
-    if (isRunning(paths)) throw conflictError(`${name} is running; stop it first (vmstub stop ${name})`);
-    removeInstance(paths);
-    const removed = [`instance ${name}`];
-    if (flag(a, 'disks') && def.data && existsSync(def.data.path)) {
-      rmSync(def.data.path);
-      removed.push(`disk ${def.data.path}`);
-    } else if (def.data) {
-      process.stdout.write(`kept disk ${def.data.path}\n`);
+    if (!existsSync(paths.dir)) throw conflictError(`no instance named ${name}`);
+    let def: VmDefinition | undefined;
+    try {
+      def = loadDefinition(name);
+    } catch {
+      def = undefined; // a damaged instance can still be removed; its disks are still kept
     }
-    process.stdout.write(`removed ${removed.join(' and ')}\n`);
+    if (isRunning(paths)) throw conflictError(`${name} is running; stop it first (vmstub stop ${name})`);
+    const disks = new Set<string>();
+    if (def?.data) disks.add(resolve(def.data.path));
+    const created = join(paths.dir, CREATED_DISK);
+    if (existsSync(created)) disks.add(created);
+    const kept: { disk: string; from?: string }[] = [];
+    const deleted: string[] = [];
+    for (const disk of disks) {
+      if (!existsSync(disk)) continue;
+      if (flag(a, 'disks')) {
+        rmSync(disk);
+        deleted.push(disk);
+      } else if (disk.startsWith(`${paths.dir}/`)) {
+        kept.push({ disk: keepDisk(name, disk), from: disk });
+      } else kept.push({ disk });
+    }
+    removeInstance(paths);
+    if (flag(a, 'json')) {
+      printJson({ removed: name, keptDisks: kept.map((k) => k.disk), deletedDisks: deleted });
+      return ExitCode.ok;
+    }
+    for (const k of kept)
+      process.stdout.write(`kept disk ${k.disk}${k.from ? ' (moved out of the instance)' : ''}\n`);
+    process.stdout.write(
+      `removed instance ${name}${deleted.length ? ` and disk ${deleted.join(', ')}` : ''}\n`,
+    );
     return ExitCode.ok;
   },
 };

@@ -54,7 +54,10 @@ export async function mmdebstrap(
   onLine: (line: string) => void,
 ): Promise<void> {
   const tool = requireTool('mmdebstrap', 'mmdebstrap');
-  const result = await run(tool, mmdebstrapArgs(r, target), { timeoutMs: 60 * 60 * 1000 });
+  const result = await run(tool, mmdebstrapArgs(r, target), {
+    timeoutMs: 60 * 60 * 1000,
+    killWithParent: true,
+  });
   writeFileSync(logFile, result.stderr);
   const lines = result.stderr.split('\n').filter(Boolean);
   for (const l of lines) if (/^I: /.test(l)) onLine(l.slice(3));

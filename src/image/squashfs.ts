@@ -31,7 +31,10 @@ export function mksquashfsArgs(source: string, out: string, o: SquashOptions): s
 /** Squashes a tree. SOURCE_DATE_EPOCH, when set, fixes the image's time and clamps every file's. */
 export async function squash(source: string, out: string, o: SquashOptions): Promise<void> {
   const tool = requireTool('mksquashfs', 'squashfs-tools');
-  const r = await run(tool, mksquashfsArgs(source, out, o), { timeoutMs: 60 * 60 * 1000 });
+  const r = await run(tool, mksquashfsArgs(source, out, o), {
+    timeoutMs: 60 * 60 * 1000,
+    killWithParent: true,
+  });
   if (r.code !== 0) throw new VmstubError(`mksquashfs failed: ${r.stderr.trim().split('\n').pop() ?? ''}`);
 }
 

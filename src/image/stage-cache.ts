@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { onCleanup } from '../util/cleanup.js';
+import { removeTree } from '../util/mounts.js';
+import {
+  currentOwner,
+  ownerIsLive,
+  processStartTicks,
+  readOwner,
+  releaseLock,
+  tryLock,
+} from '../util/pidlock.js';
 import { cacheDir } from '../util/paths.js';
 
 /** A stable digest of a key object: property order does not matter, values do. */
@@ -26,13 +36,23 @@ export interface StageResult {
   hit: boolean;
 }
 
+const OWNER_FILE = '.owner';
+const LOCK_POLL_MS = 1000;
+
 /**
  * Cached build stages, as catalyst and live-build keep them: one directory per stage and key under the
  * cache, filled in a temporary directory and renamed into place only when complete, so an interrupted
  * build never looks finished. Older entries of the same stage are removed once a new one is complete.
+ *
+ * Builds of one stage and key take a lock (two at once: the second waits, then uses the first's
+ * result). A temporary directory whose builder is gone (killed, even by SIGKILL) is unmounted and
+ * removed by the next build; an interrupted build removes its own on the way out.
  */
 export class StageCache {
-  constructor(readonly root: string = join(cacheDir(), 'images')) {}
+  constructor(
+    readonly root: string = join(cacheDir(), 'images'),
+    private readonly note: (line: string) => void = () => {},
+  ) {}
 
   private path(stage: string, key: string): string {
     return join(this.root, `${stage}-${key}`);
@@ -45,12 +65,33 @@ export class StageCache {
 
   /** The newest complete entry of a stage, whatever its key (the offline fallback). */
   newest(stage: string): string | undefined {
-    if (!existsSync(this.root)) return undefined;
-    const entries = readdirSync(this.root)
+    return this.complete(stage)[0];
+  }
+
+  private complete(stage: string): string[] {
+    if (!existsSync(this.root)) return [];
+    return readdirSync(this.root)
       .filter((d) => d.startsWith(`${stage}-`) && existsSync(join(this.root, d, '.complete')))
       .map((d) => join(this.root, d))
       .sort((a, b) => statSync(join(b, '.complete')).mtimeMs - statSync(join(a, '.complete')).mtimeMs);
-    return entries[0];
+  }
+
+  /** Half-built directories of builders that are gone: unmounted and removed. Returns their names. */
+  async removeStale(): Promise<string[]> {
+    if (!existsSync(this.root)) return [];
+    const stale = readdirSync(this.root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && d.name.startsWith('.') && !this.builderIsLive(d.name))
+      .map((d) => d.name);
+    for (const d of stale) await removeTree(join(this.root, d));
+    return stale;
+  }
+
+  /** A builder writes its owner file just after making its directory: until then, the pid in the name says. */
+  private builderIsLive(dir: string): boolean {
+    const owner = readOwner(join(this.root, dir, OWNER_FILE));
+    if (owner) return ownerIsLive(owner);
+    const pid = Number(/\.(\d+)$/.exec(dir)?.[1]);
+    return pid > 0 && processStartTicks(pid) !== undefined;
   }
 
   async build(
@@ -62,28 +103,41 @@ export class StageCache {
     const found = this.lookup(stage, key);
     if (found) return { dir: found, hit: true };
     mkdirSync(this.root, { recursive: true });
-    const tmp = join(this.root, `.${stage}-${key}.${process.pid}`);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { mode: 0o755 });
+    const lock = join(this.root, `.${stage}-${key}.lock`);
+    for (let waited = false; ; waited = true) {
+      const holder = tryLock(lock);
+      if (!holder) break;
+      if (!waited) this.note(`${stage}: another vmstub (pid ${holder.pid}) is building it; waiting`);
+      await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
+    }
+    const locked = onCleanup(`the lock of ${stage}`, () => releaseLock(lock));
     try {
-      await fill(tmp);
+      const built = this.lookup(stage, key);
+      if (built) return { dir: built, hit: true };
+      for (const d of await this.removeStale()) this.note(`removed ${d}, left by an interrupted build`);
+      const tmp = join(this.root, `.${stage}-${key}.${process.pid}`);
+      mkdirSync(tmp, { mode: 0o755 });
+      writeFileSync(join(tmp, OWNER_FILE), JSON.stringify(currentOwner()));
+      const partial = onCleanup(`the unfinished ${stage}`, () => removeTree(tmp));
+      try {
+        await fill(tmp);
+      } catch (e) {
+        await partial.undo();
+        throw e;
+      }
       writeFileSync(join(tmp, '.complete'), new Date().toISOString() + '\n');
       const dir = this.path(stage, key);
-      rmSync(dir, { recursive: true, force: true });
+      await removeTree(dir);
       renameSync(tmp, dir);
-      this.prune(stage, keep);
+      partial.release();
+      await this.prune(stage, keep);
       return { dir, hit: false };
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      throw e;
+    } finally {
+      await locked.undo();
     }
   }
 
-  private prune(stage: string, keep: number): void {
-    const entries = readdirSync(this.root)
-      .filter((d) => d.startsWith(`${stage}-`) && existsSync(join(this.root, d, '.complete')))
-      .map((d) => join(this.root, d))
-      .sort((a, b) => statSync(join(b, '.complete')).mtimeMs - statSync(join(a, '.complete')).mtimeMs);
-    for (const old of entries.slice(keep)) rmSync(old, { recursive: true, force: true });
+  private async prune(stage: string, keep: number): Promise<void> {
+    for (const old of this.complete(stage).slice(keep)) await removeTree(old);
   }
 }

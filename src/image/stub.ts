@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { CATALOG } from '../catalog/index.js';
 import type { Distro } from '../catalog/types.js';
+import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
 import type { Arch } from '../vm/definition.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
@@ -213,7 +214,10 @@ export interface StubBuildResult {
  * the guest files), then the image (the root filesystem squashed with this vmstub's bundle, the install
  * scripts and the banner; keyed by the root filesystem and those files).
  */
-export async function buildStub(o: StubBuildOptions, cache = new StageCache()): Promise<StubBuildResult> {
+export async function buildStub(
+  o: StubBuildOptions,
+  cache = new StageCache(undefined, o.progress),
+): Promise<StubBuildResult> {
   const { bundle, guest } = installationPaths();
   const recipe = stubRecipe(o.arch, o.mirrors, guest);
   const stages: StubBuildResult['stages'] = [];
@@ -267,6 +271,9 @@ export async function buildStub(o: StubBuildOptions, cache = new StageCache()): 
   stages.push({ name: 'base', hit: base.hit, key: baseKey });
 
   const overlay = mkdtempSync(join(tmpdir(), 'vmstub-overlay-'));
+  const overlayCleanup = onCleanup(`temporary directory ${overlay}`, () =>
+    rmSync(overlay, { recursive: true, force: true }),
+  );
   try {
     writeStubOverlay(overlay, bundle, CATALOG);
     const imageKey = stageKey({ baseKey, overlay: treeDigest(overlay) });
@@ -284,13 +291,15 @@ export async function buildStub(o: StubBuildOptions, cache = new StageCache()): 
     stages.push({ name: 'image', hit: image.hit, key: imageKey });
     imageDir = image.dir;
   } finally {
-    rmSync(overlay, { recursive: true, force: true });
+    await overlayCleanup.undo();
   }
 
   mkdirSync(o.outDir, { recursive: true });
   const target = join(o.outDir, `stub-${o.arch}.squashfs`);
   const tmp = `${target}.tmp-${process.pid}`;
+  const partial = onCleanup(`unfinished ${tmp}`, () => rmSync(tmp, { force: true }));
   copyFileSync(join(imageDir, `stub-${o.arch}.squashfs`), tmp);
   renameSync(tmp, target);
+  partial.release();
   return { image: target, sha256: await fileSha256(target), bytes: statSync(target).size, stages };
 }

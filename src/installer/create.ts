@@ -1,25 +1,35 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { decodeEvents, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
-import { ExitCode, VmstubError, timeoutError } from '../util/errors.js';
+import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
 import { allocateDisk } from '../vm/allocate.js';
 import { FW_CFG_PREFIX, validateName, type VmDefinition } from '../vm/definition.js';
 import { DEFAULTS } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
-import { isRunning } from '../vm/lifecycle.js';
+import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { sshArgs, waitForSshBanner, ensureInstanceKey } from '../vm/ssh.js';
 import {
   createInstance,
+  instancePaths,
+  loadDefinition,
   readState,
   removeInstance,
   runningSupervisor,
   type InstancePaths,
 } from '../vm/store.js';
+import { onCleanup, type Registration } from '../util/cleanup.js';
+import {
+  describeInstallStatus,
+  installLogPath,
+  installSpecPath,
+  installStatus,
+  writeInstallStatus,
+} from './install-state.js';
 import type { InstallEvent } from './execute.js';
 import { hostPublicKeys, hostTimezone } from './host-defaults.js';
 import { buildPlan } from './plan.js';
@@ -39,6 +49,9 @@ export interface CreateOptions {
   onEvent: (e: InstallEvent | StubEvent) => void;
   tick?: () => void;
 }
+
+/** The disk create makes, inside the instance directory (vmstub rm moves it out: docs/commands.md). */
+export const CREATED_DISK = 'disk.img';
 
 export interface CreateResult {
   name: string;
@@ -83,18 +96,34 @@ export function createSpec(o: Pick<CreateOptions, 'name' | 'input' | 'where'>, k
   return spec;
 }
 
+/** The instance name must be free before any work starts; an unfinished install of that name says how to go on. */
+function refuseExisting(name: string): void {
+  const paths = instancePaths(name);
+  if (!existsSync(paths.definition)) return;
+  const status = installStatus(paths);
+  if (status && status.phase !== 'installed')
+    throw conflictError(
+      `${name} exists: ${describeInstallStatus(status)}; continue with vmstub resume ${name}, or remove it with vmstub rm ${name}`,
+    );
+  throw conflictError(
+    `an instance named ${name} already exists (vmstub start ${name}, or vmstub rm ${name})`,
+  );
+}
+
 /**
  * vmstub create: validates everything, builds the stub image if there is none, allocates the disk,
  * boots the stub with the install spec in fw_cfg, follows the installer's events, records the new
  * system's host key, and waits for a real SSH login. A failed install leaves the VM in the stub.
+ * Interrupted, it leaves either nothing (before the VM started) or a stopped instance whose install
+ * status says where it stopped (vmstub resume goes on from there).
  */
 export async function createWithInstall(o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   const spec = createSpec(o, hostPublicKeys());
+  refuseExisting(o.name);
 
   const stub = stubImagePath(spec.arch);
   const phases: Record<string, number> = {};
-  let bootStarted = started;
   if (!existsSync(stub)) {
     o.note(`no stub image yet: building ${stub} (once; a few minutes)`);
     await buildStub({
@@ -103,8 +132,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
       mirrors: { mirror: DEFAULT_DEBIAN_MIRROR, securityMirror: DEFAULT_DEBIAN_SECURITY_MIRROR },
       progress: (l) => o.note(`stub: ${l}`),
     });
-    bootStarted = Date.now();
-    phases['stub build'] = Math.round((bootStarted - started) / 100) / 10;
+    phases['stub build'] = Math.round((Date.now() - started) / 100) / 10;
   }
 
   const def: VmDefinition = {
@@ -127,7 +155,10 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     createdAt: new Date().toISOString(),
   };
   const paths = createInstance(def);
-  let started_install = false;
+  // Until the install runs, an interrupted create takes back what it made: the disk holds nothing yet.
+  const unmake = onCleanup(`the half-created instance ${o.name}`, () => {
+    if (!runningSupervisor(paths)) removeInstance(paths);
+  });
   try {
     if (!spec.root.sshKeys.length) {
       // The user has no keys of their own: a key for this instance, which vmstub ssh uses, for root
@@ -136,32 +167,125 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
       spec.root.sshKeys = [key];
       for (const u of spec.users) if (!u.sshKeys.length && !u.passwordHash) u.sshKeys = [key];
     }
-    const disk = join(paths.dir, 'disk.img');
+    const disk = join(paths.dir, CREATED_DISK);
     await allocateDisk(disk, o.diskBytes, 'raw');
     def.data = { path: disk, format: 'raw' };
     def.fwCfg = hintFwCfg(paths, spec.root.sshKeys, spec.timezone);
     writeFileSync(paths.definition, JSON.stringify(def, null, 2) + '\n', { mode: 0o600 });
-    const specFile = join(paths.dir, 'install-spec.json');
-    writeFileSync(specFile, JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
-    await startInstance(o.name, o.note, {
-      extraFwCfg: [{ name: `${FW_CFG_PREFIX}install-spec`, file: specFile }],
-    });
-    started_install = true;
+    writeFileSync(installSpecPath(paths), JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
   } catch (e) {
-    if (!started_install && !runningSupervisor(paths)) removeInstance(paths);
+    await unmake.undo();
     throw e;
   }
+  return installAndVerify(o.name, paths, o, { phases, started, attempt: 1, unmake });
+}
 
-  const done = await follow(paths, o, phases, bootStarted);
-  writeFileSync(paths.knownHosts, knownHostsLines(o.name, done.hostKeys), { mode: 0o600 });
+/**
+ * vmstub resume: goes on with an instance whose install did not finish. A VM still installing (its
+ * create was killed) is followed again; a stopped one starts the install over on the same disk (the
+ * bootstrap cannot be continued half-way: a half-unpacked package database is not safe to build on).
+ */
+export async function resumeInstall(
+  name: string,
+  o: Pick<CreateOptions, 'sshTimeoutSec' | 'note' | 'onEvent' | 'tick'>,
+): Promise<CreateResult & { resumed: 'followed' | 'started over' }> {
+  const started = Date.now();
+  const def = loadDefinition(name);
+  const paths = instancePaths(name);
+  const status = installStatus(paths);
+  if (!status || !existsSync(installSpecPath(paths)))
+    throw conflictError(`${name} was not made by vmstub create; there is no install to resume`);
+  if (status.phase === 'installed')
+    throw conflictError(`${name} is installed already (vmstub start ${name})`);
+  const full = { ...o, name } as CreateOptions;
+  if (isRunning(paths)) {
+    o.note(`${name} is still installing (${describeInstallStatus(status)}); following it`);
+    return {
+      ...(await installAndVerify(name, paths, full, {
+        phases: {},
+        started,
+        attempt: status.attempt,
+        follow: true,
+      })),
+      resumed: 'followed',
+    };
+  }
+  if (!def.data || !existsSync(def.data.path))
+    throw conflictError(
+      `${name}'s data disk ${def.data?.path ?? ''} is gone; remove it with vmstub rm ${name}`,
+    );
+  const spec = JSON.parse(readFileSync(installSpecPath(paths), 'utf8')) as InstallSpec;
+  writeFileSync(installSpecPath(paths), JSON.stringify({ ...spec, resume: true }, null, 2) + '\n', {
+    mode: 0o600,
+  });
+  o.note(
+    `${name}: ${describeInstallStatus(status)}; starting the install over on the same disk (attempt ${status.attempt + 1})`,
+  );
+  return {
+    ...(await installAndVerify(name, paths, full, { phases: {}, started, attempt: status.attempt + 1 })),
+    resumed: 'started over',
+  };
+}
+
+/**
+ * Boots the stub with the install spec (or, with follow, attaches to an install already running),
+ * follows the install to the handoff and checks SSH. Interrupted while the install runs, it stops the
+ * VM and records the install as interrupted, with the step it had reached.
+ */
+async function installAndVerify(
+  name: string,
+  paths: InstancePaths,
+  o: CreateOptions,
+  run: {
+    phases: Record<string, number>;
+    started: number;
+    attempt: number;
+    follow?: boolean;
+    unmake?: Registration;
+  },
+): Promise<CreateResult> {
+  const { phases, started } = run;
+  const bootStarted = Date.now();
+  const log = installLogPath(paths);
+  if (!run.follow) {
+    await startInstance(name, o.note, {
+      // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
+      extraAppend: ['vmstub.install'],
+      extraFwCfg: [{ name: `${FW_CFG_PREFIX}install-spec`, file: installSpecPath(paths) }],
+    });
+    writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
+  }
+  run.unmake?.release();
+  const guard = onCleanup(`the install in ${name}`, async () => {
+    await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
+    const now = installStatus(paths);
+    if (now?.phase === 'installing' || now?.phase === 'interrupted')
+      writeInstallStatus(paths, {
+        ...now,
+        phase: 'interrupted',
+        reason: 'vmstub was interrupted; the VM was stopped',
+      });
+  });
+  let done: { hostKeys: string[] };
+  try {
+    done = await follow(paths, o, phases, bootStarted);
+  } catch (e) {
+    guard.release();
+    installStatus(paths); // records failed or interrupted, from the events
+    throw e;
+  }
+  guard.release();
+  writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });
+  const def = loadDefinition(name);
+  writeFileSync(paths.knownHosts, knownHostsLines(name, done.hostKeys), { mode: 0o600 });
 
   const port = readState(paths).sshPort;
-  if (!port) throw new VmstubError(`${o.name} has no SSH port`);
+  if (!port) throw new VmstubError(`${name} has no SSH port`);
   const sshStarted = Date.now();
   const banner = await waitForSshBanner(port, o.sshTimeoutSec * 1000, () => isRunning(paths));
   if (!banner)
     throw timeoutError(
-      `${o.name} was installed but did not answer SSH within ${o.sshTimeoutSec} s; see vmstub console ${o.name} --log`,
+      `${name} was installed but did not answer SSH within ${o.sshTimeoutSec} s; see vmstub console ${name} --log`,
     );
   const login = spawnSync(
     requireTool('ssh', 'openssh-client'),
@@ -170,7 +294,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
         port,
         user: def.sshUser,
         knownHosts: paths.knownHosts,
-        hostKeyAlias: `vmstub-${o.name}`,
+        hostKeyAlias: `vmstub-${name}`,
         identity: existsSync(paths.sshKey) ? paths.sshKey : undefined,
       },
       ['true'],
@@ -180,12 +304,13 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   );
   if (login.status !== 0) {
     throw new VmstubError(
-      `${o.name} answers SSH but the login failed: ${(login.stderr || '').trim().split('\n').pop() ?? `exit ${login.status}`}`,
+      `${name} answers SSH but the login failed: ${(login.stderr || '').trim().split('\n').pop() ?? `exit ${login.status}`}`,
     );
   }
   phases['boot to SSH'] = Math.round((Date.now() - sshStarted) / 100) / 10;
+  const spec = JSON.parse(readFileSync(installSpecPath(paths), 'utf8')) as InstallSpec;
   return {
-    name: o.name,
+    name,
     distro: spec.distro,
     hostname: spec.hostname,
     sshPort: port,
@@ -202,7 +327,8 @@ async function follow(
   phases: Record<string, number>,
   started: number,
 ): Promise<{ hostKeys: string[] }> {
-  const logPath = join(paths.dir, 'install.log');
+  const logPath = installLogPath(paths);
+  const name = basename(paths.dir);
   writeFileSync(logPath, '', { mode: 0o600 });
   let offset = 0;
   let rest = '';
@@ -227,7 +353,7 @@ async function follow(
         else if (e.type === 'step-end') phases[e.step] = Math.round((Date.now() - stepStarted) / 100) / 10;
         else if (e.type === 'install-failed') {
           throw new VmstubError(
-            `install failed at step ${e.step}: ${e.reason}; the VM stays in the stub (vmstub console ${paths.dir.split('/').pop()}); log: ${logPath}`,
+            `install failed at step ${e.step}: ${e.reason}; the VM stays in the stub (vmstub console ${name}); log: ${logPath}; to start over: vmstub resume ${name}`,
             ExitCode.failure,
           );
         } else if (e.type === 'install-done') {
@@ -236,7 +362,7 @@ async function follow(
         } else if (e.type === 'handoff' && result) {
           if (e.status !== 'kexec') {
             throw new VmstubError(
-              `installed, but the handoff did not happen (${e.status}: ${e.reason}); vmstub console ${paths.dir.split('/').pop()}`,
+              `installed, but the handoff did not happen (${e.status}: ${e.reason}); vmstub console ${name}`,
             );
           }
           phases.handoff = Math.round((Date.now() - stepStarted) / 100) / 10;
@@ -247,7 +373,7 @@ async function follow(
     }
     if (!isRunning(paths))
       throw new VmstubError(
-        `the VM stopped during the install; see vmstub console ${paths.dir.split('/').pop()} --log`,
+        `the VM stopped during the install; see vmstub console ${name} --log; to start over: vmstub resume ${name}`,
       );
     if (Date.now() > deadline) throw timeoutError('the install did not finish within 4 hours');
     o.tick?.();

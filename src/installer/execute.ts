@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import {
   chownSync,
   copyFileSync,
@@ -11,11 +10,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { findInstalledKernel } from '../boot/discover.js';
+import { findInstalledKernel, UNFINISHED_INSTALL_MARK } from '../boot/discover.js';
+import { onCleanup, type Registration } from '../util/cleanup.js';
 import { oneLine } from '../util/errors.js';
-import { run, which } from '../util/exec.js';
+import { run, spawnTracked, which } from '../util/exec.js';
+import { unmountUnder } from '../util/mounts.js';
 import type { Action, Plan, Step } from './plan.js';
 import { HOOKS, STAGING, TARGET } from './plan.js';
+import { claimDirectory, clearUnfinished, releaseDirectory } from './directory-claim.js';
 import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
 import { installStage3 } from '../bootstrap/gentoo/stage3.js';
 
@@ -72,10 +74,15 @@ function exec(
   opts: { input?: string; env?: Record<string, string> } = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(which(argv[0]!) ?? argv[0]!, argv.slice(1), {
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', ...opts.env },
-    });
+    const child = spawnTracked(
+      which(argv[0]!) ?? argv[0]!,
+      argv.slice(1),
+      {
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', ...opts.env },
+      },
+      true,
+    );
     let last = '';
     const feed = (stream: NodeJS.ReadableStream) => {
       let buf = '';
@@ -130,7 +137,10 @@ async function diskSignature(device: string): Promise<string | undefined> {
 export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<InstallResult> {
   const target = o.target ?? TARGET;
   const vars: Record<string, string> = {};
-  const cleanups: (() => Promise<void>)[] = [];
+  // Whatever a killed bootstrap tool left mounted inside the target goes when the install ends, however.
+  const cleanups: Registration[] = [
+    onCleanup(`mounts under ${target}`, () => unmountUnder(target).then(() => {})),
+  ];
   const started = Date.now();
   mkdirSync(dirname(o.logFile), { recursive: true });
   writeFileSync(o.logFile, '');
@@ -230,17 +240,25 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         if (!existsSync(a.device))
           throw new InstallError(`there is no data disk (${a.device}); run the stub with --data DISK`);
         const found = await diskSignature(a.device);
-        if (found && !a.wipe)
+        if (found && !a.wipe && !a.startOver)
           throw new InstallError(`the data disk holds ${found}; refusing to format it without --wipe`);
-        if (found) log(step.id, `the data disk holds ${found}; wiping it as asked`);
+        if (found && a.startOver)
+          log(step.id, `the data disk holds ${found}, left by the unfinished install; starting over`);
+        else if (found) log(step.id, `the data disk holds ${found}; wiping it as asked`);
         return;
       }
       case 'check-empty-target': {
+        const directory = plan.spec.target === 'directory';
+        if (directory) {
+          const cleared = await clearUnfinished(target);
+          if (cleared) log(step.id, cleared);
+        }
         const entries = existsSync(target) ? readdirSync(target).filter((e) => e !== 'lost+found') : [];
         if (entries.length)
           throw new InstallError(
             `the target is not empty (${entries.slice(0, 3).join(', ')}...); vmstub installs only into an empty one`,
           );
+        if (directory) claimDirectory(target);
         return;
       }
       case 'mount': {
@@ -250,9 +268,12 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
           ['mount', '-t', a.fstype, ...(a.options ? ['-o', a.options] : []), a.source, target],
           (l) => log(step.id, l),
         );
-        cleanups.push(async () => {
-          await run(which('umount') ?? 'umount', [target]);
-        });
+        cleanups.push(
+          onCleanup(`unmount ${target}`, async () => {
+            // What the bootstrap tool mounted inside and left (it was killed) goes first.
+            await unmountUnder(target);
+          }),
+        );
         return;
       }
       case 'read-uuid': {
@@ -275,9 +296,11 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
           await exec(['mount', '-t', type, type === 'devpts' ? 'devpts' : fs, inTarget(fs)], (l) =>
             log(step.id, l),
           );
-          cleanups.push(async () => {
-            await run(which('umount') ?? 'umount', ['-l', inTarget(fs)]);
-          });
+          cleanups.push(
+            onCleanup(`unmount ${inTarget(fs)}`, async () => {
+              await run(which('umount') ?? 'umount', ['-l', inTarget(fs)]);
+            }),
+          );
         }
         chrootMounted = true;
         return;
@@ -329,6 +352,7 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         total: plan.steps.length,
       });
       for (const a of step.actions) await runAction(step, a);
+      markUnfinished(target);
       o.emit({ type: 'step-end', step: step.id, seconds: Math.round((Date.now() - t) / 100) / 10 });
     }
   } catch (e) {
@@ -338,7 +362,9 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
     o.emit({ type: 'install-failed', step: current?.id ?? 'start', reason, log: o.logFile });
     throw new InstallFailure(current?.id ?? 'start', reason);
   }
+  rmSync(inTarget(UNFINISHED_INSTALL_MARK), { force: true });
   await undo(cleanups);
+  if (plan.spec.target === 'directory') releaseDirectory(target);
   const hostKeys = JSON.parse(vars.HOST_KEYS ?? '[]') as string[];
   o.emit({
     type: 'install-done',
@@ -348,6 +374,18 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
     rootUuid: vars.ROOT_UUID,
   });
   return { target, rootUuid: vars.ROOT_UUID, hostKeys, kernel: vars.KERNEL ?? '' };
+}
+
+/**
+ * Marks the target as an unfinished install as soon as a step has put anything into it (the bootstrap
+ * tools want an empty root, so not before): until the last step removes the mark, the boot handoff
+ * will not start it.
+ */
+function markUnfinished(target: string): void {
+  const mark = join(target, UNFINISHED_INSTALL_MARK);
+  if (!existsSync(target) || existsSync(mark)) return;
+  if (readdirSync(target).some((e) => e !== 'lost+found'))
+    writeFileSync(mark, 'vmstub: this install has not finished\n');
 }
 
 export class InstallFailure extends Error {
@@ -360,10 +398,10 @@ export class InstallFailure extends Error {
 }
 
 /** Undoes mounts innermost first; a failure to undo one does not stop the others. */
-async function undo(cleanups: (() => Promise<void>)[]): Promise<void> {
+async function undo(cleanups: Registration[]): Promise<void> {
   while (cleanups.length) {
     try {
-      await cleanups.pop()!();
+      await cleanups.pop()!.undo();
     } catch {
       // keep going: the rest must still be undone
     }

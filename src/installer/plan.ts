@@ -86,7 +86,7 @@ export type Action =
     }
   | { kind: 'copy-in'; from: string; path: string }
   /** Refuse a disk that holds a filesystem or partition table, unless wipe. */
-  | { kind: 'check-blank'; device: string; wipe: boolean }
+  | { kind: 'check-blank'; device: string; wipe: boolean; startOver?: boolean }
   /** Refuse a share or directory that is not empty (vmstub never deletes files on the host's side). */
   | { kind: 'check-empty-target' }
   | { kind: 'mount'; source: string; fstype: string; options?: string }
@@ -205,14 +205,16 @@ export const rootFsType = (spec: InstallSpec) => (spec.target === 'disk' ? spec.
 /** Format and mount the data disk, mount the share, or check the directory. */
 export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = false): Step[] {
   const steps: Step[] = [];
+  // A resume starts over on the disk its unfinished install left (vmstub resume checked that on the host).
+  const overwrite = spec.wipe || spec.resume;
   if (spec.target === 'disk') {
     steps.push({
       id: 'format',
       title: `Make a ${spec.filesystem} filesystem for kernel ${kernelSeries} on the data disk`,
       actions: [
-        { kind: 'check-blank', device: DATA_DISK, wipe: spec.wipe },
-        ...(spec.wipe ? [{ kind: 'exec', argv: ['wipefs', '-a', DATA_DISK] } as Action] : []),
-        { kind: 'exec', argv: mkfsArgv(spec.filesystem, kernelSeries, DATA_DISK, spec.wipe, xfsV4) },
+        { kind: 'check-blank', device: DATA_DISK, wipe: spec.wipe, startOver: spec.resume },
+        ...(overwrite ? [{ kind: 'exec', argv: ['wipefs', '-a', DATA_DISK] } as Action] : []),
+        { kind: 'exec', argv: mkfsArgv(spec.filesystem, kernelSeries, DATA_DISK, overwrite, xfsV4) },
       ],
     });
     steps.push({
@@ -491,7 +493,7 @@ function describe(a: Action): string {
     case 'copy-in':
       return `copy ${a.from} to TARGET${a.path}`;
     case 'check-blank':
-      return `refuse ${a.device} if it holds a filesystem or partition table${a.wipe ? ' (unless: --wipe given, so it is wiped)' : ''}`;
+      return `refuse ${a.device} if it holds a filesystem or partition table${a.wipe ? ' (unless: --wipe given, so it is wiped)' : a.startOver ? ' (unless: a resume, so the unfinished install is wiped)' : ''}`;
     case 'check-empty-target':
       return 'refuse the target unless it is empty';
     case 'mount':

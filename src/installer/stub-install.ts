@@ -103,7 +103,7 @@ export async function installInStub(
     return 0;
   }
   o.print('vmstub: handing over to the installed system');
-  await runHandoff((line) => o.print(`vmstub-handoff: ${line}`), events);
+  await runHandoff((line) => o.print(`vmstub-handoff: ${line}`), events, { atBoot: false });
   o.print('vmstub: the handoff did not happen; the system is installed: reboot to start it');
   return 1;
 }

@@ -1,6 +1,7 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { onCleanup } from './cleanup.js';
 import { VmstubError } from './errors.js';
 
 export interface ExecResult {
@@ -15,6 +16,75 @@ export interface ExecOptions {
   input?: string | Buffer;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Kill the command's process group when vmstub itself dies, even by SIGKILL (long host-side tools). */
+  killWithParent?: boolean;
+}
+
+/** How long a child group gets between SIGTERM and SIGKILL when vmstub undoes it. */
+const TERM_GRACE_MS = 5000;
+
+function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A watchdog for when vmstub is killed outright: a detached shell that waits for vmstub's pid to go
+ * (coreutils tail --pid) and then kills the child's whole process group. Ended when the child is.
+ */
+function startWatchdog(groupPid: number): ChildProcess | undefined {
+  const tail = which('tail');
+  if (!tail) return undefined;
+  const dog = spawn(
+    '/bin/sh',
+    [
+      '-c',
+      `"$0" --pid="$1" -f /dev/null >/dev/null 2>&1; kill -KILL -"$2" 2>/dev/null`,
+      tail,
+      String(process.pid),
+      String(groupPid),
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  dog.on('error', () => {});
+  dog.unref();
+  return dog;
+}
+
+/**
+ * Spawns a command in a process group of its own and registers it with the cleanup stack: an
+ * interrupted vmstub ends the whole group (SIGTERM, then SIGKILL) instead of leaving it running.
+ */
+export function spawnTracked(
+  cmd: string,
+  args: readonly string[],
+  options: SpawnOptions,
+  killWithParent = false,
+): ChildProcess {
+  const child = spawn(cmd, args, { ...options, detached: true });
+  const pid = child.pid;
+  if (pid === undefined) return child; // spawn failed; the child's 'error' event says why
+  const dog = killWithParent ? startWatchdog(pid) : undefined;
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const registration = onCleanup(`${cmd.split('/').pop()} (pid ${pid})`, async () => {
+    if (!signalGroup(pid, 'SIGTERM')) return;
+    const gone = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), TERM_GRACE_MS).unref()),
+    ]);
+    // Whatever the leader did, nothing of its group may outlive the cleanup.
+    signalGroup(pid, 'SIGKILL');
+    if (!gone) await exited;
+  });
+  child.once('close', () => {
+    registration.release();
+    if (dog?.pid) signalGroup(dog.pid, 'SIGKILL');
+  });
+  return child;
 }
 
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
@@ -51,18 +121,26 @@ export function requireTool(name: string, debianPackage: string): string {
 /** Runs a command to completion and collects its output. Never throws for a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: opts.env ?? process.env,
-      cwd: opts.cwd,
-    });
+    const child = spawnTracked(
+      cmd,
+      args,
+      {
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+      },
+      opts.killWithParent,
+    );
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => out.push(d));
     child.stderr!.on('data', (d: Buffer) => err.push(d));
     let timer: NodeJS.Timeout | undefined;
     if (opts.timeoutMs) {
-      timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+      timer = setTimeout(
+        () => signalGroup(child.pid ?? 0, 'SIGKILL') || child.kill('SIGKILL'),
+        opts.timeoutMs,
+      );
     }
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);

@@ -1,4 +1,6 @@
+import { installStatus, type InstallStatus } from '../installer/install-state.js';
 import type { VmDefinition } from './definition.js';
+import { oneLine } from '../util/errors.js';
 import { instancePaths, loadDefinition, readState, runningSupervisor, type InstanceState } from './store.js';
 
 export interface InstanceInfo {
@@ -12,6 +14,8 @@ export interface InstanceInfo {
   uptimeSec?: number;
   lastExit?: InstanceState['lastExit'];
   shareModes?: InstanceState['shareModes'];
+  /** For instances made by vmstub create: where their install stands. */
+  install?: InstallStatus;
   definition: VmDefinition;
   paths: {
     dir: string;
@@ -35,6 +39,7 @@ export function describeInstance(name: string, now = Date.now()): InstanceInfo {
     state: running ? 'running' : 'stopped',
     definition,
     lastExit: state.lastExit,
+    install: installStatus(paths),
     paths: {
       dir: paths.dir,
       qmp: paths.qmp,
@@ -59,6 +64,30 @@ export function describeInstance(name: string, now = Date.now()): InstanceInfo {
     });
   }
   return info;
+}
+
+/** An instance directory that cannot be read: listed as broken, never a reason to fail the whole list. */
+export interface BrokenInstance {
+  name: string;
+  state: 'broken';
+  error: string;
+  dir: string;
+}
+
+export function describeOrBroken(name: string): InstanceInfo | BrokenInstance {
+  try {
+    return describeInstance(name);
+  } catch (e) {
+    return { name, state: 'broken', error: oneLine(e), dir: instancePaths(name).dir };
+  }
+}
+
+/** list's STATE column: running or stopped, or where an unfinished install stands. */
+export function stateLabel(info: InstanceInfo): string {
+  const phase = info.install?.phase;
+  if (!phase || phase === 'installed') return info.state;
+  if (phase === 'installing') return info.state === 'running' ? 'installing' : 'interrupted';
+  return phase === 'failed' ? `failed (${info.install!.step ?? 'start'})` : phase;
 }
 
 export function formatUptime(sec: number | undefined): string {

@@ -1,16 +1,8 @@
-import {
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, VmstubError, conflictError } from '../util/errors.js';
 import { stateDir } from '../util/paths.js';
+import { ownerIsLive, processStartTicks, readOwner, releaseLock, tryLock } from '../util/pidlock.js';
 import { validateName, type VmDefinition } from './definition.js';
 
 export interface InstancePaths {
@@ -117,24 +109,40 @@ export function loadDefinition(name: string, root = instancesRoot()): VmDefiniti
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw conflictError(`no instance named ${name}`);
     throw e;
   }
+  let def: unknown;
   try {
-    return JSON.parse(text) as VmDefinition;
+    def = JSON.parse(text);
   } catch {
     throw new VmstubError(`${paths.definition} is not valid JSON`);
   }
+  const d = def as Partial<VmDefinition> | null;
+  if (
+    !d ||
+    typeof d !== 'object' ||
+    typeof d.memoryMiB !== 'number' ||
+    typeof d.cpus !== 'number' ||
+    !Array.isArray(d.nets) ||
+    !Array.isArray(d.shares)
+  )
+    throw new VmstubError(`${paths.definition} is damaged (not a vmstub instance definition)`);
+  return { ...(d as VmDefinition), name };
 }
 
 export function saveDefinition(def: VmDefinition, root = instancesRoot()): void {
   writeFileAtomic(instancePaths(def.name, root).definition, JSON.stringify(def, null, 2) + '\n');
 }
 
+/** Every instance directory, also one whose vm.json is missing or damaged (list shows those as broken). */
 export function listInstanceNames(root = instancesRoot()): string[] {
   if (!existsSync(root)) return [];
   return readdirSync(root, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'vm.json')))
+    .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
     .map((d) => d.name)
     .sort();
 }
+
+/** Where vmstub rm puts the disks it keeps: outside every instance directory. */
+export const keptDisksDir = (): string => join(stateDir(), 'disks');
 
 export function readState(paths: InstancePaths): InstanceState {
   try {
@@ -148,37 +156,15 @@ export function writeState(paths: InstancePaths, state: InstanceState): void {
   writeFileAtomic(paths.state, JSON.stringify(state, null, 2) + '\n');
 }
 
-/** The kernel's start time of a process (clock ticks since boot), so a recycled pid is not mistaken for ours. */
-export function processStartTicks(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19]; // field 22 of stat(5), counted after pid and comm
-  } catch {
-    return undefined;
-  }
-}
+export { processStartTicks };
 
-interface LockContent {
-  pid: number;
-  start: string;
-}
-
-function readLock(path: string): LockContent | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as LockContent;
-  } catch {
-    return undefined;
-  }
-}
-
-const lockIsLive = (lock: LockContent | undefined): boolean =>
-  lock !== undefined && processStartTicks(lock.pid) === lock.start;
+const readLock = readOwner;
+const lockIsLive = ownerIsLive;
 
 /** The pid of the live supervisor holding the instance, if any. */
 export function runningSupervisor(paths: InstancePaths): number | undefined {
   const lock = readLock(paths.lock);
-  return lockIsLive(lock) ? lock!.pid : undefined;
+  return lockIsLive(lock) ? lock.pid : undefined;
 }
 
 /** Files that belong to a run and mean nothing once its supervisor is gone. */
@@ -194,27 +180,9 @@ export function removeRunFiles(paths: InstancePaths): void {
  * written; a lock left by a dead supervisor is cleaned away with the run files it left.
  */
 export function acquireInstanceLock(paths: InstancePaths, name: string): void {
-  const tmp = `${paths.lock}.${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ pid: process.pid, start: processStartTicks(process.pid) }), {
-    mode: 0o600,
-  });
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(tmp, paths.lock);
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const holder = readLock(paths.lock);
-      if (lockIsLive(holder)) throw conflictError(`${name} is already running (pid ${holder!.pid})`);
-      rmSync(paths.lock, { force: true });
-      removeRunFiles(paths);
-    }
-    throw conflictError(`${name} is being started by another process`);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+  const holder = tryLock(paths.lock, () => removeRunFiles(paths));
+  if (holder?.pid) throw conflictError(`${name} is already running (pid ${holder.pid})`);
+  if (holder) throw conflictError(`${name} is being started by another process`);
 }
 
 /** The supervisor takes the lock from the process that started it, in one atomic step. */
@@ -226,8 +194,7 @@ export function takeOverInstanceLock(paths: InstancePaths, fromPid: number): voi
 }
 
 export function releaseInstanceLock(paths: InstancePaths): void {
-  const lock = readLock(paths.lock);
-  if (lock?.pid === process.pid) rmSync(paths.lock, { force: true });
+  releaseLock(paths.lock);
 }
 
 export function removeInstance(paths: InstancePaths): void {

@@ -4,7 +4,7 @@
  * file that fails its checksum is deleted and reported; nothing unverified is ever handed on.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -34,14 +34,32 @@ export function hashName(c: Checksum): string {
   return h;
 }
 
-async function open(url: string, timeoutMs: number): Promise<Readable> {
-  if (url.startsWith('file:')) return createReadStream(fileURLToPath(url));
-  const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
-  return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+interface Opened {
+  body: Readable;
+  /** The server sent the rest of the file, from the offset asked for (206), not all of it. */
+  resumed: boolean;
 }
 
-/** Fetches url to dest; with a checksum, refuses (and deletes) bytes that do not match it. */
+async function open(url: string, timeoutMs: number, from: number): Promise<Opened> {
+  if (url.startsWith('file:')) return { body: createReadStream(fileURLToPath(url)), resumed: false };
+  const res = await fetch(url, {
+    redirect: 'follow',
+    signal: AbortSignal.timeout(timeoutMs),
+    headers: from > 0 ? { range: `bytes=${from}-` } : {},
+  });
+  if (!(res.ok || res.status === 206) || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
+  const resumed =
+    from > 0 && res.status === 206 && (res.headers.get('content-range') ?? '').startsWith(`bytes ${from}-`);
+  return { body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), resumed };
+}
+
+const sizeOf = (path: string): number => (existsSync(path) ? statSync(path).size : 0);
+
+/**
+ * Fetches url to dest; with a checksum, refuses (and deletes) bytes that do not match it. A download
+ * cut off half-way keeps what it got (dest.part) and the next attempt asks only for the rest (an HTTP
+ * range), starting from zero where the server does not serve ranges.
+ */
 export async function download(
   url: string,
   dest: string,
@@ -51,12 +69,15 @@ export async function download(
   const retries = o.retries ?? 4;
   let delay = o.retryDelayMs ?? 1000;
   const tmp = `${dest}.part`;
+  rmSync(tmp, { force: true });
   for (let attempt = 0; ; attempt++) {
     try {
+      const have = sizeOf(tmp);
+      const { body, resumed } = await open(url, o.timeoutMs ?? 120_000, have);
       const hash = checksum ? createHash(hashName(checksum)) : undefined;
-      const body = await open(url, o.timeoutMs ?? 120_000);
+      if (resumed && hash) for await (const chunk of createReadStream(tmp)) hash.update(chunk as Buffer);
       body.on('data', (c: Buffer) => hash?.update(c));
-      await pipeline(body, createWriteStream(tmp));
+      await pipeline(body, createWriteStream(tmp, { flags: resumed ? 'a' : 'w' }));
       if (checksum && hash) {
         const got = hash.digest('hex');
         if (got !== checksum.value.toLowerCase()) {
@@ -69,9 +90,11 @@ export async function download(
       renameSync(tmp, dest);
       return;
     } catch (e) {
-      rmSync(tmp, { force: true });
       // A wrong checksum is not a network hiccup: the mirror serves other bytes than it lists.
-      if (e instanceof ChecksumMismatch || attempt >= retries || url.startsWith('file:')) throw e;
+      if (e instanceof ChecksumMismatch || attempt >= retries || url.startsWith('file:')) {
+        rmSync(tmp, { force: true });
+        throw e;
+      }
       await new Promise((r) => setTimeout(r, delay));
       delay *= 2;
     }

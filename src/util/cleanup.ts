@@ -1,0 +1,103 @@
+/**
+ * One mechanism for undoing what a command started: child process groups, mounts, temporary files,
+ * instance states. Whatever acquires such a thing registers how to undo it here and releases the
+ * registration once it has undone it itself; on SIGINT, SIGTERM or SIGHUP everything still registered is
+ * undone, newest first, and the command exits 128 + the signal's number. What SIGKILL leaves behind is
+ * found and undone by the next run (stale stages in src/image/stage-cache.ts, child groups by their
+ * watchdog in src/util/exec.ts).
+ */
+import { constants } from 'node:os';
+
+export interface Registration {
+  /** Forget the undo without running it (the thing was undone, or handed over, normally). */
+  release(): void;
+  /** Run the undo now (once) and forget it. */
+  undo(): Promise<void>;
+}
+
+interface Entry {
+  what: string;
+  fn: () => Promise<void> | void;
+}
+
+const stack: Entry[] = [];
+let interrupted: NodeJS.Signals | undefined;
+
+export function onCleanup(what: string, fn: () => Promise<void> | void): Registration {
+  const entry: Entry = { what, fn };
+  stack.push(entry);
+  const release = () => {
+    const i = stack.lastIndexOf(entry);
+    if (i >= 0) stack.splice(i, 1);
+  };
+  let done: Promise<void> | undefined;
+  return {
+    release,
+    undo: () => {
+      release();
+      done ??= Promise.resolve().then(fn);
+      return done;
+    },
+  };
+}
+
+/** What is registered now, newest last: for tests and for the interrupted message. */
+export const pendingCleanups = (): string[] => stack.map((e) => e.what);
+
+/** The signal that interrupted this process, if one did: long loops check it and stop. */
+export const interruptedBy = (): NodeJS.Signals | undefined => interrupted;
+
+/** Undoes everything registered, newest first; one failing undo does not stop the others. */
+export async function runCleanups(report: (line: string) => void = () => {}): Promise<void> {
+  while (stack.length) {
+    const e = stack.pop()!;
+    try {
+      await e.fn();
+    } catch (err) {
+      report(`could not undo ${e.what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+/** Runs body with a scope of its own: what it registers through defer is undone when it ends, however. */
+export async function withCleanups<T>(
+  body: (defer: (what: string, fn: () => Promise<void> | void) => void) => Promise<T>,
+): Promise<T> {
+  const mine: Registration[] = [];
+  try {
+    return await body((what, fn) => void mine.push(onCleanup(what, fn)));
+  } finally {
+    while (mine.length)
+      await mine
+        .pop()!
+        .undo()
+        .catch(() => {});
+  }
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Installs the handlers once per process. A command that handles a signal itself (the foreground
+ * console stops its VM) adds its own listener; this one then steps aside.
+ */
+export function installSignalCleanup(write: (line: string) => void): void {
+  for (const sig of SIGNALS) {
+    const handler = () => {
+      if (process.listenerCount(sig) > 1) return;
+      if (interrupted) {
+        write(`vmstub: still cleaning up after ${interrupted}; SIGKILL ends it at once`);
+        return;
+      }
+      interrupted = sig;
+      const what = pendingCleanups();
+      write(
+        `vmstub: interrupted by ${sig}${what.length ? `; undoing: ${[...what].reverse().join(', ')}` : ''}`,
+      );
+      void runCleanups((l) => write(`vmstub: ${l}`)).finally(() =>
+        process.exit(128 + (constants.signals[sig] ?? 1)),
+      );
+    };
+    process.on(sig, handler);
+  }
+}
