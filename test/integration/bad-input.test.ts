@@ -1,0 +1,270 @@
+/**
+ * Bad input and lost data, as a user meets them: every malformed flag, file, spec, image, disk and state
+ * gets one line starting `vmstub:`, the documented exit code, and leaves nothing behind; rm keeps disks;
+ * list survives a damaged instance. Runs the bundled CLI; images are real squashfs files made here.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { VmDefinition } from '../../src/vm/definition.js';
+import { Sandbox } from '../helpers/cli.js';
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+function definition(name: string, data?: string): VmDefinition {
+  return {
+    version: 1,
+    name,
+    system: '/nonexistent/stub.squashfs',
+    memoryMiB: 512,
+    cpus: 1,
+    shares: [],
+    nets: [{ kind: 'user' }],
+    hostfwds: [],
+    append: [],
+    fwCfg: [],
+    hvc: false,
+    uefi: false,
+    accel: 'tcg',
+    sshUser: 'root',
+    stopTimeoutSec: 10,
+    ephemeral: false,
+    createdAt: '2026-01-01T00:00:00Z',
+    ...(data ? { data: { path: data, format: 'raw' as const } } : {}),
+  };
+}
+
+describe('bad input, disks and damaged state', () => {
+  const box = new Sandbox();
+  const files = join(box.home, 'files');
+  const instances = join(box.home, 'instances');
+  const file = (name: string) => join(files, name);
+
+  /** An instance as `vmstub create` leaves one: the definition, a disk with data, an install status. */
+  function madeByCreate(name: string, phase: string): { dir: string; disk: string } {
+    const dir = join(instances, name);
+    mkdirSync(join(dir, 'ssh'), { recursive: true, mode: 0o700 });
+    const disk = join(dir, 'disk.img');
+    writeFileSync(disk, randomBytes(1 << 20));
+    writeFileSync(join(dir, 'vm.json'), JSON.stringify(definition(name, disk)));
+    writeFileSync(join(dir, 'install-spec.json'), JSON.stringify({ distro: 'debian12' }));
+    writeFileSync(
+      join(dir, 'install.json'),
+      JSON.stringify({
+        phase,
+        step: 'bootstrap',
+        log: join(dir, 'install.log'),
+        attempt: 1,
+        updatedAt: 'now',
+      }),
+    );
+    return { dir, disk };
+  }
+
+  before(() => {
+    mkdirSync(files, { recursive: true });
+    writeFileSync(file('garbage.img'), randomBytes(100_000));
+    writeFileSync(file('empty.img'), '');
+    mkdirSync(file('a-directory'));
+    mkdirSync(join(files, 'tree', 'etc'), { recursive: true });
+    writeFileSync(join(files, 'tree', 'etc', 'hostname'), 'x\n');
+    execFileSync('mksquashfs', [join(files, 'tree'), file('no-kernel.squashfs'), '-quiet', '-noappend']);
+    mkdirSync(join(files, 'tree', 'boot'));
+    writeFileSync(join(files, 'tree', 'boot', 'kernel'), randomBytes(4096));
+    writeFileSync(join(files, 'tree', 'boot', 'initramfs'), randomBytes(4096));
+    for (let i = 0; i < 64; i++) writeFileSync(join(files, 'tree', `filler${i}`), randomBytes(65536));
+    execFileSync('mksquashfs', [
+      join(files, 'tree'),
+      file('whole.squashfs'),
+      '-quiet',
+      '-noappend',
+      '-noI',
+      '-noD',
+    ]);
+    const whole = readFileSync(file('whole.squashfs'));
+    writeFileSync(file('truncated.squashfs'), whole.subarray(0, Math.floor(whole.length / 3)));
+    writeFileSync(
+      file('three-problems.yaml'),
+      'distro: almalinux9\nfilesystem: btrfs\ntimezone: Mars/Olympus\nlocale: xx_YY.UTF-8\n',
+    );
+    writeFileSync(file('not-yaml.yaml'), 'distro: [debian12\n');
+    writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
+  });
+
+  after(() => box.cleanup());
+
+  const refusals: [string[], number, RegExp][] = [
+    [[], 2, /^Usage: vmstub COMMAND/],
+    [['frobnicate'], 2, /unknown command 'frobnicate'/],
+    [['run', '--bogus'], 2, /unknown option --bogus/],
+    [['run', '--detach', '--cpus', '0', 'x'], 2, /--cpus '0' must be a whole number from 1 to 64/],
+    [['run', '--detach', 'garbage.img'], 2, /garbage\.img is not a squashfs image/],
+    [['run', '--detach', 'empty.img'], 2, /empty\.img is not a squashfs image/],
+    [['run', '--detach', 'a-directory'], 2, /cannot read system image .*a-directory: EISDIR/],
+    [['run', '--detach', 'no-kernel.squashfs'], 2, /has no boot\/kernel/],
+    [['run', '--detach', 'truncated.squashfs'], 2, /truncated\.squashfs/],
+    [['run', '--detach', 'nowhere.squashfs'], 2, /system image .*nowhere\.squashfs not found/],
+    [['run', '--detach', '--data', 'no-disk.img', 'whole.squashfs'], 2, /data disk .*no-disk\.img not found/],
+    [['create', 'web1'], 2, /--distro is required/],
+    [['create', 'web1', '--distro', 'windows11'], 2, /unknown distribution 'windows11'/],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--timezone', 'Mars/Olympus'],
+      2,
+      /'Mars\/Olympus' is not in the time zone database/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'almalinux9', '--filesystem', 'btrfs'],
+      2,
+      /AlmaLinux 9's kernel cannot boot from btrfs/,
+    ],
+    [
+      ['plan', '--distro', 'almalinux9', '--filesystem', 'btrfs'],
+      2,
+      /AlmaLinux 9's kernel cannot boot from btrfs/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--locale', 'xx_YY.UTF-8'],
+      2,
+      /locale: 'xx_YY\.UTF-8' is not a locale glibc supports/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user', 'Bad-Name'],
+      2,
+      /users\[0\]\.name: 'Bad-Name' is not a valid user name/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--mirror', 'notaurl'],
+      2,
+      /mirror: 'notaurl' is not an http\(s\) or file URL/,
+    ],
+    [['create', 'web1', '--distro', 'debian12', '--disk', 'lots'], 2, /--disk 'lots' is not a size/],
+    [['create', 'web1', '--distro', 'debian12', '--disk', '0'], 2, /--disk '0' needs a unit/],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--ssh-key', 'nope.pub'],
+      2,
+      /--ssh-key: cannot read nope\.pub/,
+    ],
+    [['create', 'web1', '--config', 'nope.yaml'], 2, /cannot read nope\.yaml: ENOENT/],
+    [['create', 'web1', '--config', 'not-yaml.yaml'], 2, /not-yaml\.yaml is not valid YAML/],
+    [['create', 'web1', '--config', 'resume.yaml'], 2, /resume: is vmstub resume's to set/],
+    [
+      ['create', 'web1', '--config', 'three-problems.yaml'],
+      2,
+      /three-problems\.yaml: 3 problems: .*timezone: .*locale: .*filesystem: AlmaLinux 9's kernel cannot boot from btrfs/,
+    ],
+    [['create', 'Bad_Name!', '--distro', 'debian12'], 2, /Bad_Name!/],
+    [['start', 'nosuch'], 3, /no instance named nosuch/],
+    [['stop', 'nosuch'], 3, /no instance named nosuch/],
+    [['rm', 'nosuch'], 3, /no instance named nosuch/],
+    [['ssh', 'nosuch'], 3, /no instance named nosuch/],
+    [['resume', 'nosuch'], 3, /no instance named nosuch/],
+    [['allocate', 'garbage.img', '1K'], 2, /allocate never shrinks a disk/],
+    [['allocate', join('no-dir', 'x.img'), '1G'], 2, /directory .*no-dir does not exist/],
+    [['image', 'build', 'nosuch'], 2, /unknown image 'nosuch'/],
+  ];
+
+  it('refuses each with one line, its exit code, and nothing created', () => {
+    for (const [args, code, re] of refusals) {
+      const r = box.run(args, { cwd: files });
+      const what = `vmstub ${args.join(' ')}`;
+      assert.equal(r.code, code, `${what}: exit ${r.code}: ${r.stderr}`);
+      assert.equal(r.stdout, '', `${what} printed to stdout`);
+      if (args.length) {
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: ${r.stderr}`);
+        assert.match(r.stderr, /^vmstub: /, what);
+      }
+      assert.match(r.stderr, re, what);
+      assert.deepEqual(existsSync(instances) ? readdirSync(instances) : [], [], `${what} left an instance`);
+    }
+    assert.equal(sha(file('garbage.img')), sha(file('garbage.img')), 'allocate left the file as it was');
+    assert.equal(readFileSync(file('garbage.img')).length, 100_000);
+  });
+
+  it('rm keeps a created disk, moved out of the instance, byte for byte; rm --disks deletes it', () => {
+    const { disk } = madeByCreate('kept', 'installed');
+    const before = sha(disk);
+    const r = box.run(['rm', 'kept']);
+    assert.equal(r.code, 0, r.stderr);
+    const moved = /^kept disk (\S+) \(moved out of the instance\)$/m.exec(r.stdout)?.[1];
+    assert.ok(moved, r.stdout);
+    assert.ok(moved.startsWith(join(box.home, 'disks') + '/'), moved);
+    assert.equal(sha(moved), before);
+    assert.ok(!existsSync(join(instances, 'kept')));
+
+    const gone = madeByCreate('gone', 'installed');
+    const d = box.run(['rm', '--disks', '--json', 'gone']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(JSON.parse(d.stdout), { removed: 'gone', keptDisks: [], deletedDisks: [gone.disk] });
+    assert.ok(!existsSync(gone.disk));
+
+    // A disk of the user's own, outside the instance, stays where it is.
+    const own = file('own-disk.img');
+    writeFileSync(own, randomBytes(4096));
+    const dir = join(instances, 'own');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'vm.json'), JSON.stringify(definition('own', own)));
+    const o = box.run(['rm', 'own']);
+    assert.equal(o.code, 0, o.stderr);
+    assert.match(o.stdout, new RegExp(`^kept disk ${own}$`, 'm'));
+    assert.ok(existsSync(own));
+  });
+
+  it('list marks a damaged instance broken and lists the others; rm still removes it, keeping its disk', () => {
+    madeByCreate('good', 'installed');
+    const { disk } = madeByCreate('damaged', 'installed');
+    writeFileSync(join(instances, 'damaged', 'vm.json'), '{"name": "damaged", ');
+    mkdirSync(join(instances, 'empty-dir'));
+    const r = box.run(['list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^damaged\s+broken\s.*not valid JSON/m);
+    assert.match(r.stdout, /^empty-dir\s+broken\s.*no instance named empty-dir/m);
+    assert.match(r.stdout, /^good\s+stopped\s/m);
+    const j = JSON.parse(box.run(['list', '--json']).stdout) as { name: string; state: string }[];
+    assert.deepEqual(
+      j.map((i) => [i.name, i.state]),
+      [
+        ['damaged', 'broken'],
+        ['empty-dir', 'broken'],
+        ['good', 'stopped'],
+      ],
+    );
+    const before = sha(disk);
+    const rm = box.run(['rm', 'damaged']);
+    assert.equal(rm.code, 0, rm.stderr);
+    const moved = /^kept disk (\S+)/m.exec(rm.stdout)![1]!;
+    assert.equal(sha(moved), before);
+    for (const n of ['good', 'empty-dir']) assert.equal(box.run(['rm', n]).code, 0);
+  });
+
+  it('an unfinished install is not started by accident, and says how to go on', () => {
+    madeByCreate('half', 'interrupted');
+    const start = box.run(['start', 'half']);
+    assert.equal(start.code, 3, start.stderr);
+    assert.match(
+      start.stderr,
+      /^vmstub: half's install did not finish \(install interrupted at bootstrap\); vmstub resume half/,
+    );
+    const again = box.run(['create', 'half', '--distro', 'debian12']);
+    assert.equal(again.code, 3, again.stderr);
+    assert.match(
+      again.stderr,
+      /half exists: install interrupted at bootstrap; continue with vmstub resume half/,
+    );
+    assert.match(box.run(['list']).stdout, /^half\s+interrupted\s/m);
+    assert.match(box.run(['show', 'half']).stdout, /install:\s+install interrupted at bootstrap/);
+
+    madeByCreate('done', 'installed');
+    const r = box.run(['resume', 'done']);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /done is installed already/);
+    const plain = join(instances, 'plain');
+    mkdirSync(plain);
+    writeFileSync(join(plain, 'vm.json'), JSON.stringify(definition('plain')));
+    const p = box.run(['resume', 'plain']);
+    assert.equal(p.code, 3);
+    assert.match(p.stderr, /plain was not made by vmstub create/);
+  });
+});
