@@ -91,10 +91,10 @@ export function faultyMirror(upstream: string, rules: FaultRule[]): Promise<Faul
       if (fault?.kind === 'drop' || fault?.kind === 'truncate') {
         const n = Math.min(part.length - 1, fault.kind === 'drop' ? fault.afterBytes : fault.bytes);
         entry.bytes = n;
-        res.write(part.subarray(0, n), () => {
-          if (fault.kind === 'drop') res.destroy();
-          else res.socket?.end();
-        });
+        // The bytes reach the client first: a reset straight away would make its kernel drop them unread.
+        res.write(part.subarray(0, n), () =>
+          setTimeout(() => (fault.kind === 'drop' ? res.destroy() : res.socket?.end()), 200),
+        );
         return;
       }
       entry.bytes = part.length;

@@ -14,22 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findInstalledKernel } from '../../src/boot/discover.js';
-import { findDistro } from '../../src/catalog/index.js';
-import type { DebDistro } from '../../src/catalog/types.js';
 import { Sandbox } from '../helpers/cli.js';
-import {
-  buildMirror,
-  debianPool,
-  debsIn,
-  dummyDeb,
-  serveDirectory,
-  type FixtureMirror,
-} from '../helpers/deb-mirror.js';
+import type { FixtureMirror } from '../helpers/deb-mirror.js';
+import { UBUNTU as distro, ubuntuFixtureMirror } from '../helpers/ubuntu-fixture.js';
 import { isRoot } from '../helpers/fixture.js';
 
 const execFileAsync = promisify(execFile);
-const distro = findDistro('ubuntu2404') as DebDistro;
-const STAND_IN_KERNEL = 'linux-image-cloud-amd64';
 
 const mountsUnder = (dir: string) =>
   readFileSync('/proc/mounts', 'utf8')
@@ -65,34 +55,10 @@ describe(
     before(async () => {
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test@vmstub', '-f', keyFile]);
       testKey = readFileSync(`${keyFile}.pub`, 'utf8').trim();
-      const packages = [
-        ...distro.packages,
-        STAND_IN_KERNEL,
-        // mmdebstrap's eatmydata hook fetches these from the target's mirror
-        'eatmydata',
-        'libeatmydata1',
-      ];
-      const pool = debianPool(packages);
-      mkdirSync(join(work, 'extra'));
-      const kernel = dummyDeb(join(work, 'extra'), distro.kernelPackage.x86_64!, [STAND_IN_KERNEL]);
-      const keyring = dummyDeb(join(work, 'extra'), 'ubuntu-keyring', ['gpgv']);
-      const layout = {
-        origin: 'Ubuntu',
-        suites: [distro.suite],
-        emptySuites: [distro.updatesSuite, distro.securitySuite],
-        components: distro.components,
-      };
-      mirror = buildMirror(join(work, 'mirror'), [...debsIn(pool), kernel, keyring], layout);
-      ({ url, server, requests } = await serveDirectory(mirror.dir, 'ubuntu'));
-      // The same mirror without eatmydata: the bootstrap's speed-up must step aside, not fail.
-      mkdirSync(join(work, 'lean'));
-      const lean = buildMirror(
-        join(work, 'lean', 'mirror'),
-        [...debsIn(pool).filter((f) => !/\/(lib)?eatmydata1?_/.test(f)), kernel, keyring],
-        layout,
-      );
-      ({ url: leanUrl, server: leanServer } = await serveDirectory(lean.dir, 'ubuntu'));
-      leanKeyring = lean.keyring;
+      ({ mirror, url, server, requests } = await ubuntuFixtureMirror(work));
+      const lean = await ubuntuFixtureMirror(work, { lean: true });
+      ({ url: leanUrl, server: leanServer } = lean);
+      leanKeyring = lean.mirror.keyring;
     });
 
     after(() => {

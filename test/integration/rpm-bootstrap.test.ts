@@ -25,106 +25,14 @@ import { serveDirectory } from '../helpers/deb-mirror.js';
 import { isRoot } from '../helpers/fixture.js';
 import {
   buildRpms,
+  EXPECTED,
+  fixturePackages,
+  installedIn,
   makeRepo,
   makeSigningKey,
   signRpms,
-  type FixtureRpm,
   type SigningKey,
 } from '../helpers/rpm-repo.js';
-
-const BUSYBOX = '/bin/busybox';
-
-/** A small distribution: a release package, a shell, a package manager stand-in with every kind of dependency. */
-function fixturePackages(releaseKey: string): FixtureRpm[] {
-  return [
-    {
-      name: 'fixture-release',
-      version: '9.0',
-      provides: ['system-release', 'system-release(releasever) = 9'],
-      files: {
-        '/etc/fixture-release': { content: 'Fixture Linux 9\n' },
-        '/etc/pki/rpm-gpg/RPM-GPG-KEY-fixture': { content: releaseKey },
-      },
-    },
-    {
-      name: 'shell',
-      version: '1.36',
-      files: {
-        '/bin/sh': { copyFrom: BUSYBOX, mode: 0o755 },
-        '/var/log/fixture/.keep': { content: '' },
-      },
-    },
-    {
-      name: 'pkgmgr',
-      version: '4.2',
-      requires: [
-        'fixture-release',
-        'libfoo >= 2.0',
-        'libfoo < 3.0',
-        '(tool-a or tool-b)',
-        '(lang-en if tool-b)',
-        '/usr/libexec/helper',
-        'libbar',
-      ],
-      requiresPost: ['/bin/sh'],
-      files: { '/usr/bin/pkgmgr': { content: '#!/bin/sh\necho pkgmgr\n', mode: 0o755 } },
-      post: 'read release < /etc/fixture-release; echo "pkgmgr $release" >> /var/log/fixture/post.log',
-    },
-    ...['1.0', '2.0', '2.5', '3.0'].map((version) => ({
-      name: 'libfoo',
-      version,
-      files: { '/usr/lib/libfoo.txt': { content: `libfoo ${version}\n` } },
-    })),
-    {
-      name: 'libbar',
-      version: '1.0',
-      epoch: 1,
-      requires: ['tool-b'],
-      files: { '/usr/lib/libbar.txt': { content: '1:1.0\n' } },
-    },
-    {
-      name: 'libbar',
-      version: '2.0',
-      requires: ['tool-b'],
-      files: { '/usr/lib/libbar.txt': { content: '2.0\n' } },
-    },
-    { name: 'tool-a', version: '1.0', files: { '/usr/share/tool-a': { content: 'a\n' } } },
-    { name: 'tool-b', version: '1.0', files: { '/usr/share/tool-b': { content: 'b\n' } } },
-    { name: 'lang-en', version: '1.0', files: { '/usr/share/lang-en': { content: 'en\n' } } },
-    // A path primary.xml does not list: only filelists.xml says who has it.
-    {
-      name: 'helper',
-      version: '1.0',
-      files: { '/usr/libexec/helper': { content: '#!/bin/sh\n', mode: 0o755 } },
-    },
-    { name: 'unrelated', version: '9.9', files: { '/usr/share/unrelated': { content: 'x\n' } } },
-  ];
-}
-
-const EXPECTED = [
-  'fixture-release-9.0-1',
-  'helper-1.0-1',
-  'lang-en-1.0-1',
-  'libbar-1.0-1',
-  'libfoo-2.5-1',
-  'pkgmgr-4.2-1',
-  'shell-1.36-1',
-  'tool-b-1.0-1',
-];
-
-function installedIn(root: string, dbpath = '/var/lib/rpm'): string[] {
-  const out = execFileSync(
-    'rpm',
-    ['--root', root, '--dbpath', dbpath, '-qa', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}\n'],
-    {
-      encoding: 'utf8',
-    },
-  );
-  return out
-    .split('\n')
-    .filter((l) => l && !l.startsWith('gpg-pubkey'))
-    .sort();
-}
 
 describe(
   'vmstub rpm-bootstrap (fixture repositories)',

@@ -42,11 +42,18 @@ interface Opened {
 
 async function open(url: string, timeoutMs: number, from: number): Promise<Opened> {
   if (url.startsWith('file:')) return { body: createReadStream(fileURLToPath(url)), resumed: false };
-  const res = await fetch(url, {
-    redirect: 'follow',
-    signal: AbortSignal.timeout(timeoutMs),
-    headers: from > 0 ? { range: `bytes=${from}-` } : {},
-  });
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      redirect: 'follow',
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: from > 0 ? { range: `bytes=${from}-` } : {},
+    });
+  } catch (e) {
+    // fetch says only "fetch failed"; the reason (refused, reset, timed out, no such host) is its cause.
+    const cause = (e as { cause?: { message?: string } }).cause?.message;
+    throw new Error(`${url}: ${cause ?? (e as Error).message}`);
+  }
   if (!(res.ok || res.status === 206) || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
   const resumed =
     from > 0 && res.status === 206 && (res.headers.get('content-range') ?? '').startsWith(`bytes ${from}-`);
