@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { extname, join, resolve } from 'node:path';
 import { formatHelp, flag, intOption, list, str, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatTable, note, printJson } from './output.js';
+import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
@@ -262,6 +263,9 @@ const run: Command = {
       process.cwd(),
     );
     const paths = createInstance(def);
+    const unmake = onCleanup(`the new instance ${def.name}`, () => {
+      if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
+    });
     try {
       // Every VM is told the keys to authorize and the host's time zone (a stub's manual install uses them).
       const userKeys = hostPublicKeys();
@@ -271,8 +275,9 @@ const run: Command = {
       def.fwCfg.push(...hintFwCfg(paths, keys, hostTimezone()));
       saveDefinition(def);
       await startInstance(def.name, note, { extraAppend: stubAppend(a) });
+      unmake.release();
     } catch (e) {
-      if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
+      await unmake.undo();
       throw e;
     }
     return detach ? afterDetachedStart(def.name, flag(a, 'json'), waitSec) : foreground(def.name);

@@ -57,10 +57,12 @@ export async function mmdebstrap(
   const result = await run(tool, mmdebstrapArgs(r, target), {
     timeoutMs: 60 * 60 * 1000,
     killWithParent: true,
+    onStderrLine: (l) => {
+      if (/^I: /.test(l)) onLine(l.slice(3));
+    },
   });
   writeFileSync(logFile, result.stderr);
   const lines = result.stderr.split('\n').filter(Boolean);
-  for (const l of lines) if (/^I: /.test(l)) onLine(l.slice(3));
   if (result.code !== 0) {
     const hookError = lines.find(
       (l) => !/^[IWE]: /.test(l) && /error|fail|cannot|not found|no such/i.test(l),

@@ -198,6 +198,10 @@ export async function resumeInstall(
   if (status.phase === 'installed')
     throw conflictError(`${name} is installed already (vmstub start ${name})`);
   const full = { ...o, name } as CreateOptions;
+  if (isRunning(paths) && status.phase !== 'installing') {
+    o.note(`${name}: stopping the stub it stayed in after the failed install`);
+    await stopInstance(name, { force: true, timeoutSec: 0 });
+  }
   if (isRunning(paths)) {
     o.note(`${name} is still installing (${describeInstallStatus(status)}); following it`);
     return {

@@ -18,6 +18,8 @@ export interface ExecOptions {
   cwd?: string;
   /** Kill the command's process group when vmstub itself dies, even by SIGKILL (long host-side tools). */
   killWithParent?: boolean;
+  /** Each line of standard error as it comes (progress), besides collecting it. */
+  onStderrLine?: (line: string) => void;
 }
 
 /** How long a child group gets between SIGTERM and SIGKILL when vmstub undoes it. */
@@ -134,7 +136,14 @@ export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => out.push(d));
-    child.stderr!.on('data', (d: Buffer) => err.push(d));
+    let partial = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err.push(d);
+      if (!opts.onStderrLine) return;
+      const lines = (partial + d.toString('utf8')).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) opts.onStderrLine(l);
+    });
     let timer: NodeJS.Timeout | undefined;
     if (opts.timeoutMs) {
       timer = setTimeout(

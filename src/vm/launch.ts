@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError } from '../util/errors.js';
 import { which } from '../util/exec.js';
 import { resolveAccel } from './accel.js';
@@ -178,6 +179,16 @@ export async function startInstance(
   acquireInstanceLock(paths, name);
   const daemons: ChildProcess[] = [];
   let qemu: ChildProcess | undefined;
+  let supervisor: ChildProcess | undefined;
+  // Until the supervisor has taken over, an interrupted start takes everything back.
+  const abandon = () => {
+    for (const p of [supervisor, qemu]) p?.kill('SIGKILL');
+    for (const d of daemons) d.kill('SIGTERM');
+    removeRunFiles(paths);
+    rmSync(supervisorSocket(paths), { force: true });
+    releaseInstanceLock(paths);
+  };
+  const starting = onCleanup(`the start of ${name}`, abandon);
   try {
     const plan = await resolvePlan(def, paths, onNote, daemons);
     if (existsSync(paths.events)) renameSync(paths.events, `${paths.events}.1`);
@@ -223,7 +234,7 @@ export async function startInstance(
       };
       const supLog = openSync(paths.supervisorLog, 'a', 0o600);
       const { node, script } = selfCommand();
-      const supervisor = spawn(node, [script, '__supervise', name], {
+      supervisor = spawn(node, [script, '__supervise', name], {
         detached: true,
         stdio: [qemu.stdout!, supLog, supLog, 'pipe', qemu.stdin!],
         env: { ...process.env, VMSTUB_LAUNCH: JSON.stringify(launch) },
@@ -238,6 +249,7 @@ export async function startInstance(
       ]);
       supervisor.unref();
       if (report.type === 'ready') {
+        starting.release();
         qemu.unref();
         for (const d of daemons) d.unref();
         return readState(paths);
@@ -258,6 +270,7 @@ export async function startInstance(
     }
     throw new VmstubError(`QEMU could not bind a free SSH port in ${START_ATTEMPTS} attempts`);
   } catch (e) {
+    starting.release();
     for (const d of daemons) d.kill('SIGTERM');
     removeRunFiles(paths);
     rmSync(supervisorSocket(paths), { force: true });

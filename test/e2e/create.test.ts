@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Sandbox } from '../helpers/cli.js';
+import { processesUsing, Sandbox } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
 import { buildStub } from '../helpers/stub.js';
 
@@ -43,27 +43,77 @@ describe(
       rmSync(box.home, { recursive: true, force: true });
     });
 
-    it('installs and logs in', { timeout: 45 * 60_000 }, async () => {
-      const r = await box.runAsync(
-        [
-          'create',
-          NAME,
-          '--distro',
-          'debian12',
-          '--timezone',
-          'Asia/Tokyo',
-          '--locale',
-          'de_DE.UTF-8',
-          '--user',
-          'alice',
-        ],
-        {
-          timeoutMs: 45 * 60_000,
-        },
-      );
-      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-      assert.match(r.stdout + r.stderr, /vmstub ssh web1/);
-    });
+    const createArgs = [
+      'create',
+      NAME,
+      '--distro',
+      'debian12',
+      '--timezone',
+      'Asia/Tokyo',
+      '--locale',
+      'de_DE.UTF-8',
+      '--user',
+      'alice',
+      '--json',
+    ];
+    /** Every line of --json output is one JSON object: NDJSON from the first line to the last. */
+    const ndjson = (stdout: string) =>
+      stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l, i) => {
+          try {
+            return JSON.parse(l) as { type: string; step?: string };
+          } catch {
+            return assert.fail(`line ${i + 1} of --json output is not JSON: ${l}`);
+          }
+        });
+
+    it(
+      'interrupted (SIGTERM) in the bootstrap: the VM stops, the instance says where it was',
+      { timeout: 20 * 60_000 },
+      async () => {
+        const r = await box.runAndKill(createArgs, /"type":"step-start","step":"bootstrap"/, 'SIGTERM', {
+          delayMs: 15_000,
+          timeoutMs: 20 * 60_000,
+        });
+        assert.ok(r.killedAt, `the bootstrap never started: ${r.stderr}`);
+        assert.equal(r.code, 143, r.stderr);
+        assert.ok(ndjson(r.stdout).some((e) => e.type === 'step-start' && e.step === 'bootstrap'));
+        assert.match(r.stderr, /interrupted by SIGTERM; undoing: the install in web1/);
+        const [info] = JSON.parse(box.run(['list', '--json']).stdout) as {
+          state: string;
+          install: { phase: string; step: string };
+        }[];
+        assert.equal(info?.state, 'stopped');
+        assert.deepEqual([info?.install.phase, info?.install.step], ['interrupted', 'bootstrap']);
+        assert.deepEqual(processesUsing(box.instanceDir(NAME)), [], 'no QEMU left');
+        const start = box.run(['start', NAME]);
+        assert.equal(start.code, 3, 'an unfinished install is not booted');
+        assert.match(start.stderr, /vmstub resume web1/);
+      },
+    );
+
+    it(
+      'vmstub resume starts the install over on the same disk, and logs in',
+      { timeout: 45 * 60_000 },
+      async () => {
+        const r = await box.runAsync(['resume', NAME, '--json'], { timeoutMs: 45 * 60_000 });
+        assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /install interrupted at bootstrap; starting the install over on the same disk \(attempt 2\)/,
+        );
+        const events = ndjson(r.stdout);
+        assert.equal(events.at(-1)?.type, 'result');
+        assert.ok(events.some((e) => e.type === 'install-done'));
+        assert.match(
+          readFileSync(join(box.instanceDir(NAME), 'install.log'), 'utf8'),
+          /left by the unfinished install; starting over/,
+        );
+        assert.match(box.run(['list']).stdout, /^web1\s+running\s/m);
+      },
+    );
 
     it('is Debian 12, booted from its own kernel, as asked', () => {
       const osRelease = ssh('cat', '/etc/os-release');

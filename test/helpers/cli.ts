@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { testCacheDir } from './fixture.js';
@@ -52,6 +52,40 @@ export class Sandbox {
     });
   }
 
+  /**
+   * Starts a command and sends it a signal once its output has matched a pattern (and delayMs more):
+   * how the interruption tests kill a command at a chosen point.
+   */
+  async runAndKill(
+    args: string[],
+    at: RegExp,
+    signal: NodeJS.Signals,
+    o: { delayMs?: number; timeoutMs?: number } = {},
+  ): Promise<CliResult & { killedAt: string | undefined }> {
+    const child = spawn(process.execPath, [VMSTUB, ...args], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let killedAt: string | undefined;
+    const watch = () => {
+      const m = at.exec(stdout + stderr);
+      if (m && killedAt === undefined) {
+        killedAt = m[0];
+        setTimeout(() => child.kill(signal), o.delayMs ?? 0);
+      }
+    };
+    child.stdout.on('data', (d: Buffer) => ((stdout += d.toString()), watch()));
+    child.stderr.on('data', (d: Buffer) => ((stderr += d.toString()), watch()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 600_000);
+    const code = await new Promise<number | null>((r) =>
+      child.on('close', (c, sig) => r(c ?? (sig ? 128 + (osConstants.signals[sig] ?? 0) : null))),
+    );
+    clearTimeout(timer);
+    return { code, stdout, stderr, killedAt };
+  }
+
   instanceDir(name: string): string {
     return join(this.home, 'instances', name);
   }
@@ -86,4 +120,32 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Processes that run inside dir (their root or working directory) or name it on their command line. */
+export function processesUsing(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const root = readlinkSync(`/proc/${pid}/root`);
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (state === 'Z') continue; // a zombie is only waiting to be reaped
+      if (root.startsWith(dir) || cwd.startsWith(dir) || cmdline.includes(dir))
+        found.push(`${pid} ${cmdline.trim()}`);
+    } catch {
+      // gone meanwhile, or not ours to look at
+    }
+  }
+  return found;
+}
+
+/** The mount points at or below dir. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }

@@ -52,7 +52,7 @@ async function open(url: string, timeoutMs: number, from: number): Promise<Opene
   } catch (e) {
     // fetch says only "fetch failed"; the reason (refused, reset, timed out, no such host) is its cause.
     const cause = (e as { cause?: { message?: string } }).cause?.message;
-    throw new Error(`${url}: ${cause ?? (e as Error).message}`);
+    throw new Error(`${url}: ${cause ?? (e as Error).message}`, { cause: e });
   }
   if (!(res.ok || res.status === 206) || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
   const resumed =
