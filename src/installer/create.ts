@@ -252,12 +252,18 @@ async function installAndVerify(
   const bootStarted = Date.now();
   const log = installLogPath(paths);
   if (!run.follow) {
-    await startInstance(name, o.note, {
-      // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
-      extraAppend: ['vmstub.install'],
-      extraFwCfg: [{ name: `${FW_CFG_PREFIX}install-spec`, file: installSpecPath(paths) }],
-    });
+    // Written first: a create killed right after the VM starts still leaves an instance resume knows.
     writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
+    try {
+      await startInstance(name, o.note, {
+        // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
+        extraAppend: ['vmstub.install'],
+        extraFwCfg: [{ name: `${FW_CFG_PREFIX}install-spec`, file: installSpecPath(paths) }],
+      });
+    } catch (e) {
+      await run.unmake?.undo();
+      throw e;
+    }
   }
   run.unmake?.release();
   const guard = onCleanup(`the install in ${name}`, async () => {

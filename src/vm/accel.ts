@@ -36,10 +36,49 @@ interface ProbeRecord {
   reason: string;
 }
 
-async function probeKvm(qemu: string): Promise<ProbeRecord & { fresh: boolean }> {
+/**
+ * The second probe: the kernel about to be booted, with no root file system, must get as far as its
+ * panic for that (then, with -no-reboot, QEMU exits). Seen on a build machine: the firmware probe runs,
+ * but KVM cannot emulate an instruction the kernel's decompressor uses ("emulation failure") and the
+ * guest stops dead; a working KVM reaches the panic in about a second.
+ */
+async function probeKernel(qemu: string, kernel: string): Promise<{ usable: boolean; reason: string }> {
+  const r = await run(
+    qemu,
+    [
+      '-accel',
+      'kvm',
+      '-machine',
+      'q35',
+      '-cpu',
+      'host',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-m',
+      '256',
+      '-kernel',
+      kernel,
+      '-append',
+      'console=ttyS0 panic=-1',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+    ],
+    { timeoutMs: 20_000 },
+  );
+  if (/Kernel panic - not syncing/.test(r.stdout.toString('utf8')))
+    return { usable: true, reason: 'a kernel booted' };
+  const failure = /emulation failure|KVM internal error[^\n]*/.exec(r.stderr)?.[0];
+  return { usable: false, reason: `a Linux kernel does not boot under KVM (${failure ?? 'it hung'})` };
+}
+
+async function probeKvm(qemu: string, kernel?: string): Promise<ProbeRecord & { fresh: boolean }> {
   const dir = join(cacheDir(), 'probes');
   const st = statSync(qemu);
-  const key = `${qemu}:${st.mtimeMs}:${release()}:${statSync('/dev/kvm').rdev}`;
+  // v2: the kernel probe came later; records without it are probed again.
+  const key = `v2:${qemu}:${st.mtimeMs}:${release()}:${statSync('/dev/kvm').rdev}`;
   const recordPath = join(dir, 'kvm.json');
   try {
     const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as ProbeRecord;
@@ -72,7 +111,9 @@ async function probeKvm(qemu: string): Promise<ProbeRecord & { fresh: boolean }>
     ],
     { timeoutMs: 5000 },
   );
-  const usable = r.code === KVM_PROBE_EXIT;
+  let usable = r.code === KVM_PROBE_EXIT;
+  let reason = usable ? 'probe guest ran' : '';
+  if (usable && kernel) ({ usable, reason } = await probeKernel(qemu, kernel));
   const lines = r.stderr
     .split('\n')
     .map((l) => l.trim())
@@ -81,9 +122,7 @@ async function probeKvm(qemu: string): Promise<ProbeRecord & { fresh: boolean }>
     /^qemu-system-\w+: (error: )?/,
     '',
   );
-  const reason = usable
-    ? 'probe guest ran'
-    : (detail ?? (r.signal ? 'probe guest hung' : `probe exited with ${r.code}`));
+  reason ||= detail ?? (r.signal ? 'probe guest hung' : `probe exited with ${r.code}`);
   const rec: ProbeRecord = { key, usable, reason };
   writeFileSync(recordPath, JSON.stringify(rec) + '\n');
   return { ...rec, fresh: true };
@@ -99,7 +138,11 @@ function kvmDeviceUsable(): boolean {
 }
 
 /** auto: KVM only where it really works (probed once and remembered); else TCG, said once. */
-export async function resolveAccel(requested: Accel, guestArch: Arch): Promise<AccelDecision> {
+export async function resolveAccel(
+  requested: Accel,
+  guestArch: Arch,
+  kernel?: string,
+): Promise<AccelDecision> {
   if (requested === 'tcg') return { accel: 'tcg' };
   const sameArch = guestArch === hostArch();
   if (requested === 'kvm') {
@@ -113,7 +156,7 @@ export async function resolveAccel(requested: Accel, guestArch: Arch): Promise<A
   if (guestArch !== 'x86_64') return { accel: 'kvm' };
   const qemu = which(ARCH_TRAITS[guestArch].binary);
   if (!qemu) return { accel: 'tcg' };
-  const probe = await probeKvm(qemu);
+  const probe = await probeKvm(qemu, kernel);
   if (probe.usable) return { accel: 'kvm' };
   return {
     accel: 'tcg',

@@ -68,7 +68,7 @@ async function resolvePlan(
   const boot = def.system
     ? await bootFilesFromImage(def.system)
     : await bootFilesFromKernel(def.kernel!, def.initrd);
-  const accel = await resolveAccel(def.accel, boot.arch);
+  const accel = await resolveAccel(def.accel, boot.arch, boot.kernel);
   if (accel.note) note(accel.note);
   if (def.data && !existsSync(def.data.path))
     throw new VmstubError(`data disk ${def.data.path} not found`, ExitCode.usage);
