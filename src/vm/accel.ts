@@ -30,6 +30,20 @@ export function kvmProbeFirmware(): Buffer {
 }
 export const KVM_PROBE_EXIT = 99;
 
+/** What both probes run on: the KVM machine a real VM gets, with nothing else attached. */
+const PROBE_MACHINE = [
+  '-accel',
+  'kvm',
+  '-machine',
+  'q35',
+  '-cpu',
+  'host',
+  '-nodefaults',
+  '-no-user-config',
+  '-display',
+  'none',
+];
+
 interface ProbeRecord {
   key: string;
   usable: boolean;
@@ -46,16 +60,7 @@ async function probeKernel(qemu: string, kernel: string): Promise<{ usable: bool
   const r = await run(
     qemu,
     [
-      '-accel',
-      'kvm',
-      '-machine',
-      'q35',
-      '-cpu',
-      'host',
-      '-nodefaults',
-      '-no-user-config',
-      '-display',
-      'none',
+      ...PROBE_MACHINE,
       '-m',
       '256',
       '-kernel',
@@ -91,24 +96,7 @@ async function probeKvm(qemu: string, kernel?: string): Promise<ProbeRecord & { 
   if (!existsSync(fw)) writeFileSync(fw, kvmProbeFirmware());
   const r = await run(
     qemu,
-    [
-      '-accel',
-      'kvm',
-      '-machine',
-      'q35',
-      '-cpu',
-      'host',
-      '-nodefaults',
-      '-no-user-config',
-      '-display',
-      'none',
-      '-m',
-      '16',
-      '-bios',
-      fw,
-      '-device',
-      'isa-debug-exit,iobase=0xf4,iosize=0x04',
-    ],
+    [...PROBE_MACHINE, '-m', '16', '-bios', fw, '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04'],
     { timeoutMs: 5000 },
   );
   let usable = r.code === KVM_PROBE_EXIT;

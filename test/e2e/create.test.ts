@@ -4,12 +4,12 @@
  * boot handoff. Slow (about ten minutes here): it is the one test of the whole path.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
-import { buildStub } from '../helpers/stub.js';
+import { useStub } from '../helpers/stub.js';
 
 const NAME = 'web1';
 
@@ -20,9 +20,6 @@ describe(
   },
   () => {
     const box = new Sandbox();
-    // No keys of the user's: create makes a key for the instance, and vmstub ssh uses it.
-    box.env.HOME = join(box.home, 'home');
-    delete box.env.SSH_AUTH_SOCK;
     // vmstub ssh logs in as the first sudo user (alice here); these commands run as root.
     const sshAs = (user: string, ...command: string[]) => {
       const r = box.run(['ssh', '--user', user, NAME, '--', ...command], { timeoutMs: 120_000 });
@@ -31,12 +28,7 @@ describe(
     };
     const ssh = (...command: string[]) => sshAs('root', ...command);
 
-    before(() => {
-      mkdirSync(box.env.HOME!, { recursive: true });
-      const stub = buildStub(box);
-      mkdirSync(join(box.home, 'images'), { recursive: true });
-      symlinkSync(stub.image, join(box.home, 'images', 'stub-x86_64.squashfs'));
-    });
+    before(() => useStub(box));
 
     after(() => {
       box.run(['stop', '--force', NAME]);

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import type { Sandbox } from './cli.js';
 import { testCacheDir } from './fixture.js';
 
@@ -15,4 +16,17 @@ export function buildStub(box: Sandbox): StubBuild {
   const r = box.run(['image', 'build', 'stub', '--out', out, '--json'], { timeoutMs: 30 * 60 * 1000 });
   if (r.code !== 0) throw new Error(`vmstub image build stub failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as StubBuild;
+}
+
+/**
+ * Readies a sandbox for creates: its user has no SSH keys of their own (create makes a key for each
+ * instance, and vmstub ssh uses it), and its images/ holds the real stub, built or found cached.
+ */
+export function useStub(box: Sandbox): void {
+  box.env.HOME = join(box.home, 'home');
+  delete box.env.SSH_AUTH_SOCK;
+  mkdirSync(box.env.HOME, { recursive: true });
+  const stub = buildStub(box);
+  mkdirSync(join(box.home, 'images'), { recursive: true });
+  symlinkSync(stub.image, join(box.home, 'images', 'stub-x86_64.squashfs'));
 }

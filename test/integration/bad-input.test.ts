@@ -9,33 +9,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { VmDefinition } from '../../src/vm/definition.js';
 import { Sandbox } from '../helpers/cli.js';
+import { testDefinition } from '../helpers/definition.js';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-function definition(name: string, data?: string): VmDefinition {
-  return {
-    version: 1,
-    name,
+const definition = (name: string, data?: string) =>
+  testDefinition(name, {
     system: '/nonexistent/stub.squashfs',
-    memoryMiB: 512,
-    cpus: 1,
-    shares: [],
-    nets: [{ kind: 'user' }],
-    hostfwds: [],
-    append: [],
-    fwCfg: [],
-    hvc: false,
-    uefi: false,
-    accel: 'tcg',
-    sshUser: 'root',
-    stopTimeoutSec: 10,
-    ephemeral: false,
-    createdAt: '2026-01-01T00:00:00Z',
     ...(data ? { data: { path: data, format: 'raw' as const } } : {}),
-  };
-}
+  });
 
 describe('bad input, disks and damaged state', () => {
   const box = new Sandbox();

@@ -4,12 +4,12 @@
  * resume` to a verified SSH login. About ten minutes per case here.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
-import { buildStub } from '../helpers/stub.js';
+import { useStub } from '../helpers/stub.js';
 
 const MINUTES = 60_000;
 
@@ -21,12 +21,7 @@ describe(
     box.env.HOME = join(box.home, 'home');
     delete box.env.SSH_AUTH_SOCK;
 
-    before(() => {
-      mkdirSync(box.env.HOME!, { recursive: true });
-      const stub = buildStub(box);
-      mkdirSync(join(box.home, 'images'), { recursive: true });
-      symlinkSync(stub.image, join(box.home, 'images', 'stub-x86_64.squashfs'));
-    });
+    before(() => useStub(box));
 
     after(() => {
       box.cleanup();
@@ -121,6 +116,26 @@ describe(
         assert.equal(again.code, 0, again.stderr);
         loggedIn(name);
         box.run(['stop', '--force', name]);
+      },
+    );
+
+    it(
+      'creates at once: two names both install; the same name twice, exactly one wins',
+      { timeout: 60 * MINUTES },
+      async () => {
+        const [a, aAgain, b] = await Promise.all([
+          box.runAsync(['create', 'c1', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
+          box.runAsync(['create', 'c1', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
+          box.runAsync(['create', 'c2', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
+        ]);
+        const c1 = [a, aAgain].sort((x, y) => (x.code ?? 9) - (y.code ?? 9));
+        assert.equal(c1[0]!.code, 0, c1[0]!.stderr);
+        assert.equal(c1[1]!.code, 3, c1[1]!.stderr);
+        assert.match(c1[1]!.stderr, /^vmstub: (an instance named c1 already exists|c1 exists: installing)/m);
+        assert.equal(b.code, 0, b.stderr);
+        loggedIn('c1');
+        loggedIn('c2');
+        for (const n of ['c1', 'c2']) box.run(['stop', '--force', n]);
       },
     );
   },

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { VmDefinition } from '../../src/vm/definition.js';
+import { testDefinition } from '../helpers/definition.js';
 import {
   acquireInstanceLock,
   createInstance,
@@ -16,25 +16,7 @@ import {
   runningSupervisor,
 } from '../../src/vm/store.js';
 
-const def = (name: string): VmDefinition => ({
-  version: 1,
-  name,
-  system: '/x.squashfs',
-  memoryMiB: 512,
-  cpus: 1,
-  shares: [],
-  nets: [{ kind: 'user' }],
-  hostfwds: [],
-  append: [],
-  fwCfg: [],
-  hvc: false,
-  uefi: false,
-  accel: 'tcg',
-  sshUser: 'root',
-  stopTimeoutSec: 10,
-  ephemeral: false,
-  createdAt: '2026-01-01T00:00:00Z',
-});
+const def = (name: string) => testDefinition(name);
 
 test('instances: created private, listed in order, loaded back; names are unique', () => {
   const root = mkdtempSync(join(tmpdir(), 'store-'));
