@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { findDistro } from '../../src/catalog/index.js';
 import type { DebDistro } from '../../src/catalog/types.js';
 import {
@@ -47,11 +47,9 @@ export async function ubuntuFixtureMirror(work: string, o: { lean?: boolean } = 
     components: UBUNTU.components,
   };
   const debs = debsIn(pool).filter((f) => !o.lean || !/\/(lib)?eatmydata1?_/.test(f));
-  const mirror = buildMirror(
-    join(work, o.lean ? 'lean-mirror' : 'mirror'),
-    [...debs, kernel, keyring],
-    layout,
-  );
+  const dir = o.lean ? join(work, 'lean', 'mirror') : join(work, 'mirror');
+  mkdirSync(dirname(dir), { recursive: true });
+  const mirror = buildMirror(dir, [...debs, kernel, keyring], layout);
   const served = await serveDirectory(mirror.dir, 'ubuntu');
   return { mirror, ...served };
 }
