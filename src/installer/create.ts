@@ -15,6 +15,7 @@ import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { sshArgs, waitForSshBanner, ensureInstanceKey } from '../vm/ssh.js';
 import {
   createInstance,
+  existsError,
   instancePaths,
   loadDefinition,
   readState,
@@ -105,9 +106,7 @@ function refuseExisting(name: string): void {
     throw conflictError(
       `${name} exists: ${describeInstallStatus(status)}; continue with vmstub resume ${name}, or remove it with vmstub rm ${name}`,
     );
-  throw conflictError(
-    `an instance named ${name} already exists (vmstub start ${name}, or vmstub rm ${name})`,
-  );
+  throw existsError(name);
 }
 
 /**

@@ -163,8 +163,8 @@ const SUPPORTED_LOCALES = '/usr/share/i18n/SUPPORTED';
  */
 export function knownLocale(locale: string, supportedFile = SUPPORTED_LOCALES): boolean {
   if (!LOCALE_RE.test(locale)) return false;
-  if (/^(C|POSIX|C\.UTF-8)$/.test(locale)) return true;
   const normal = locale.replace(/\.utf8/i, '.UTF-8');
+  if (/^(C|POSIX|C\.UTF-8)$/.test(normal)) return true;
   if (existsSync(supportedFile))
     return readFileSync(supportedFile, 'utf8')
       .split('\n')

@@ -44,9 +44,6 @@ export function onCleanup(what: string, fn: () => Promise<void> | void): Registr
 /** What is registered now, newest last: for tests and for the interrupted message. */
 export const pendingCleanups = (): string[] => stack.map((e) => e.what);
 
-/** The signal that interrupted this process, if one did: long loops check it and stop. */
-export const interruptedBy = (): NodeJS.Signals | undefined => interrupted;
-
 /** Undoes everything registered, newest first; one failing undo does not stop the others. */
 export async function runCleanups(report: (line: string) => void = () => {}): Promise<void> {
   while (stack.length) {
@@ -56,22 +53,6 @@ export async function runCleanups(report: (line: string) => void = () => {}): Pr
     } catch (err) {
       report(`could not undo ${e.what}: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
-}
-
-/** Runs body with a scope of its own: what it registers through defer is undone when it ends, however. */
-export async function withCleanups<T>(
-  body: (defer: (what: string, fn: () => Promise<void> | void) => void) => Promise<T>,
-): Promise<T> {
-  const mine: Registration[] = [];
-  try {
-    return await body((what, fn) => void mine.push(onCleanup(what, fn)));
-  } finally {
-    while (mine.length)
-      await mine
-        .pop()!
-        .undo()
-        .catch(() => {});
   }
 }
 

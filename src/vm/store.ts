@@ -74,6 +74,9 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
   renameSync(tmp, path);
 }
 
+export const existsError = (name: string) =>
+  conflictError(`an instance named ${name} already exists (vmstub start ${name}, or vmstub rm ${name})`);
+
 export function createInstance(def: VmDefinition, root = instancesRoot()): InstancePaths {
   validateName(def.name);
   mkdirSync(root, { recursive: true, mode: 0o700 });
@@ -88,9 +91,7 @@ export function createInstance(def: VmDefinition, root = instancesRoot()): Insta
     mkdirSync(paths.dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw conflictError(
-        `an instance named ${def.name} already exists (vmstub start ${def.name}, or vmstub rm ${def.name})`,
-      );
+      throw existsError(def.name);
     }
     throw e;
   }

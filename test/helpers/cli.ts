@@ -142,10 +142,5 @@ export function processesUsing(dir: string): string[] {
   return found;
 }
 
-/** The mount points at or below dir. */
-export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(`${dir}/`));
-}
+/** The mount points at or below dir, innermost first (vmstub's own reading of mountinfo). */
+export { mountsUnder } from '../../src/util/mounts.js';

@@ -28,11 +28,13 @@ describe(
       rmSync(box.home, { recursive: true, force: true });
     });
 
-    const status = (name: string) =>
-      JSON.parse(box.run(['show', '--json', name]).stdout) as {
-        state: string;
-        install?: { phase: string; step?: string };
-      };
+    /** The instance as show --json has it; before create has made it, nothing. */
+    const status = (name: string) => {
+      const r = box.run(['show', '--json', name]);
+      return r.code === 0
+        ? (JSON.parse(r.stdout) as { state: string; install?: { phase: string; step?: string } })
+        : { state: 'absent', install: undefined };
+    };
     const loggedIn = (name: string) => {
       const r = box.run(['ssh', name, '--', 'cat', '/etc/os-release'], { timeoutMs: 120_000 });
       assert.equal(r.code, 0, r.stderr);
