@@ -53,3 +53,18 @@ export async function ubuntuFixtureMirror(work: string, o: { lean?: boolean } = 
   const served = await serveDirectory(mirror.dir, 'ubuntu');
   return { mirror, ...served };
 }
+
+/** `vmstub install ubuntu2404` into a directory on this host, from a fixture mirror signed by keyring. */
+export const ubuntuInstallArgs = (target: string, mirrorUrl: string, keyring: string): string[] => [
+  'install',
+  'ubuntu2404',
+  '--target-dir',
+  target,
+  '--no-boot',
+  '--mirror',
+  mirrorUrl,
+  '--security-mirror',
+  mirrorUrl,
+  '--keyring',
+  keyring,
+];

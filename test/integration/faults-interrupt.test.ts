@@ -26,7 +26,7 @@ import { mountsUnder, processesUsing, Sandbox, waitFor, type CliResult } from '.
 import type { FixtureMirror } from '../helpers/deb-mirror.js';
 import { faultyMirror, type FaultRule, type Served } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
-import { ubuntuFixtureMirror } from '../helpers/ubuntu-fixture.js';
+import { ubuntuFixtureMirror, ubuntuInstallArgs } from '../helpers/ubuntu-fixture.js';
 
 const BOOTSTRAP_RUNNING = /installing remaining packages/;
 /** A post-install command that takes its time: a point where the new system is being configured in a chroot. */
@@ -68,19 +68,7 @@ describe(
       rmSync(box.home, { recursive: true, force: true });
     });
 
-    const installArgs = (target: string, url: string) => [
-      'install',
-      'ubuntu2404',
-      '--target-dir',
-      target,
-      '--no-boot',
-      '--mirror',
-      url,
-      '--security-mirror',
-      url,
-      '--keyring',
-      mirror.keyring,
-    ];
+    const installArgs = (target: string, url: string) => ubuntuInstallArgs(target, url, mirror.keyring);
 
     /** What the proxy served, for the last installThrough. */
     let served: Served[] = [];

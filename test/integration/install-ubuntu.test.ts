@@ -14,17 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findInstalledKernel } from '../../src/boot/discover.js';
-import { Sandbox } from '../helpers/cli.js';
+import { mountsUnder, Sandbox } from '../helpers/cli.js';
 import type { FixtureMirror } from '../helpers/deb-mirror.js';
-import { UBUNTU as distro, ubuntuFixtureMirror } from '../helpers/ubuntu-fixture.js';
+import { UBUNTU as distro, ubuntuFixtureMirror, ubuntuInstallArgs } from '../helpers/ubuntu-fixture.js';
 import { isRoot } from '../helpers/fixture.js';
 
 const execFileAsync = promisify(execFile);
-
-const mountsUnder = (dir: string) =>
-  readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .filter((l) => l.split(' ')[1]?.startsWith(dir));
 
 /** dpkg itself, not the bootstrap's eatmydata wrapper, and no diversion left behind. */
 function assertPlainDpkg(target: string): void {
@@ -64,29 +59,13 @@ describe(
     after(() => {
       server?.close();
       leanServer?.close();
-      for (const m of mountsUnder(work).reverse()) execFileSync('umount', ['-l', m.split(' ')[1]!]);
+      for (const m of mountsUnder(work)) execFileSync('umount', ['-l', m]);
       rmSync(work, { recursive: true, force: true });
       rmSync(sandbox.home, { recursive: true, force: true });
     });
 
     const installFrom = (mirrorUrl: string, target: string, keyring: string, extra: string[] = []) =>
-      sandbox.runAsync(
-        [
-          'install',
-          'ubuntu2404',
-          '--target-dir',
-          target,
-          '--no-boot',
-          '--mirror',
-          mirrorUrl,
-          '--security-mirror',
-          mirrorUrl,
-          '--keyring',
-          keyring,
-          ...extra,
-        ],
-        { timeoutMs: 900_000 },
-      );
+      sandbox.runAsync([...ubuntuInstallArgs(target, mirrorUrl, keyring), ...extra], { timeoutMs: 900_000 });
     const install = (target: string, keyring: string, extra: string[] = []) =>
       installFrom(url, target, keyring, extra);
 
