@@ -1,5 +1,5 @@
 import { gunzipSync } from 'node:zlib';
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 
 export type KernelFormat =
   | { kind: 'bzimage'; arch: 'x86_64' }

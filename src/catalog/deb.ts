@@ -1,7 +1,7 @@
-import type { Arch } from '../vm/definition.js';
+import { ARCHES, type Arch } from '../util/arch.js';
 import type { DebDistro } from './types.js';
 
-const ALL: Arch[] = ['x86_64', 'aarch64', 'riscv64'];
+const ALL: Arch[] = [...ARCHES];
 
 /** What every Debian release shares; a release below overrides only what differs. */
 function debian(

@@ -1,4 +1,4 @@
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 import type { RpmDistro } from './types.js';
 
 /** Where the stub finds distribution keys: Debian's distribution-gpg-keys package. */

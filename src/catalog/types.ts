@@ -1,4 +1,4 @@
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 
 export type Family = 'deb' | 'el' | 'fedora' | 'gentoo';
 

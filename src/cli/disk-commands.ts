@@ -1,51 +1,39 @@
 import { resolve } from 'node:path';
-import { flag, str, type ParsedArgs } from './args.js';
+import { Command, Option } from '@commander-js/extra-typings';
+import { annotate, jsonOption } from './options.js';
 import { printJson } from './output.js';
-import type { Command } from './vm-commands.js';
-import { ExitCode, usageError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { allocateDisk } from '../vm/allocate.js';
+import { DISK_FORMATS } from '../vm/definition.js';
 
-function formatOption(a: ParsedArgs): 'raw' | 'qcow2' | undefined {
-  const f = str(a, 'format');
-  if (f === undefined || f === 'raw' || f === 'qcow2') return f;
-  throw usageError(`--format '${f}' is not raw or qcow2`);
-}
+const allocate = () =>
+  new Command('allocate')
+    .summary('create a disk image, or grow one; never shrinks or truncates')
+    .description(
+      'Create a disk image, or grow one. Never shrinks or truncates. SIZE has a unit: 8G, 512M, 1.5T. New raw images are sparse: they use no space until written.',
+    )
+    .argument('<FILE>', 'the disk image')
+    .argument('<SIZE>', 'its size, with a unit (8G, 512M)')
+    .addOption(
+      annotate(new Option('--format <FORMAT>', 'image format for a new file').choices(DISK_FORMATS), {
+        defaultText: 'raw',
+      }),
+    )
+    .addOption(jsonOption('what happened as JSON: {path, action, format, bytes, previousBytes}'))
+    .action(async (file, sizeText, o) => {
+      const bytes = parseSize(sizeText);
+      const result = await allocateDisk(resolve(file), bytes, o.format);
+      if (o.json) printJson(result);
+      else if (result.action === 'unchanged')
+        process.stdout.write(`${file} is already ${formatSize(result.bytes)} (${result.format})\n`);
+      else if (result.action === 'grown') {
+        process.stdout.write(
+          `${file} grown from ${formatSize(result.previousBytes!)} to ${formatSize(result.bytes)} (${result.format})\n`,
+        );
+      } else
+        process.stdout.write(
+          `${file} created: ${formatSize(result.bytes)} ${result.format}${result.format === 'raw' ? ', sparse' : ''}\n`,
+        );
+    });
 
-const allocate: Command = {
-  spec: {
-    name: 'allocate',
-    summary: 'Create a disk image, or grow one. Never shrinks or truncates.',
-    usage: '[options] FILE SIZE',
-    positionals: [{ name: 'FILE' }, { name: 'SIZE' }],
-    details: 'SIZE has a unit: 8G, 512M, 1.5T. New raw images are sparse: they use no space until written.',
-    options: [
-      {
-        name: 'format',
-        takes: 'value',
-        valueName: 'raw|qcow2',
-        help: 'image format for a new file (default raw)',
-      },
-      { name: 'json', takes: 'flag', help: 'machine-readable output' },
-    ],
-  },
-  async run(a) {
-    const [file, sizeText] = a.positionals as [string, string];
-    const bytes = parseSize(sizeText);
-    const result = await allocateDisk(resolve(file), bytes, formatOption(a));
-    if (flag(a, 'json')) printJson(result);
-    else if (result.action === 'unchanged')
-      process.stdout.write(`${file} is already ${formatSize(result.bytes)} (${result.format})\n`);
-    else if (result.action === 'grown') {
-      process.stdout.write(
-        `${file} grown from ${formatSize(result.previousBytes!)} to ${formatSize(result.bytes)} (${result.format})\n`,
-      );
-    } else
-      process.stdout.write(
-        `${file} created: ${formatSize(result.bytes)} ${result.format}${result.format === 'raw' ? ', sparse' : ''}\n`,
-      );
-    return ExitCode.ok;
-  },
-};
-
-export const diskCommands: Command[] = [allocate];
+export const diskCommands = () => [allocate()];

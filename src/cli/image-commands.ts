@@ -1,62 +1,44 @@
 import { resolve } from 'node:path';
-import { flag, str } from './args.js';
+import { Command, Option } from '@commander-js/extra-typings';
+import { annotate, jsonOption } from './options.js';
 import { note, printJson } from './output.js';
-import type { Command } from './vm-commands.js';
-import { parseArch } from '../image/debian-arch.js';
 import { imagesDir } from '../image/locations.js';
 import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
-import { ExitCode, usageError } from '../util/errors.js';
+import { ARCHES, parseArch } from '../util/arch.js';
+import { usageError } from '../util/errors.js';
 import { formatSize } from '../util/size.js';
+import { hostArch } from '../vm/accel.js';
 
-const buildStubCmd: Command = {
-  spec: {
-    name: 'image build',
-    summary: 'Build a system image; for now the stub: vmstub image build stub.',
-    usage: '[options] stub',
-    positionals: [{ name: 'IMAGE' }],
-    details:
-      'The stub is a Debian 13 system image (squashfs with boot/kernel and boot/initramfs) that installs\n' +
-      'distributions and hands over to them. Its root filesystem is cached; a rebuild after a change to\n' +
-      'vmstub itself only squashes again. SOURCE_DATE_EPOCH is honoured.',
-    options: [
-      { name: 'arch', takes: 'value', valueName: 'ARCH', help: 'x86_64 (default), aarch64 or riscv64' },
-      {
-        name: 'out',
-        takes: 'value',
-        valueName: 'DIR',
-        help: `where stub-ARCH.squashfs goes (default ${imagesDir()})`,
-      },
-      {
-        name: 'mirror',
-        takes: 'value',
-        valueName: 'URL',
-        help: `Debian mirror (default ${DEFAULT_DEBIAN_MIRROR})`,
-      },
-      {
-        name: 'security-mirror',
-        takes: 'value',
-        valueName: 'URL',
-        help: `Debian security mirror (default ${DEFAULT_DEBIAN_SECURITY_MIRROR})`,
-      },
-      { name: 'json', takes: 'flag', help: 'machine-readable result' },
-    ],
-  },
-  async run(a) {
-    if (a.positionals[0] !== 'stub')
-      throw usageError(`image build: unknown image '${a.positionals[0]}' (only 'stub' so far)`);
-    const result = await buildStub({
-      arch: parseArch(str(a, 'arch') ?? 'x86_64'),
-      outDir: resolve(str(a, 'out') ?? imagesDir()),
-      mirrors: {
-        mirror: str(a, 'mirror') ?? DEFAULT_DEBIAN_MIRROR,
-        securityMirror: str(a, 'security-mirror') ?? DEFAULT_DEBIAN_SECURITY_MIRROR,
-      },
-      progress: note,
+const build = () =>
+  new Command('build')
+    .summary('build a system image; for now the stub: vmstub image build stub')
+    .description(
+      'The stub is a Debian 13 system image (squashfs with boot/kernel and boot/initramfs) that installs distributions and hands over to them. Its root filesystem is cached; a rebuild after a change to vmstub itself only squashes again. SOURCE_DATE_EPOCH is honoured.',
+    )
+    .argument('<IMAGE>', "the image to build: 'stub'")
+    .addOption(
+      annotate(new Option('--arch <ARCH>', 'the architecture of the image').choices(ARCHES), {
+        defaultText: "this machine's",
+      }),
+    )
+    .addOption(
+      annotate(new Option('--out <DIR>', 'where stub-ARCH.squashfs goes'), { defaultText: imagesDir() }),
+    )
+    .addOption(new Option('--mirror <URL>', 'Debian mirror').default(DEFAULT_DEBIAN_MIRROR))
+    .addOption(
+      new Option('--security-mirror <URL>', 'Debian security mirror').default(DEFAULT_DEBIAN_SECURITY_MIRROR),
+    )
+    .addOption(jsonOption('the result as JSON: {image, bytes, sha256, ...}'))
+    .action(async (image, o) => {
+      if (image !== 'stub') throw usageError(`image build: unknown image '${image}' (only 'stub' so far)`);
+      const result = await buildStub({
+        arch: parseArch(o.arch ?? hostArch() ?? 'x86_64'),
+        outDir: resolve(o.out ?? imagesDir()),
+        mirrors: { mirror: o.mirror, securityMirror: o.securityMirror },
+        progress: note,
+      });
+      if (o.json) printJson(result);
+      else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
     });
-    if (flag(a, 'json')) printJson(result);
-    else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
-    return ExitCode.ok;
-  },
-};
 
-export const imageCommands: Command[] = [buildStubCmd];
+export const imageCommands = () => [new Command('image').summary('build system images').addCommand(build())];

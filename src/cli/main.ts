@@ -1,41 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { formatHelp, parseArgs } from './args.js';
-import { diskCommands } from './disk-commands.js';
-import { bootCommands } from './boot-commands.js';
-import { bootstrapCommands } from './bootstrap-commands.js';
-import { imageCommands } from './image-commands.js';
-import { installCommands } from './install-commands.js';
-import { vmCommands, type Command } from './vm-commands.js';
+import { buildProgram, HelpShown, inlineValueArgv, VERSION } from './program.js';
 import { installSignalCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
 import { supervise } from '../vm/supervisor.js';
-
-const VERSION = '0.1.0';
-
-const commands: Command[] = [
-  ...installCommands,
-  ...vmCommands,
-  ...diskCommands,
-  ...imageCommands,
-  ...bootCommands,
-  ...bootstrapCommands,
-];
-
-function usage(): string {
-  const width = Math.max(...commands.map((c) => c.spec.name.length)) + 2;
-  return [
-    'Usage: vmstub COMMAND [options]',
-    '',
-    'Any Linux distribution as a QEMU VM, installed from its own mirror by a disposable stub.',
-    '',
-    'Commands:',
-    ...commands.map((c) => `  ${c.spec.name.padEnd(width)}${c.spec.summary}`),
-    '',
-    "Run 'vmstub COMMAND --help' for a command's options. Documentation: docs/commands.md",
-    '',
-  ].join('\n');
-}
 
 /** The hidden command a started VM runs as: the supervisor, reporting to its starter on fd 3. */
 async function runSupervisor(name: string): Promise<number> {
@@ -57,46 +25,45 @@ async function runSupervisor(name: string): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [word, ...rest] = argv;
-  // Asked for, help goes to stdout and succeeds; a missing command is a usage error: stderr, exit 2 (as GNU tools do).
-  if (word === undefined) {
-    process.stderr.write(usage());
+  const program = buildProgram();
+  // A missing command is a usage error: help on stderr, exit 2 (as GNU tools do); asked for, help succeeds.
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
     return ExitCode.usage;
   }
-  if (word === 'help' || word === '--help' || word === '-h') {
-    process.stdout.write(usage());
-    return ExitCode.ok;
-  }
-  if (word === '--version' || word === 'version') {
+  if (argv[0] === 'version') {
     process.stdout.write(`vmstub ${VERSION}\n`);
     return ExitCode.ok;
   }
-  if (word === '__supervise') return runSupervisor(rest[0]!);
+  if (argv[0] === '__supervise') return runSupervisor(argv[1]!);
   installSignalCleanup((line) => process.stderr.write(line + '\n'));
-  // Commands are one word (run) or two (image build).
-  const command =
-    commands.find((c) => c.spec.name === word) ?? commands.find((c) => c.spec.name === `${word} ${rest[0]}`);
-  if (!command) throw new VmstubError(`unknown command '${word}' (see vmstub --help)`, ExitCode.usage);
-  const args = parseArgs(command.spec, command.spec.name.includes(' ') ? rest.slice(1) : rest);
-  if (args.help) {
-    process.stdout.write(formatHelp(command.spec));
-    return ExitCode.ok;
+  try {
+    await program.parseAsync(inlineValueArgv(program, argv), { from: 'user' });
+  } catch (e) {
+    if (e instanceof HelpShown) return e.exitCode;
+    throw e;
   }
-  return command.run(args);
+  return Number(process.exitCode ?? ExitCode.ok);
 }
 
-main(process.argv.slice(2)).then(
+/** With --json, a failure is also one JSON object on stdout, so a reader of NDJSON sees how it ended. */
+const wantsJson = (argv: string[]): boolean => {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+};
+
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof VmstubError) {
-      process.stderr.write(`vmstub: ${oneLine(err)}\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`vmstub: internal error: ${oneLine(err)}\n`);
-      if (process.env.VMSTUB_DEBUG) console.error(err);
-      process.exitCode = ExitCode.failure;
-    }
+    const known = err instanceof VmstubError;
+    const message = known ? oneLine(err) : `internal error: ${oneLine(err)}`;
+    const exitCode = known ? err.exitCode : ExitCode.failure;
+    process.stderr.write(`vmstub: ${message}\n`);
+    if (!known && process.env.VMSTUB_DEBUG) console.error(err);
+    if (wantsJson(argv)) process.stdout.write(JSON.stringify({ type: 'error', message, exitCode }) + '\n');
+    process.exitCode = exitCode;
   },
 );

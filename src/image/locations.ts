@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { stateDir } from '../util/paths.js';
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 
 /** Where built images go unless --out says otherwise; `vmstub create` looks for the stub here. */
 export const imagesDir = (): string => join(stateDir(), 'images');

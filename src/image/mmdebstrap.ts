@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { VmstubError } from '../util/errors.js';
 import { requireTool, run } from '../util/exec.js';
 import { isRoot } from '../util/paths.js';
-import type { Arch } from '../vm/definition.js';
-import { DEBIAN_ARCH } from './debian-arch.js';
+import type { Arch } from '../util/arch.js';
+import { DEBIAN_ARCH } from '../util/arch.js';
 
 /** One apt source: a mirror, a suite and its components. */
 export interface AptSource {

@@ -4,7 +4,7 @@ import { requireTool, run } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { detectKernelFormat } from '../boot/kernel-image.js';
 import { parseSquashfsListing, resolveInImage } from '../vm/system-image.js';
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 
 export interface SquashOptions {
   compression: 'zstd' | 'xz' | 'gzip';

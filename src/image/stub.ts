@@ -18,7 +18,7 @@ import { CATALOG } from '../catalog/index.js';
 import type { Distro } from '../catalog/types.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
-import type { Arch } from '../vm/definition.js';
+import type { Arch } from '../util/arch.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { appendToSquashfs, checkSystemImage, squash, type SquashOptions } from './squashfs.js';
 import { StageCache, stageKey } from './stage-cache.js';

@@ -9,7 +9,7 @@ import { requireTool } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
 import { allocateDisk } from '../vm/allocate.js';
 import { FW_CFG_PREFIX, validateName, type VmDefinition } from '../vm/definition.js';
-import { DEFAULTS } from '../vm/definition-builder.js';
+import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { sshArgs, waitForSshBanner, ensureInstanceKey } from '../vm/ssh.js';
@@ -34,16 +34,19 @@ import {
 import type { InstallEvent } from './execute.js';
 import { hostPublicKeys, hostTimezone } from './host-defaults.js';
 import { buildPlan } from './plan.js';
-import { resolveSpec, type InstallSpec, type SpecInput } from './spec.js';
+import {
+  resolveSpecAndMachine,
+  type InstallSpec,
+  type MachineSpec,
+  type SpecInput,
+  type SpecSource,
+} from './spec.js';
 
 export interface CreateOptions {
   name: string;
   input: SpecInput;
-  /** Where the spec came from, for messages: a file name, or "flags". */
-  where: string;
-  diskBytes: number;
-  memoryMiB?: number;
-  cpus?: number;
+  /** Where the spec came from, for messages: a file (and its lines), or "flags". */
+  source: string | SpecSource;
   /** How long to wait for a real SSH login after the install. */
   sshTimeoutSec: number;
   note: (text: string) => void;
@@ -81,9 +84,12 @@ export function knownHostsLines(name: string, hostKeys: string[]): string {
 }
 
 /** Resolves create's spec; throws a usage error before anything exists. */
-export function createSpec(o: Pick<CreateOptions, 'name' | 'input' | 'where'>, keys: string[]): InstallSpec {
+export function createSpec(
+  o: Pick<CreateOptions, 'name' | 'input' | 'source'>,
+  keys: string[],
+): { spec: InstallSpec; machine: MachineSpec } {
   validateName(o.name);
-  const spec = resolveSpec(
+  const resolved = resolveSpecAndMachine(
     o.input,
     {
       hostname: o.name.replace(/[._]/g, '-'),
@@ -91,10 +97,10 @@ export function createSpec(o: Pick<CreateOptions, 'name' | 'input' | 'where'>, k
       sshKeys: keys,
       arch: hostArch() ?? 'x86_64',
     },
-    o.where,
+    o.source,
   );
-  buildPlan(spec);
-  return spec;
+  buildPlan(resolved.spec);
+  return resolved;
 }
 
 /** The instance name must be free before any work starts; an unfinished install of that name says how to go on. */
@@ -118,7 +124,8 @@ function refuseExisting(name: string): void {
  */
 export async function createWithInstall(o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
-  const spec = createSpec(o, hostPublicKeys());
+  const { spec, machine } = createSpec(o, hostPublicKeys());
+  const shares = machine.shares.map((s) => parseShare(s, machine.baseDir));
   refuseExisting(o.name);
 
   const stub = stubImagePath(spec.arch);
@@ -134,25 +141,14 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     phases['stub build'] = Math.round((Date.now() - started) / 100) / 10;
   }
 
-  const def: VmDefinition = {
-    version: 1,
-    name: o.name,
+  const def = newDefinition(o.name, {
     system: stub,
-    memoryMiB: o.memoryMiB ?? DEFAULTS.memoryMiB,
-    cpus: o.cpus ?? DEFAULTS.cpus,
-    shares: [],
-    nets: [{ kind: 'user' }],
-    hostfwds: [],
-    append: [],
-    fwCfg: [],
-    hvc: false,
-    uefi: false,
-    accel: 'auto',
+    memoryMiB: machine.memoryMiB,
+    cpus: machine.cpus,
+    shares,
+    hostfwds: machine.hostfwds,
     sshUser: spec.users.find((u) => u.sudo)?.name ?? 'root',
-    stopTimeoutSec: DEFAULTS.stopTimeoutSec,
-    ephemeral: false,
-    createdAt: new Date().toISOString(),
-  };
+  });
   const paths = createInstance(def);
   // Until the install runs, an interrupted create takes back what it made: the disk holds nothing yet.
   const unmake = onCleanup(`the half-created instance ${o.name}`, () => {
@@ -167,7 +163,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
       for (const u of spec.users) if (!u.sshKeys.length && !u.passwordHash) u.sshKeys = [key];
     }
     const disk = join(paths.dir, CREATED_DISK);
-    await allocateDisk(disk, o.diskBytes, 'raw');
+    await allocateDisk(disk, machine.diskBytes, 'raw');
     def.data = { path: disk, format: 'raw' };
     def.fwCfg = hintFwCfg(paths, spec.root.sshKeys, spec.timezone);
     writeFileSync(paths.definition, JSON.stringify(def, null, 2) + '\n', { mode: 0o600 });

@@ -4,7 +4,7 @@ import { buildGentooPlan } from './plan-gentoo.js';
 import { buildRpmPlan } from './plan-rpm.js';
 import { EATMYDATA_CUSTOMIZE_HOOK, EATMYDATA_EXTRACT_HOOK } from './eatmydata.js';
 import { findDistro } from '../catalog/index.js';
-import { DEBIAN_ARCH } from '../image/debian-arch.js';
+import { DEBIAN_ARCH } from '../util/arch.js';
 import {
   CUSTOM_KEYRING,
   NETPLAN_ID,

@@ -1,14 +1,27 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { dirname, join } from 'node:path';
+import { LineCounter, parseDocument, isMap, isNode, type Document } from 'yaml';
+import type * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
-import type { Arch } from '../vm/definition.js';
-import { usageError } from '../util/errors.js';
-
 import type { Filesystem } from '../catalog/types.js';
+import type { Arch } from '../util/arch.js';
+import { usageError } from '../util/errors.js';
+import { parseMemoryMiB, parseSize } from '../util/size.js';
+import type { HostFwd } from '../vm/definition.js';
+import { parseHostFwd } from '../vm/network.js';
+import {
+  LOCALE_RE,
+  TIMEZONE_RE,
+  fieldDecl,
+  fileFields,
+  specFileSchema,
+  type BOOTSTRAPS,
+  type SpecField,
+  type SpecInput,
+} from './spec-fields.js';
 
-export type { Filesystem };
-export type BootstrapTool = 'mmdebstrap' | 'debootstrap';
+export type { Filesystem, SpecInput };
+export type BootstrapTool = (typeof BOOTSTRAPS)[number];
 
 export interface UserSpec {
   name: string;
@@ -45,11 +58,18 @@ export interface InstallSpec {
   postInstall: string[];
 }
 
-/** What a user writes: every field optional but distro; defaults fill the rest. */
-export type SpecInput = Partial<Omit<InstallSpec, 'root' | 'users'>> & {
-  root?: { passwordHash?: string; sshKeys?: string[] };
-  users?: Partial<UserSpec>[];
-};
+/** The VM a spec file describes besides the system: what vmstub create makes (the stub never sees it). */
+export interface MachineSpec {
+  diskBytes: number;
+  memoryMiB: number;
+  cpus: number;
+  hostfwds: HostFwd[];
+  /** DIR[:TAG] as written; relative directories are relative to `baseDir`. */
+  shares: string[];
+  baseDir: string;
+}
+
+export const MACHINE_DEFAULTS = { diskBytes: 8 * 1024 ** 3, memoryMiB: 2048, cpus: 2 } as const;
 
 export interface SpecDefaults {
   hostname: string;
@@ -58,81 +78,69 @@ export interface SpecDefaults {
   arch: Arch;
 }
 
-const HOSTNAME_RE = /^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
-const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
-const TIMEZONE_RE = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
-const LOCALE_RE = /^[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-8|utf8)(@[a-z]+)?$|^C\.UTF-8$|^C$|^POSIX$/;
-const HASH_RE = /^\$(1|5|6|y|2[aby]|7|gy)\$[^:\s]+$/;
-const KEY_RE =
-  /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/;
+/** Where a spec came from, for messages: a file (with the line of each field) and which fields flags set. */
+export interface SpecSource {
+  where: string;
+  lineOf?: (path: readonly PropertyKey[]) => number | undefined;
+  /** Top-level fields a flag set or added to: their problems name the flag, not a line of the file. */
+  fromFlags?: ReadonlySet<string>;
+  /** Relative shares in a file are relative to the file. */
+  baseDir?: string;
+}
 
-const KNOWN_FIELDS = new Set([
-  'distro',
-  'arch',
-  'hostname',
-  'filesystem',
-  'target',
-  'wipe',
-  'resume',
-  'mirror',
-  'securityMirror',
-  'proxy',
-  'keyring',
-  'timezone',
-  'locale',
-  'keyboard',
-  'bootstrap',
-  'root',
-  'users',
-  'packages',
-  'postInstall',
-]);
+type Path = readonly PropertyKey[];
+interface Problem {
+  path: Path;
+  message: string;
+}
 
-/** One field's problem; resolveSpec collects them all before it reports. */
-class FieldError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+  number: 'a number',
+  int: 'a whole number',
+};
+
+/** One zod issue as vmstub says it; unions say what their parser said, when one did. */
+function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
+  const path = issue.path;
+  const value = path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k], input);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => ({
+        path: [...path, k],
+        message: `unknown field '${k}'`,
+      }));
+    case 'invalid_type':
+      return [
+        {
+          path,
+          message:
+            value === undefined ? 'is required' : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`,
+        },
+      ];
+    case 'invalid_value':
+      return [
+        {
+          path,
+          message: `'${String(value)}' is not one of ${issue.values.map(String).join(', ')}`,
+        },
+      ];
+    case 'invalid_union': {
+      const said = issue.errors.flat().find((e) => e.code === 'custom' || e.code === 'too_small');
+      return [{ path, message: said?.message ?? 'is not a valid value' }];
+    }
+    default:
+      return [{ path, message: issue.message }];
   }
 }
 
-function fail(field: string, message: string): never {
-  throw new FieldError(field, message);
-}
-
-function strings(field: string, v: unknown): string[] {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail(field, 'must be a list of strings');
-  return v as string[];
-}
-
-function sshKeys(field: string, v: unknown): string[] {
-  const keys = strings(field, v).map((k) => k.trim());
-  keys.forEach((k, i) => {
-    if (!KEY_RE.test(k)) fail(`${field}[${i}]`, `is not an SSH public key ("${k.slice(0, 30)}...")`);
-  });
-  return keys;
-}
-
-function url(field: string, v: unknown): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^(https?|file):\/\/\S+$/.test(v))
-    fail(field, `'${String(v)}' is not an http(s) or file URL`);
-  try {
-    new URL(v);
-  } catch {
-    fail(field, `'${v}' is not a valid URL`);
-  }
-  return v.replace(/\/+$/, '');
-}
-
-function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[], fallback: T): T {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'string' || !allowed.includes(v as T))
-    fail(field, `'${String(v)}' is not one of ${allowed.join(', ')}`);
-  return v as T;
+export function fieldPath(path: Path): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('');
 }
 
 const ZONEINFO = '/usr/share/zoneinfo';
@@ -177,177 +185,184 @@ export function knownLocale(locale: string, supportedFile = SUPPORTED_LOCALES): 
 
 /**
  * Validates a spec (from a file, from flags, or both merged) and fills in the defaults. Every field is
- * checked; all problems are reported at once, in one line naming the file and each field.
+ * checked; all problems are reported at once, in one line naming the file and each field (with its line
+ * in the file, or the flag that set it).
  */
-export function resolveSpec(input: SpecInput, defaults: SpecDefaults, where = 'spec'): InstallSpec {
-  const problems: FieldError[] = [];
-  const check = <T>(fn: () => T, fallback: T): T => {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof FieldError)) throw e;
-      problems.push(e);
-      return fallback;
-    }
-  };
+export function resolveSpec(
+  input: SpecInput,
+  defaults: SpecDefaults,
+  source: string | SpecSource = 'spec',
+): InstallSpec {
+  return resolveSpecAndMachine(input, defaults, source).spec;
+}
 
-  for (const key of Object.keys(input)) {
-    if (!KNOWN_FIELDS.has(key)) problems.push(new FieldError('', `unknown field '${key}'`));
-  }
-  const distro = check(() => {
-    if (!input.distro) fail('', 'distro is required (vmstub distros lists them)');
-    const d = CATALOG.find((c) => c.id === input.distro);
-    if (!d) fail('distro', `unknown distribution '${input.distro}' (vmstub distros lists them)`);
-    if (!d.installable) fail('distro', `${d.name} is not installable by this version of vmstub yet`);
-    return d;
-  }, undefined);
-  const arch = check(() => {
-    const a = oneOf('arch', input.arch, ['x86_64', 'aarch64', 'riscv64'] as const, defaults.arch);
-    if (distro && !distro.arches.includes(a))
-      fail('arch', `${distro.name} is not available for ${a} (${distro.arches.join(', ')})`);
-    return a;
-  }, defaults.arch);
+/** resolveSpec, and the machine fields (disk, memory, CPUs, forwards, shares) with their defaults. */
+export function resolveSpecAndMachine(
+  input: SpecInput,
+  defaults: SpecDefaults,
+  source: string | SpecSource = 'spec',
+): { spec: InstallSpec; machine: MachineSpec } {
+  const src: SpecSource = typeof source === 'string' ? { where: source } : source;
+  const problems: Problem[] = [];
+  if (!input || typeof input !== 'object' || Array.isArray(input))
+    throw usageError(`${src.where}: must be a mapping (distro: debian12, ...)`);
+  const parsed = specFileSchema.safeParse(input);
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, input));
+  const bad = new Set(problems.map((p) => String(p.path[0])));
+  const ok = (k: SpecField) => !bad.has(k);
+  const problem = (path: Path, message: string) => problems.push({ path, message });
 
+  const distro = input.distro === undefined ? undefined : CATALOG.find((c) => c.id === input.distro);
+  if (input.distro === undefined) problem([], 'distro is required (vmstub distros lists them)');
+  else if (ok('distro') && !distro)
+    problem(['distro'], `unknown distribution '${input.distro}' (vmstub distros lists them)`);
+  else if (distro && !distro.installable)
+    problem(['distro'], `${distro.name} is not installable by this version of vmstub yet`);
+  const arch = (ok('arch') ? input.arch : undefined) ?? defaults.arch;
+  if (distro && !distro.arches.includes(arch))
+    problem(['arch'], `${distro.name} is not available for ${arch} (${distro.arches.join(', ')})`);
+  const filesystem = (ok('filesystem') ? input.filesystem : undefined) ?? 'xfs';
+  if (distro && ok('filesystem') && !distro.filesystems.includes(filesystem))
+    problem(
+      ['filesystem'],
+      `${distro.name}'s kernel cannot boot from ${filesystem} (${distro.filesystems.join(', ')})`,
+    );
   const hostname = input.hostname ?? defaults.hostname;
-  check(() => {
-    if (typeof hostname !== 'string' || !HOSTNAME_RE.test(hostname))
-      fail('hostname', `'${String(hostname)}' is not a valid host name`);
-  }, undefined);
+  if (input.hostname === undefined && !/^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(hostname))
+    problem(['hostname'], `'${hostname}' is not a valid host name`);
   const timezone = input.timezone ?? defaults.timezone;
-  check(() => {
-    if (typeof timezone !== 'string' || !TIMEZONE_RE.test(timezone))
-      fail('timezone', `'${String(timezone)}' is not a time zone name like Europe/Berlin`);
-    if (!knownTimezone(timezone))
-      fail('timezone', `'${timezone}' is not in the time zone database (e.g. Europe/Berlin, UTC)`);
-  }, undefined);
+  if (ok('timezone') && !knownTimezone(timezone))
+    problem(['timezone'], `'${timezone}' is not in the time zone database (e.g. Europe/Berlin, UTC)`);
   const locale = input.locale ?? 'C.UTF-8';
-  check(() => {
-    if (typeof locale !== 'string' || !LOCALE_RE.test(locale))
-      fail('locale', `'${String(locale)}' is not a locale like en_US.UTF-8`);
-    if (!knownLocale(locale)) fail('locale', `'${locale}' is not a locale glibc supports (e.g. en_US.UTF-8)`);
-  }, undefined);
-  check(() => {
-    if (
-      input.keyboard !== undefined &&
-      (typeof input.keyboard !== 'string' || !/^[a-z]{2,8}$/.test(input.keyboard))
-    )
-      fail('keyboard', `'${String(input.keyboard)}' is not a keyboard layout like us or de`);
-  }, undefined);
-  const hash = (field: string, v: unknown): string | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !HASH_RE.test(v))
-      fail(
-        field,
-        'must be a crypt(3) hash such as $6$..., $y$... (mkpasswd makes one); plain passwords are refused',
-      );
-    return v;
+  if (ok('locale') && !knownLocale(locale))
+    problem(['locale'], `'${locale}' is not a locale glibc supports (e.g. en_US.UTF-8)`);
+
+  const rootKeys = (input.root?.sshKeys ?? defaults.sshKeys).map((k) => k.trim());
+  const users: UserSpec[] = ok('users')
+    ? (input.users ?? []).map((u) => ({
+        name: u.name,
+        sshKeys: (u.sshKeys ?? []).map((k) => k.trim()),
+        sudo: u.sudo === true,
+        passwordHash: u.passwordHash,
+      }))
+    : [];
+  const names = new Set<string>();
+  users.forEach((u, i) => {
+    if (u.name === 'root') problem(['users', i, 'name'], "root is configured under 'root:'");
+    else if (names.has(u.name)) problem(['users'], `'${u.name}' is listed twice`);
+    names.add(u.name);
+  });
+
+  const machine: MachineSpec = {
+    diskBytes: ok('disk') && input.disk ? parseSize(input.disk, '') : MACHINE_DEFAULTS.diskBytes,
+    memoryMiB:
+      ok('memory') && input.memory !== undefined
+        ? typeof input.memory === 'number'
+          ? input.memory
+          : parseMemoryMiB(input.memory)
+        : MACHINE_DEFAULTS.memoryMiB,
+    cpus: (ok('cpus') ? input.cpus : undefined) ?? MACHINE_DEFAULTS.cpus,
+    hostfwds: ok('forwards') ? (input.forwards ?? []).map(parseHostFwd) : [],
+    shares: ok('shares') ? (input.shares ?? []) : [],
+    baseDir: src.baseDir ?? process.cwd(),
   };
 
-  const users = check(() => {
-    if (input.users !== undefined && !Array.isArray(input.users)) fail('users', 'must be a list');
-    return input.users ?? [];
-  }, []).flatMap((u, i): UserSpec[] => {
-    const w = `users[${i}]`;
-    return check(() => {
-      if (!u || typeof u !== 'object') fail(w, 'must be a mapping');
-      if (typeof u.name !== 'string' || !USER_RE.test(u.name))
-        fail(`${w}.name`, `'${String(u.name)}' is not a valid user name`);
-      if (u.name === 'root') fail(`${w}.name`, "root is configured under 'root:'");
-      return [
-        {
-          name: u.name,
-          sshKeys: check(() => sshKeys(`${w}.sshKeys`, u.sshKeys), []),
-          sudo: u.sudo === true,
-          passwordHash: check(() => hash(`${w}.passwordHash`, u.passwordHash), undefined),
-        },
-      ];
-    }, []);
-  });
-  const names = new Set<string>();
-  for (const u of users) {
-    if (names.has(u.name)) problems.push(new FieldError('users', `'${u.name}' is listed twice`));
-    names.add(u.name);
-  }
-
-  const rootKeys = check(
-    () =>
-      input.root?.sshKeys !== undefined ? sshKeys('root.sshKeys', input.root.sshKeys) : defaults.sshKeys,
-    defaults.sshKeys,
-  );
-  check(() => {
-    if (typeof input.wipe !== 'undefined' && typeof input.wipe !== 'boolean')
-      fail('wipe', 'must be true or false');
-  }, undefined);
-  const packages = check(() => strings('packages', input.packages), []);
-  packages.forEach((p, i) =>
-    check(() => {
-      if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) fail(`packages[${i}]`, `'${p}' is not a package name`);
-    }, undefined),
-  );
-  const filesystem = check(() => {
-    const fs = oneOf('filesystem', input.filesystem, ['xfs', 'btrfs', 'ext4'] as const, 'xfs');
-    if (distro && !distro.filesystems.includes(fs))
-      fail('filesystem', `${distro.name}'s kernel cannot boot from ${fs} (${distro.filesystems.join(', ')})`);
-    return fs;
-  }, 'xfs' as const);
-
+  if (problems.length) throw usageError(formatProblems(problems, src));
   const spec: InstallSpec = {
-    distro: distro?.id ?? '',
+    distro: distro!.id,
     arch,
     hostname,
     filesystem,
-    target: check(
-      () => oneOf('target', input.target, ['disk', 'share', 'directory'] as const, 'disk'),
-      'disk',
-    ),
+    target: input.target ?? 'disk',
     wipe: input.wipe === true,
     resume: input.resume === true,
-    mirror: check(() => url('mirror', input.mirror), undefined),
-    securityMirror: check(() => url('securityMirror', input.securityMirror), undefined),
-    proxy: check(() => url('proxy', input.proxy), undefined),
+    mirror: input.mirror?.replace(/\/+$/, ''),
+    securityMirror: input.securityMirror?.replace(/\/+$/, ''),
+    proxy: input.proxy?.replace(/\/+$/, ''),
     keyring: input.keyring,
     timezone,
     locale,
     keyboard: input.keyboard,
-    bootstrap: check(
-      () => oneOf('bootstrap', input.bootstrap, ['mmdebstrap', 'debootstrap'] as const, 'mmdebstrap'),
-      'mmdebstrap',
-    ),
-    root: {
-      passwordHash: check(() => hash('root.passwordHash', input.root?.passwordHash), undefined),
-      sshKeys: rootKeys,
-    },
+    bootstrap: input.bootstrap ?? 'mmdebstrap',
+    root: { passwordHash: input.root?.passwordHash, sshKeys: rootKeys },
     users,
-    packages,
-    postInstall: check(() => strings('postInstall', input.postInstall), []),
+    packages: input.packages ?? [],
+    postInstall: input.postInstall ?? [],
   };
-  if (problems.length) {
-    const text = problems.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message));
-    throw usageError(
-      problems.length === 1
-        ? `${where}: ${text[0]}`
-        : `${where}: ${problems.length} problems: ${text.join('; ')}`,
-    );
-  }
-  return spec;
+  return { spec, machine };
 }
 
-/** A spec file: YAML (JSON is YAML too). One clear line for a file that cannot be read or parsed. */
-export function readSpecFile(path: string): SpecInput {
+/** Problems in file order (by line where the file has them), each with the field, and its line or flag. */
+function formatProblems(problems: Problem[], src: SpecSource): string {
+  const located = problems.map((p, order) => {
+    const top = String(p.path[0] ?? '');
+    // Which flag set a field is worth saying only when a file was read too.
+    const flag = src.lineOf && src.fromFlags?.has(top) ? flagOf(top as SpecField) : undefined;
+    const line = flag ? undefined : src.lineOf?.(p.path);
+    const field = fieldPath(p.path);
+    const text = field ? `${field}: ${p.message}` : p.message;
+    return { text: text + (flag ? ` (${flag})` : line ? ` (line ${line})` : ''), line, order };
+  });
+  located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || a.order - b.order);
+  const texts = located.map((l) => l.text);
+  return texts.length === 1
+    ? `${src.where}: ${texts[0]}`
+    : `${src.where}: ${texts.length} problems: ${texts.join('; ')}`;
+}
+
+const flagOf = (k: SpecField): string | undefined =>
+  fieldDecl(k)
+    .flags?.[0]?.flags.replace(/^-\w, /, '')
+    .split(' ')[0];
+
+export interface SpecFile {
+  input: SpecInput;
+  source: SpecSource;
+}
+
+/**
+ * A spec file: YAML (JSON is YAML too). One clear line for a file that cannot be read or parsed; the
+ * lines of its fields are kept, so problems found later name them.
+ */
+export function readSpecFile(path: string): SpecFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw usageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  let value: unknown;
-  try {
-    value = parseYaml(text);
-  } catch (e) {
-    throw usageError(`${path} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length)
+    throw usageError(`${path} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  const value: unknown = doc.toJS();
   if (!value || typeof value !== 'object' || Array.isArray(value))
     throw usageError(`${path} must be a mapping (distro: debian12, ...)`);
   if ('resume' in value) throw usageError(`${path}: resume: is vmstub resume's to set, not a file's`);
-  return value as SpecInput;
+  return {
+    input: value as SpecInput,
+    source: { where: path, lineOf: lineFinder(doc, lines), baseDir: dirname(path) },
+  };
 }
+
+/** The line of the node at a path, or of the nearest enclosing node the file has (a missing field's parent). */
+function lineFinder(doc: Document, lines: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
+  return (path) => {
+    for (let n = path.length; n > 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as unknown[], true);
+      if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+      // A key whose value is missing or null: the key's own position.
+      const parent = n > 1 ? doc.getIn(path.slice(0, n - 1) as unknown[], true) : doc.contents;
+      if (isMap(parent)) {
+        const pair = parent.items.find(
+          (i) => isNode(i.key) && (i.key as { value?: unknown }).value === path[n - 1],
+        );
+        if (pair && isNode(pair.key) && pair.key.range) return lines.linePos(pair.key.range[0]).line;
+      }
+    }
+    return undefined;
+  };
+}
+
+/** The fields a file may hold, for messages and docs. */
+export const SPEC_FILE_FIELDS = fileFields;

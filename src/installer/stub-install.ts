@@ -5,7 +5,7 @@ import { run, which } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
 import { executePlan, InstallFailure, type InstallEvent } from './execute.js';
 import { buildPlan } from './plan.js';
-import { resolveSpec, type InstallSpec, type SpecInput } from './spec.js';
+import { resolveSpec, type InstallSpec, type SpecInput, type SpecSource } from './spec.js';
 
 const FW_CFG = '/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub';
 export const FW_CFG_INSTALL_SPEC = `${FW_CFG}/install-spec/raw`;
@@ -74,7 +74,13 @@ export function consoleLine(e: InstallEvent): string | undefined {
  */
 export async function installInStub(
   spec: InstallSpec,
-  o: { boot: boolean; print: (line: string) => void; targetDir?: string },
+  o: {
+    boot: boolean;
+    print: (line: string) => void;
+    /** Every installer event as it happens (install --json). */
+    onEvent?: (e: InstallEvent) => void;
+    targetDir?: string;
+  },
 ): Promise<number> {
   const events = new EventSink();
   const plan = buildPlan(spec);
@@ -84,6 +90,7 @@ export async function installInStub(
       logFile: INSTALL_LOG,
       emit: (e) => {
         events.emit(e);
+        o.onEvent?.(e);
         const line = consoleLine(e);
         if (line) o.print(line);
       },
@@ -109,6 +116,6 @@ export async function installInStub(
 }
 
 /** Resolves what `vmstub install` was given inside the stub into a spec. */
-export async function stubSpec(input: SpecInput, where: string): Promise<InstallSpec> {
-  return resolveSpec(input, await stubDefaults(input.hostname ?? input.distro ?? 'vmstub'), where);
+export async function stubSpec(input: SpecInput, source: string | SpecSource): Promise<InstallSpec> {
+  return resolveSpec(input, await stubDefaults(input.hostname ?? input.distro ?? 'vmstub'), source);
 }

@@ -33,3 +33,9 @@ export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return text.replace(/\s*\n\s*/g, '; ').trim();
 }
+
+/** A library's error with the command's name in front; a VmstubError keeps its own message and exit code. */
+export function prefixed(what: string, err: unknown): VmstubError {
+  if (err instanceof VmstubError) return err;
+  return new VmstubError(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+}

@@ -13,22 +13,25 @@ const UNITS: Record<string, number> = {
  */
 export function parseSize(text: string, what = 'size'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT])(?:i?B)?\s*$/i.exec(text);
+  // Inside a spec the field is named already: what = '' says only the value.
+  const said = `${what} '${text}'`.trim();
   if (!m) {
     if (/^\s*\d+(?:\.\d+)?\s*$/.test(text)) {
-      throw usageError(`${what} '${text}' needs a unit, e.g. ${text.trim()}G or ${text.trim()}M`);
+      throw usageError(`${said} needs a unit, e.g. ${text.trim()}G or ${text.trim()}M`);
     }
-    throw usageError(`${what} '${text}' is not a size (examples: 8G, 512M, 1.5T)`);
+    throw usageError(`${said} is not a size (examples: 8G, 512M, 1.5T)`);
   }
   const bytes = Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
-  if (bytes <= 0) throw usageError(`${what} '${text}' must be larger than zero`);
+  if (bytes <= 0) throw usageError(`${said} must be larger than zero`);
   return bytes;
 }
 
 /** Memory in MiB: a bare number means MiB (as QEMU's -m), or a size with a unit. */
-export function parseMemoryMiB(text: string): number {
-  const mib = /^\s*\d+\s*$/.test(text) ? Number(text) : parseSize(text, 'memory') / 1024 ** 2;
-  if (!Number.isInteger(mib)) throw usageError(`memory '${text}' is not a whole number of MiB`);
-  if (mib < 64) throw usageError(`memory '${text}' is too small (at least 64M)`);
+export function parseMemoryMiB(text: string, what = 'memory'): number {
+  const mib = /^\s*\d+\s*$/.test(text) ? Number(text) : parseSize(text, what) / 1024 ** 2;
+  const said = `${what} '${text}'`.trim();
+  if (!Number.isInteger(mib)) throw usageError(`${said} is not a whole number of MiB`);
+  if (mib < 64) throw usageError(`${said} is too small (at least 64M)`);
   return mib;
 }
 

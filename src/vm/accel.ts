@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { usageError } from '../util/errors.js';
 import { run, which } from '../util/exec.js';
 import { cacheDir } from '../util/paths.js';
-import type { Accel, Arch } from './definition.js';
+import { archOfNode, type Arch } from '../util/arch.js';
+import type { Accel } from './definition.js';
 import { ARCH_TRAITS } from './qemu-argv.js';
 
 export interface AccelDecision {
@@ -14,8 +15,7 @@ export interface AccelDecision {
 }
 
 export function hostArch(): Arch | undefined {
-  const map: Record<string, Arch> = { x64: 'x86_64', arm64: 'aarch64', riscv64: 'riscv64' };
-  return map[hostArchNode()];
+  return archOfNode(hostArchNode());
 }
 
 /**

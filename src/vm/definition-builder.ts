@@ -40,6 +40,33 @@ export interface RunOptions {
 
 export const DEFAULTS = { memoryMiB: 2048, cpus: 2, sshUser: 'root', stopTimeoutSec: 60 } as const;
 
+/** A definition with vmstub's defaults; `run` and `create` (and tests) give only what differs. */
+export function newDefinition(
+  name: string,
+  o: Partial<Omit<VmDefinition, 'version' | 'name'>> = {},
+  now = new Date(),
+): VmDefinition {
+  return {
+    version: 1,
+    name,
+    memoryMiB: DEFAULTS.memoryMiB,
+    cpus: DEFAULTS.cpus,
+    shares: [],
+    nets: [{ kind: 'user' }],
+    hostfwds: [],
+    append: [],
+    fwCfg: [],
+    hvc: false,
+    uefi: false,
+    accel: 'auto',
+    sshUser: DEFAULTS.sshUser,
+    stopTimeoutSec: DEFAULTS.stopTimeoutSec,
+    ephemeral: false,
+    createdAt: now.toISOString(),
+    ...o,
+  };
+}
+
 const TAG_RE = /^[A-Za-z0-9_-]{1,31}$/;
 
 /** `DIR` or `DIR:TAG`; the first share's tag defaults to `fs`, as the stub and the original expect. */
@@ -125,27 +152,28 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
     throw usageError('--hostfwd needs a user-mode network (--net user)');
   const name = validateName(o.name ?? defaultName(system, kernel));
   const cpus = o.cpus ?? DEFAULTS.cpus;
-  return {
-    version: 1,
+  return newDefinition(
     name,
-    system,
-    kernel,
-    initrd,
-    memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
-    cpus,
-    data,
-    volatileDataBytes: o.volatileData ? parseSize(o.volatileData, '--volatile-data') : undefined,
-    shares,
-    nets,
-    hostfwds,
-    append: o.append.map((a) => a.trim()).filter(Boolean),
-    fwCfg: o.fwCfg.map((f) => parseFwCfg(f, cwd)),
-    hvc: o.hvc,
-    uefi: o.uefi,
-    accel: parseAccel(o.accel),
-    sshUser: o.sshUser ?? DEFAULTS.sshUser,
-    stopTimeoutSec: o.stopTimeoutSec ?? DEFAULTS.stopTimeoutSec,
-    ephemeral: o.ephemeral,
-    createdAt: now.toISOString(),
-  };
+    {
+      system,
+      kernel,
+      initrd,
+      memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
+      cpus,
+      data,
+      volatileDataBytes: o.volatileData ? parseSize(o.volatileData, '--volatile-data') : undefined,
+      shares,
+      nets,
+      hostfwds,
+      append: o.append.map((a) => a.trim()).filter(Boolean),
+      fwCfg: o.fwCfg.map((f) => parseFwCfg(f, cwd)),
+      hvc: o.hvc,
+      uefi: o.uefi,
+      accel: parseAccel(o.accel),
+      sshUser: o.sshUser ?? DEFAULTS.sshUser,
+      stopTimeoutSec: o.stopTimeoutSec ?? DEFAULTS.stopTimeoutSec,
+      ephemeral: o.ephemeral,
+    },
+    now,
+  );
 }

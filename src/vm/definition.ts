@@ -1,8 +1,9 @@
 import { usageError } from '../util/errors.js';
 
-export type Accel = 'auto' | 'kvm' | 'tcg';
-export type Arch = 'x86_64' | 'aarch64' | 'riscv64';
-export type DiskFormat = 'raw' | 'qcow2';
+export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
+export type Accel = (typeof ACCELS)[number];
+export const DISK_FORMATS = ['raw', 'qcow2'] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 export type NetSpec = { kind: 'user' } | { kind: 'bridge'; bridge: string } | { kind: 'tap'; ifname: string };
 

@@ -2,7 +2,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, readdirSync } from '
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { VmstubError } from '../util/errors.js';
-import type { Arch } from './definition.js';
+import type { Arch } from '../util/arch.js';
 import { ARCH_TRAITS } from './qemu-argv.js';
 
 /** The parts of a QEMU firmware descriptor (docs/interop/firmware.json) vmstub reads. */

@@ -1,5 +1,6 @@
 import { formatHostFwd, macFor } from './network.js';
-import type { Arch, DiskSpec, VmDefinition } from './definition.js';
+import type { Arch } from '../util/arch.js';
+import type { DiskSpec, VmDefinition } from './definition.js';
 import { FW_CFG_PREFIX } from './definition.js';
 
 export type ShareMode = 'virtiofs' | '9p';

@@ -17,7 +17,7 @@ import { detectKernelFormat, kernelArch, unpackZboot } from '../boot/kernel-imag
 import { usageError, VmstubError } from '../util/errors.js';
 import { requireTool, runChecked, run } from '../util/exec.js';
 import { cacheDir } from '../util/paths.js';
-import type { Arch } from './definition.js';
+import type { Arch } from '../util/arch.js';
 
 export interface BootFiles {
   kernel: string;

@@ -75,6 +75,7 @@ describe('bad input, disks and damaged state', () => {
     );
     writeFileSync(file('not-yaml.yaml'), 'distro: [debian12\n');
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
+    writeFileSync(file('machine.yaml'), 'distro: debian12\ncpus: 0\nforwards: [eighty]\n');
   });
 
   after(() => box.cleanup());
@@ -123,8 +124,8 @@ describe('bad input, disks and damaged state', () => {
       2,
       /mirror: 'notaurl' is not an http\(s\) or file URL/,
     ],
-    [['create', 'web1', '--distro', 'debian12', '--disk', 'lots'], 2, /--disk 'lots' is not a size/],
-    [['create', 'web1', '--distro', 'debian12', '--disk', '0'], 2, /--disk '0' needs a unit/],
+    [['create', 'web1', '--distro', 'debian12', '--disk', 'lots'], 2, /disk: 'lots' is not a size/],
+    [['create', 'web1', '--distro', 'debian12', '--disk', '0'], 2, /disk: '0' needs a unit/],
     [
       ['create', 'web1', '--distro', 'debian12', '--ssh-key', 'nope.pub'],
       2,
@@ -136,7 +137,7 @@ describe('bad input, disks and damaged state', () => {
     [
       ['create', 'web1', '--config', 'three-problems.yaml'],
       2,
-      /three-problems\.yaml: 3 problems: .*timezone: .*locale: .*filesystem: AlmaLinux 9's kernel cannot boot from btrfs/,
+      /three-problems\.yaml: 3 problems: filesystem: AlmaLinux 9's kernel cannot boot from btrfs \(xfs, ext4\) \(line 2\); timezone: .* \(line 3\); locale: .* \(line 4\)/,
     ],
     [['create', 'Bad_Name!', '--distro', 'debian12'], 2, /Bad_Name!/],
     [['start', 'nosuch'], 3, /no instance named nosuch/],
@@ -147,7 +148,50 @@ describe('bad input, disks and damaged state', () => {
     [['allocate', 'garbage.img', '1K'], 2, /allocate never shrinks a disk/],
     [['allocate', join('no-dir', 'x.img'), '1G'], 2, /directory .*no-dir does not exist/],
     [['image', 'build', 'nosuch'], 2, /unknown image 'nosuch'/],
+    [
+      ['run', '--accel', 'hvf', 'whole.squashfs'],
+      2,
+      /^vmstub: run: --accel 'hvf' is not one of auto, kvm, tcg/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--filesystem', 'zfs'],
+      2,
+      /--filesystem 'zfs' is not one of/,
+    ],
+    [
+      ['image', 'build', '--arch', 'sparc', 'stub'],
+      2,
+      /--arch 'sparc' is not one of x86_64, aarch64, riscv64/,
+    ],
+    [['run', '--name', 'a', '--name', 'b', 'whole.squashfs'], 2, /^vmstub: run: --name given twice/],
+    [['create', 'web1', '--distro', 'debian12', '--disk', '8G', '--disk', '9G'], 2, /--disk given twice/],
+    [['rm', '--', '--disks', 'web1'], 2, /^vmstub: rm: unexpected argument 'web1'/],
+    [['stop', '--', '--force'], 2, /invalid name '--force'/],
+    [['schema', 'nope'], 2, /^vmstub: schema: FILE 'nope' is not one of spec/],
+    [['completion', 'tcsh'], 2, /^vmstub: completion: SHELL 'tcsh' is not one of bash, zsh, fish/],
+    [
+      ['create', 'web1', '--config', 'machine.yaml'],
+      2,
+      /machine\.yaml: 2 problems: cpus: .* \(line 2\); forwards\[0\]: .* \(line 3\)/,
+    ],
   ];
+
+  it('with --json, a refusal is also one JSON object on stdout (NDJSON for create)', () => {
+    for (const args of [
+      ['stop', '--json', 'nosuch'],
+      ['create', 'web1', '--json', '--distro', 'windows11'],
+      ['ssh', '--json', 'nosuch'],
+    ]) {
+      const r = box.run(args, { cwd: files });
+      assert.notEqual(r.code, 0);
+      const lines = r.stdout.trimEnd().split('\n');
+      assert.equal(lines.length, 1, r.stdout);
+      const e = JSON.parse(lines[0]!) as { type: string; message: string; exitCode: number };
+      assert.equal(e.type, 'error');
+      assert.equal(e.exitCode, r.code);
+      assert.equal(`vmstub: ${e.message}\n`, r.stderr);
+    }
+  });
 
   it('refuses each with one line, its exit code, and nothing created', () => {
     for (const [args, code, re] of refusals) {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CATALOG, findDistro } from '../../src/catalog/index.js';
-import { parseArch } from '../../src/image/debian-arch.js';
+import { parseArch } from '../../src/util/arch.js';
 import { mmdebstrapArgs, releaseDate, sourceLine } from '../../src/image/mmdebstrap.js';
 import { mksquashfsArgs } from '../../src/image/squashfs.js';
 import { StageCache, stageKey } from '../../src/image/stage-cache.js';

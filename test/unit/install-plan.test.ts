@@ -205,7 +205,7 @@ test('spec files: YAML in, a clear line for what cannot be read', () => {
     join(dir, 'ok.yaml'),
     'distro: debian12\nhostname: db1\nusers:\n  - name: alice\n    sudo: true\n',
   );
-  assert.deepEqual(readSpecFile(join(dir, 'ok.yaml')), {
+  assert.deepEqual(readSpecFile(join(dir, 'ok.yaml')).input, {
     distro: 'debian12',
     hostname: 'db1',
     users: [{ name: 'alice', sudo: true }],

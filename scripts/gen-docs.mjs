@@ -1,0 +1,12 @@
+// Writes the generated parts of docs/commands.md and schema/spec.schema.json from the declarations
+// (npm run docs). test/unit/docs.test.ts fails when the committed files are stale.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { regenerate } from '../dist/src/cli/docs.js';
+import { buildProgram } from '../dist/src/cli/program.js';
+import { specJsonSchema } from '../dist/src/installer/spec-fields.js';
+
+const doc = 'docs/commands.md';
+writeFileSync(doc, regenerate(readFileSync(doc, 'utf8'), buildProgram()));
+mkdirSync('schema', { recursive: true });
+writeFileSync('schema/spec.schema.json', JSON.stringify(specJsonSchema(), null, 2) + '\n');
+console.log(`wrote ${doc} and schema/spec.schema.json`);

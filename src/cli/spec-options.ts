@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { Option } from '@commander-js/extra-typings';
+import { annotate } from './options.js';
+import { hostPublicKeys } from '../installer/host-defaults.js';
+import { fieldDecl, fileFields, type FlagDecl, type SpecField } from '../installer/spec-fields.js';
+import { readSpecFile, type SpecInput, type SpecSource } from '../installer/spec.js';
+import { usageError } from '../util/errors.js';
+
+/** Which flags each command takes: the machine fields only where a machine is made. */
+export type SpecFlagSet = 'create' | 'plan' | 'install';
+
+interface DeclaredFlag {
+  field: SpecField;
+  decl: FlagDecl;
+  option: Option;
+}
+
+/** Commander's options for the spec fields, made from the field table (nothing here names a field). */
+function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
+  return fileFields.flatMap((field) => {
+    const f = fieldDecl(field);
+    if (f.machine && set !== 'create') return [];
+    if (field === 'distro' && set === 'install') return [];
+    return (f.flags ?? []).map((decl) => {
+      const option = new Option(decl.flags, decl.help ?? f.doc);
+      const choices = (f.schema as { options?: readonly string[] }).options;
+      if (Array.isArray(choices)) option.choices(choices);
+      return {
+        field,
+        decl,
+        option: annotate(option, {
+          ...(f.default && !decl.help && option.required ? { defaultText: f.default } : {}),
+          ...(decl.repeatable ? { repeatable: true } : {}),
+          specField: field,
+        }),
+      };
+    });
+  });
+}
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** Adds --config and the spec's flags to a command. */
+export function withSpecOptions<C extends { addOption(option: Option): unknown }>(
+  cmd: C,
+  set: SpecFlagSet,
+): C {
+  cmd.addOption(
+    new Option(
+      '--config <FILE>',
+      'install spec (YAML or JSON; vmstub schema spec describes it); flags override it',
+    ),
+  );
+  for (const { option, decl } of declaredFlags(set)) {
+    if (decl.repeatable) option.argParser(collect);
+    cmd.addOption(option);
+  }
+  return cmd;
+}
+
+function keysFromFiles(files: string[]): string[] {
+  return files.flatMap((f) => {
+    try {
+      return readFileSync(f, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+    } catch {
+      throw usageError(`--ssh-key: cannot read ${f}`);
+    }
+  });
+}
+
+/**
+ * The spec from --config, then the flags on top: a scalar flag replaces the file's value, a repeatable
+ * one adds to the file's list. The result says which fields flags touched, for messages.
+ */
+export function specFromOptions(
+  set: SpecFlagSet,
+  values: Record<string, unknown>,
+  extra: Partial<SpecInput> = {},
+): { input: SpecInput; source: SpecSource } {
+  const file = values.config as string | undefined;
+  const { input, source } = file
+    ? readSpecFile(file)
+    : { input: {} as SpecInput, source: { where: 'flags' } as SpecSource };
+  const raw = input as Record<string, unknown>;
+  const fromFlags = new Set<string>();
+  for (const [k, v] of Object.entries(extra))
+    if (v !== undefined) {
+      raw[k] = v;
+      fromFlags.add(k);
+    }
+  const usersBefore = Array.isArray(raw.users) ? raw.users.length : 0;
+  for (const { field, decl, option } of declaredFlags(set)) {
+    let value = values[option.attributeName()];
+    if (value === undefined) continue;
+    if (decl.flags.startsWith('--ssh-key ')) value = keysFromFiles(value as string[]);
+    fromFlags.add(field);
+    if (decl.apply) {
+      const each = decl.repeatable && !decl.flags.startsWith('--ssh-key ') ? (value as unknown[]) : [value];
+      for (const v of each) decl.apply(raw, v);
+    } else if (decl.repeatable) {
+      const before = Array.isArray(raw[field]) ? (raw[field] as unknown[]) : [];
+      raw[field] = [...before, ...(value as unknown[])];
+    } else raw[field] = value;
+  }
+  // Users made by --user get root's keys: the ones given, else the host user's own.
+  if (Array.isArray(raw.users))
+    for (const u of (raw.users as Record<string, unknown>[]).slice(usersBefore))
+      u.sshKeys ??= input.root?.sshKeys ?? hostPublicKeys();
+  return { input, source: { ...source, fromFlags } };
+}

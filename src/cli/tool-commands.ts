@@ -1,0 +1,27 @@
+import { Command, Argument } from '@commander-js/extra-typings';
+import { completionScript, SHELLS, type CommandTree } from './completion.js';
+import { specJsonSchema } from '../installer/spec-fields.js';
+
+const schema = () =>
+  new Command('schema')
+    .summary('print the JSON Schema of a file vmstub reads: spec (vmstub.yaml, for create --config)')
+    .description(
+      "Print the JSON Schema of a file vmstub reads. For editors: save it (vmstub schema spec > vmstub.schema.json) and start vmstub.yaml with '# yaml-language-server: $schema=vmstub.schema.json'.",
+    )
+    .addArgument(new Argument('<FILE>', 'which file').choices(['spec'] as const))
+    .action(async () => {
+      process.stdout.write(JSON.stringify(specJsonSchema(), null, 2) + '\n');
+    });
+
+const completion = () =>
+  new Command('completion')
+    .summary('print a shell completion script: bash, zsh or fish')
+    .description(
+      "Print a completion script for commands, options, option values and instance names. bash: add 'source <(vmstub completion bash)' to ~/.bashrc; zsh: 'source <(vmstub completion zsh)' in ~/.zshrc; fish: vmstub completion fish > ~/.config/fish/completions/vmstub.fish.",
+    )
+    .addArgument(new Argument('<SHELL>', 'the shell').choices(SHELLS))
+    .action(async (shell, _options, cmd) => {
+      process.stdout.write(completionScript(shell, cmd.parent as unknown as CommandTree));
+    });
+
+export const toolCommands = () => [schema(), completion()];

@@ -1,0 +1,307 @@
+import * as z from 'zod/mini';
+import { ARCHES } from '../util/arch.js';
+import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { parseHostFwd } from '../vm/network.js';
+
+/**
+ * The install spec, declared once: each field's type and validation (a zod schema), its documentation,
+ * how its default reads, and the flags that set it. The file schema, the JSON Schema editors use, the
+ * command-line options of create, plan and install, the merge of flags onto a file, and the option
+ * tables in docs/commands.md are all made from this table.
+ */
+
+export const FILESYSTEMS = ['xfs', 'btrfs', 'ext4'] as const;
+export const TARGETS = ['disk', 'share', 'directory'] as const;
+export const BOOTSTRAPS = ['mmdebstrap', 'debootstrap'] as const;
+
+const HOSTNAME_RE = /^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
+export const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+export const TIMEZONE_RE = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
+export const LOCALE_RE = /^[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-8|utf8)(@[a-z]+)?$|^C\.UTF-8$|^C$|^POSIX$/;
+const HASH_RE = /^\$(1|5|6|y|2[aby]|7|gy)\$[^:\s]+$/;
+const KEY_RE =
+  /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/;
+const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
+const URL_RE = /^(https?|file):\/\/\S+$/;
+
+/** A string checked by a pattern, with the message a user reads when it does not match. */
+const matching = (re: RegExp, message: (value: string) => string) =>
+  z.string().check(z.regex(re, { error: (issue) => message(String(issue.input)) }));
+
+/** A string checked by one of vmstub's parsers: its one-line message becomes the field's. */
+const parsedBy = (parse: (value: string) => unknown) =>
+  z.string().check((ctx) => {
+    try {
+      parse(ctx.value);
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', message: (e as Error).message, input: ctx.value });
+    }
+  });
+
+const url = () =>
+  parsedBy((v) => {
+    if (!URL_RE.test(v)) throw new Error(`'${v}' is not an http(s) or file URL`);
+    try {
+      new URL(v);
+    } catch {
+      throw new Error(`'${v}' is not a valid URL`);
+    }
+  });
+
+const passwordHash = () =>
+  matching(
+    HASH_RE,
+    () => 'must be a crypt(3) hash such as $6$..., $y$... (mkpasswd makes one); plain passwords are refused',
+  );
+
+const sshKey = () =>
+  z.string().check(
+    z.trim(),
+    z.regex(KEY_RE, {
+      error: (issue) => `is not an SSH public key ("${String(issue.input).trim().slice(0, 30)}...")`,
+    }),
+  );
+
+const user = z.strictObject({
+  name: matching(USER_RE, (v) => `'${v}' is not a valid user name`),
+  sshKeys: z.optional(z.array(sshKey())),
+  sudo: z.optional(z.boolean()),
+  passwordHash: z.optional(passwordHash()),
+});
+
+/** What a flag does to the spec input: by default it sets the field (or, repeatable, appends to it). */
+export interface FlagDecl {
+  /** As commander takes it: `--hostname <NAME>`. */
+  flags: string;
+  help?: string;
+  repeatable?: boolean;
+  /** For flags that do more than set their field (a key file read into keys, a user name made a user). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each flag's own value type
+  apply?: (input: Record<string, unknown>, value: any) => void;
+}
+
+export interface FieldDecl {
+  schema: z.ZodMiniType;
+  doc: string;
+  /** How the default reads, in help, docs and the JSON Schema; absent: no default (or none needed). */
+  default?: string;
+  flags?: FlagDecl[];
+  /** Describes the VM rather than the system: create uses it; the stub never receives it. */
+  machine?: boolean;
+  /** Set by vmstub itself, never by a file or a flag. */
+  internal?: boolean;
+}
+
+export const SPEC_FIELDS = {
+  distro: {
+    schema: z.string(),
+    doc: 'the distribution (vmstub distros lists them)',
+    flags: [{ flags: '--distro <ID>' }],
+  },
+  arch: {
+    schema: z.enum(ARCHES),
+    doc: 'the architecture of the system',
+    default: "the host's",
+  },
+  hostname: {
+    schema: matching(HOSTNAME_RE, (v) => `'${v}' is not a valid host name`),
+    doc: 'host name',
+    default: 'the instance name',
+    flags: [{ flags: '--hostname <NAME>' }],
+  },
+  filesystem: {
+    schema: z.enum(FILESYSTEMS),
+    doc: 'root filesystem',
+    default: 'xfs',
+    flags: [{ flags: '--filesystem <FS>' }],
+  },
+  target: {
+    schema: z.enum(TARGETS),
+    doc: 'where the system goes: the data disk, the share tagged fs (no mkfs), or a directory (install --target-dir)',
+    default: 'disk',
+  },
+  wipe: {
+    schema: z.boolean(),
+    doc: 'format the data disk even if it holds a filesystem or partition table',
+    default: 'false',
+    flags: [{ flags: '--wipe' }],
+  },
+  resume: { schema: z.boolean(), doc: 'start over on the disk an unfinished install left', internal: true },
+  mirror: {
+    schema: url(),
+    doc: "the distribution's mirror",
+    default: 'its official one',
+    flags: [{ flags: '--mirror <URL>' }],
+  },
+  securityMirror: {
+    schema: url(),
+    doc: 'the security updates mirror',
+    default: "the distribution's",
+    flags: [{ flags: '--security-mirror <URL>' }],
+  },
+  proxy: {
+    schema: url(),
+    doc: 'HTTP proxy for the install and for the package manager afterwards',
+    flags: [{ flags: '--proxy <URL>' }],
+  },
+  keyring: {
+    schema: z.string(),
+    doc: "keyring (path in the stub) that signs the mirror, instead of the distribution's own",
+    flags: [{ flags: '--keyring <FILE>' }],
+  },
+  timezone: {
+    schema: matching(TIMEZONE_RE, (v) => `'${v}' is not a time zone name like Europe/Berlin`),
+    doc: 'time zone',
+    default: "the host's",
+    flags: [{ flags: '--timezone <ZONE>' }],
+  },
+  locale: {
+    schema: matching(LOCALE_RE, (v) => `'${v}' is not a locale like en_US.UTF-8`),
+    doc: 'locale',
+    default: 'C.UTF-8',
+    flags: [{ flags: '--locale <LOCALE>' }],
+  },
+  keyboard: {
+    schema: matching(/^[a-z]{2,8}$/, (v) => `'${v}' is not a keyboard layout like us or de`),
+    doc: 'console keyboard layout',
+    flags: [{ flags: '--keyboard <LAYOUT>' }],
+  },
+  bootstrap: {
+    schema: z.enum(BOOTSTRAPS),
+    doc: 'bootstrap tool (Debian and Ubuntu)',
+    default: 'mmdebstrap',
+    flags: [{ flags: '--bootstrap <TOOL>' }],
+  },
+  packages: {
+    schema: z.array(matching(PACKAGE_RE, (v) => `'${v}' is not a package name`)),
+    doc: 'packages to install too',
+    flags: [{ flags: '--package <NAME>', help: 'install this package too', repeatable: true }],
+  },
+  users: {
+    schema: z.array(user),
+    doc: 'accounts besides root: name, sshKeys, sudo, passwordHash (none: SSH keys only)',
+    flags: [
+      {
+        flags: '--user <NAME>',
+        help: 'create a user with sudo and the same SSH keys as root',
+        repeatable: true,
+        // Its keys are root's, known once every flag is applied (see the CLI's mergeSpecFlags).
+        apply: (input, name: string) => {
+          const users = (input.users as unknown[] | undefined) ?? [];
+          input.users = [...users, { name, sudo: true }];
+        },
+      },
+    ],
+  },
+  root: {
+    schema: z.strictObject({
+      sshKeys: z.optional(z.array(sshKey())),
+      passwordHash: z.optional(passwordHash()),
+    }),
+    doc: "root's SSH keys (default: yours) and password hash (root is locked without one)",
+    flags: [
+      {
+        flags: '--ssh-key <FILE>',
+        help: 'authorize the public keys in FILE for root and for --user accounts (default: your keys)',
+        repeatable: true,
+        apply: (input, keys: string[]) => {
+          const root = (input.root as Record<string, unknown> | undefined) ?? {};
+          input.root = { ...root, sshKeys: [...((root.sshKeys as string[] | undefined) ?? []), ...keys] };
+        },
+      },
+      {
+        flags: '--root-password-hash <HASH>',
+        help: "root's password as a crypt(3) hash (root is locked otherwise)",
+        apply: (input, hash: string) => {
+          input.root = { ...((input.root as object | undefined) ?? {}), passwordHash: hash };
+        },
+      },
+    ],
+  },
+  postInstall: {
+    schema: z.array(z.string()),
+    doc: 'commands run in the new system at the end',
+    flags: [
+      { flags: '--post-install <COMMAND>', help: 'run this in the new system at the end', repeatable: true },
+    ],
+  },
+  disk: {
+    schema: parsedBy((v) => parseSize(v, '')),
+    doc: 'size of the disk vmstub create makes',
+    default: '8G',
+    machine: true,
+    flags: [{ flags: '--disk <SIZE>' }],
+  },
+  memory: {
+    schema: z.union([z.int().check(z.minimum(64)), parsedBy((v) => parseMemoryMiB(v, ''))]),
+    doc: 'guest memory: MiB, or a size with a unit',
+    default: '2048 MiB',
+    machine: true,
+    flags: [{ flags: '-m, --memory <SIZE>' }],
+  },
+  cpus: {
+    schema: z
+      .int()
+      .check(
+        z.minimum(1, { error: 'must be a whole number from 1 to 64' }),
+        z.maximum(64, { error: 'must be a whole number from 1 to 64' }),
+      ),
+    doc: 'virtual CPUs',
+    default: '2',
+    machine: true,
+    flags: [{ flags: '-c, --cpus <N>' }],
+  },
+  forwards: {
+    schema: z.array(parsedBy(parseHostFwd)),
+    doc: 'port forwards, [ADDR:]HOSTPORT:GUESTPORT[/udp] (host side defaults to 127.0.0.1)',
+    machine: true,
+    flags: [{ flags: '--hostfwd <SPEC>', help: 'forward a host port to the guest', repeatable: true }],
+  },
+  shares: {
+    schema: z.array(z.string()),
+    doc: 'host directories shared with the VM, DIR[:TAG] (relative to the spec file)',
+    machine: true,
+    flags: [{ flags: '--share <DIR[:TAG]>', help: 'share a host directory with the VM', repeatable: true }],
+  },
+} satisfies Record<string, FieldDecl>;
+
+export type SpecField = keyof typeof SPEC_FIELDS;
+
+const FIELDS = SPEC_FIELDS as Record<SpecField, FieldDecl>;
+
+/** Every field of a spec file, optional: what YAML/JSON and flags give before defaults. */
+export const specFileSchema = z.strictObject(
+  Object.fromEntries((Object.keys(FIELDS) as SpecField[]).map((k) => [k, z.optional(FIELDS[k].schema)])) as {
+    [K in SpecField]: z.ZodMiniOptional<(typeof SPEC_FIELDS)[K]['schema']>;
+  },
+);
+
+export type SpecInput = z.infer<typeof specFileSchema>;
+
+/** Fields a file may set (everything but what vmstub sets itself). */
+export const fileFields = (Object.keys(FIELDS) as SpecField[]).filter((k) => !FIELDS[k].internal);
+
+export const fieldDecl = (k: SpecField): FieldDecl => FIELDS[k];
+
+/** The JSON Schema of vmstub.yaml, for editors (yaml-language-server) and for anyone writing specs. */
+export function specJsonSchema(): Record<string, unknown> {
+  const file = z.strictObject(
+    Object.fromEntries(
+      fileFields.map((k) => {
+        const f = FIELDS[k];
+        const described = z.optional(f.schema).register(z.globalRegistry, {
+          description: f.default ? `${f.doc} (default: ${f.default})` : f.doc,
+        });
+        return [k, described];
+      }),
+    ),
+  );
+  const schema = z.toJSONSchema(file, { unrepresentable: 'any' }) as Record<string, unknown>;
+  return {
+    $schema: schema.$schema,
+    title: 'vmstub install spec (vmstub.yaml)',
+    description:
+      'What vmstub create, plan and install read from --config FILE. Flags override scalar fields and add to lists.',
+    ...schema,
+  };
+}
