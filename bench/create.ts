@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findDistro } from '../src/catalog/index.js';
 import type { DebDistro } from '../src/catalog/types.js';
-import { debPackages } from '../src/installer/plan.js';
+import { debPackages } from '../src/installer/plan/index.js';
 import { resolveSpec } from '../src/installer/spec.js';
 import { Sandbox } from '../test/helpers/cli.js';
 import { buildStub } from '../test/helpers/stub.js';

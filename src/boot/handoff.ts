@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fwCfgGuestPath } from '../events/protocol.js';
 import { EventSink } from '../events/sink.js';
 import { oneLine } from '../util/errors.js';
 import { run as runTool, which, type ExecOptions } from '../util/exec.js';
@@ -49,7 +50,7 @@ async function quietly(tool: string, args: string[]): Promise<void> {
   }
 }
 const LUKS_NAME = 'vmstub-installed';
-export const LUKS_PASSPHRASE_FW_CFG = '/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub/luks-passphrase/raw';
+export const LUKS_PASSPHRASE_FW_CFG = fwCfgGuestPath('luksPassphrase');
 
 /** Mount options that read a filesystem without replaying its journal: the handoff never writes. */
 export function readOnlyMountOptions(fsType: string): string {
@@ -92,12 +93,13 @@ function dataDevices(byId = '/dev/disk/by-id'): string[] {
   return parts.length ? parts : [disk];
 }
 
-function virtioTags(pattern: 'virtiofs' | '9p'): string[] {
-  const dir = pattern === 'virtiofs' ? '/sys/fs/virtiofs' : '/sys/bus/virtio/drivers/9pnet_virtio';
+/** The tags of the virtiofs shares the guest sees. */
+function virtioTags(): string[] {
+  const dir = '/sys/fs/virtiofs';
   if (!existsSync(dir)) return [];
   const tags: string[] = [];
   for (const d of readdirSync(dir)) {
-    const f = join(dir, d, pattern === 'virtiofs' ? 'tag' : 'mount_tag');
+    const f = join(dir, d, 'tag');
     if (existsSync(f)) tags.push(readFileSync(f, 'utf8').replace(/\0/g, '').trim());
   }
   return tags;
@@ -234,16 +236,10 @@ async function findOnDataDisk(log: (s: string) => void): Promise<Found | undefin
   return undefined;
 }
 
+/** A virtiofs share tagged fs. (Not 9p: the stub's kernel, Debian's cloud kernel, has no 9p.) */
 async function findOnShare(log: (s: string) => void): Promise<Found | undefined> {
-  if (virtioTags('virtiofs').includes('fs')) {
-    const found = await inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, log);
-    if (found) return found;
-  }
-  await run('modprobe', ['-q', '9pnet_virtio']);
-  if (virtioTags('9p').includes('fs')) {
-    return inspect('fs', '9p', 'ro,trans=virtio,version=9p2000.L', { device: 'fs', fsType: '9p' }, log);
-  }
-  return undefined;
+  if (!virtioTags().includes('fs')) return undefined;
+  return inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, log);
 }
 
 /** Several initrds (a BLS entry may list microcode first) become one: the kernel reads concatenated cpio archives. */
@@ -299,7 +295,7 @@ export function bootSkipReason(cmdline: string, atBoot: boolean): string | undef
 }
 
 /**
- * The stub's boot handoff: looks for an installed system on the data disk, then on a virtiofs or 9p
+ * The stub's boot handoff: looks for an installed system on the data disk, then on a virtiofs
  * share tagged fs, and kexecs into its kernel. On any failure it says why (console and events) and
  * returns, and the stub boots on. It never formats, never writes to the installed system, and never
  * brings the machine down.

@@ -37,7 +37,8 @@ function leaves(cmd: CommandTree, path: string[] = []): Leaf[] {
           ...c.options.map((o) => ({
             long: o.long!,
             ...(o.short ? { short: o.short } : {}),
-            takesValue: o.required || o.optional,
+            // A value that may only follow = is never the next word.
+            takesValue: o.required || (o.optional && !notesOf(o).inlineValue),
             ...(o.argChoices ? { choices: o.argChoices } : {}),
             help: o.description,
           })),
@@ -150,7 +151,7 @@ _vmstub_takes_value() {
 ${all
   .flatMap((l) =>
     l.options
-      .filter((o) => o.takesValue && !notesOfInline(tree, l.path, o.long))
+      .filter((o) => o.takesValue)
       .flatMap((o) =>
         [o.long, ...(o.short ? [o.short] : [])].map(
           (n) => `    ${q(`${l.path.join(' ')} ${n}`)}) return 0;;`,
@@ -163,14 +164,6 @@ ${all
 }
 complete -F _vmstub vmstub
 `;
-}
-
-/** Options whose value only follows `=` never take the next word. */
-function notesOfInline(tree: CommandTree, path: string[], long: string): boolean {
-  let c: CommandTree | undefined = tree;
-  for (const w of path) c = c?.commands.find((s) => s.name() === w);
-  const o = c?.options.find((x) => x.long === long);
-  return o ? notesOf(o).inlineValue === true : false;
 }
 
 function fish(tree: CommandTree): string {
@@ -196,7 +189,7 @@ function fish(tree: CommandTree): string {
       lines.push(parts.join(' '));
     }
     if (l.args.includes('instance'))
-      lines.push(`complete -c vmstub -n ${q(cond)} -a ${q(`(${INSTANCES_SH})`)}`);
+      lines.push(`complete -c vmstub -n ${q(cond)} -a ${q(`(sh -c ${q(INSTANCES_SH)})`)}`);
     else if (l.args.includes('file')) lines.push(`complete -c vmstub -n ${q(cond)} -F`);
     for (const a of l.args)
       if (Array.isArray(a)) lines.push(`complete -c vmstub -n ${q(cond)} -a ${q(a.join(' '))}`);

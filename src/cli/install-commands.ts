@@ -13,7 +13,7 @@ import {
   type CreateResult,
 } from '../installer/create.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
-import { buildPlan, formatPlan } from '../installer/plan.js';
+import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
 import { fwCfgSpec, installInStub, stubSpec } from '../installer/stub-install.js';
 import { ExitCode, usageError } from '../util/errors.js';

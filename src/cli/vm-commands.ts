@@ -9,7 +9,7 @@ import { ExitCode, VmstubError, conflictError, timeoutError, usageError } from '
 import { requireTool } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
-import { CREATED_DISK, hintFwCfg, knownHostsLines } from '../installer/create.js';
+import { hintFwCfg, knownHostsLines } from '../installer/create.js';
 import { describeInstallStatus, installStatus } from '../installer/install-state.js';
 import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
 import { attachConsole } from '../vm/console-client.js';
@@ -476,7 +476,7 @@ const rmCommand = () =>
       if (isRunning(paths)) throw conflictError(`${name} is running; stop it first (vmstub stop ${name})`);
       const disks = new Set<string>();
       if (def?.data) disks.add(resolve(def.data.path));
-      const created = join(paths.dir, CREATED_DISK);
+      const created = paths.createdDisk;
       if (existsSync(created)) disks.add(created);
       const kept: { disk: string; from?: string }[] = [];
       const deleted: string[] = [];

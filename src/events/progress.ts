@@ -1,4 +1,4 @@
-import type { InstallEvent } from '../installer/execute.js';
+import type { InstallEvent } from './protocol.js';
 
 const clock = (ms: number): string => {
   const s = Math.floor(ms / 1000);

@@ -1,7 +1,50 @@
 /**
- * The events the stub sends the host, one JSON object per line on the virtio-serial port
- * org.vmstub.events (which the host writes to events.ndjson in the instance directory).
+ * The contract between the host and the guest (the stub and its installer): what the host passes
+ * through fw_cfg, and the events the guest sends back, one JSON object per line on the virtio-serial
+ * port EVENTS_PORT (which the host writes to events.ndjson in the instance directory). Both sides take
+ * every name from here.
  */
+
+/** The virtio-serial port the guest writes its events to. */
+export const EVENTS_PORT = 'org.vmstub.events';
+
+/** Where vmstub's fw_cfg items live; QEMU wants every item under opt/. */
+export const FW_CFG_PREFIX = 'opt/org.vmstub/';
+
+/** What the host passes the guest through fw_cfg. */
+export const FW_CFG_ITEMS = {
+  /** The instance name (every VM). */
+  name: 'name',
+  /** The resolved install spec, JSON (vmstub create). */
+  installSpec: 'install-spec',
+  /** The public keys to authorize, one per line (every VM vmstub starts). */
+  sshAuthorizedKeys: 'ssh-authorized-keys',
+  /** The host's time zone (every VM vmstub starts). */
+  timezone: 'timezone',
+  /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
+  luksPassphrase: 'luks-passphrase',
+} as const;
+
+export type FwCfgItemName = keyof typeof FW_CFG_ITEMS;
+
+/** The item's name as QEMU's -fw_cfg takes it. */
+export const fwCfgName = (item: FwCfgItemName): string => `${FW_CFG_PREFIX}${FW_CFG_ITEMS[item]}`;
+
+/** Where the guest reads the item (the qemu_fw_cfg driver's sysfs). */
+export const fwCfgGuestPath = (item: FwCfgItemName): string =>
+  `/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName(item)}/raw`;
+
+/** What the installer tells the host (over the events port) and the console, one object per line. */
+export type InstallEvent =
+  | { type: 'install-start'; distro: string; hostname: string; steps: { id: string; title: string }[] }
+  | { type: 'step-start'; step: string; title: string; index: number; total: number }
+  | { type: 'step-end'; step: string; seconds: number }
+  | { type: 'progress'; step: string; phase: string; done?: number; total?: number }
+  | { type: 'log'; step: string; line: string }
+  | { type: 'install-done'; seconds: number; hostKeys: string[]; kernel: string; rootUuid?: string }
+  | { type: 'install-failed'; step: string; reason: string; log: string };
+
+/** What the stub's boot handoff reports. */
 export type StubEvent =
   | {
       type: 'handoff';

@@ -1,8 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeEvent } from './protocol.js';
-
-export const EVENTS_PORT_NAME = 'org.vmstub.events';
+import { EVENTS_PORT, encodeEvent } from './protocol.js';
 
 /** The character device of a named virtio-serial port, found through sysfs (no udev needed). */
 export function findVirtioPort(
@@ -25,7 +23,7 @@ export function findVirtioPort(
 export class EventSink {
   private fd: number | undefined;
 
-  constructor(device = findVirtioPort(EVENTS_PORT_NAME)) {
+  constructor(device = findVirtioPort(EVENTS_PORT)) {
     if (device && existsSync(device)) {
       try {
         this.fd = openSync(device, 'w');

@@ -1,14 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { decodeEvents, type StubEvent } from '../events/protocol.js';
+import { basename } from 'node:path';
+import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
 import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
 import { allocateDisk } from '../vm/allocate.js';
-import { FW_CFG_PREFIX, validateName, type VmDefinition } from '../vm/definition.js';
+import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
@@ -24,16 +24,9 @@ import {
   type InstancePaths,
 } from '../vm/store.js';
 import { onCleanup, type Registration } from '../util/cleanup.js';
-import {
-  describeInstallStatus,
-  installLogPath,
-  installSpecPath,
-  installStatus,
-  writeInstallStatus,
-} from './install-state.js';
-import type { InstallEvent } from './execute.js';
+import { describeInstallStatus, installStatus, writeInstallStatus } from './install-state.js';
 import { hostPublicKeys, hostTimezone } from './host-defaults.js';
-import { buildPlan } from './plan.js';
+import { buildPlan } from './plan/index.js';
 import {
   resolveSpecAndMachine,
   type InstallSpec,
@@ -54,9 +47,6 @@ export interface CreateOptions {
   tick?: () => void;
 }
 
-/** The disk create makes, inside the instance directory (vmstub rm moves it out: docs/commands.md). */
-export const CREATED_DISK = 'disk.img';
-
 export interface CreateResult {
   name: string;
   distro: string;
@@ -70,11 +60,11 @@ export interface CreateResult {
 
 /** The hints every stub boot gets: the keys to authorize and the host's time zone. */
 export function hintFwCfg(paths: InstancePaths, keys: string[], timezone: string): VmDefinition['fwCfg'] {
-  const keysFile = join(paths.sshDir, 'authorized_keys');
+  const keysFile = paths.authorizedKeys;
   writeFileSync(keysFile, keys.join('\n') + '\n', { mode: 0o600 });
   return [
-    { name: `${FW_CFG_PREFIX}ssh-authorized-keys`, file: keysFile },
-    { name: `${FW_CFG_PREFIX}timezone`, string: timezone },
+    { name: fwCfgName('sshAuthorizedKeys'), file: keysFile },
+    { name: fwCfgName('timezone'), string: timezone },
   ];
 }
 
@@ -162,12 +152,12 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
       spec.root.sshKeys = [key];
       for (const u of spec.users) if (!u.sshKeys.length && !u.passwordHash) u.sshKeys = [key];
     }
-    const disk = join(paths.dir, CREATED_DISK);
+    const disk = paths.createdDisk;
     await allocateDisk(disk, machine.diskBytes, 'raw');
     def.data = { path: disk, format: 'raw' };
     def.fwCfg = hintFwCfg(paths, spec.root.sshKeys, spec.timezone);
     writeFileSync(paths.definition, JSON.stringify(def, null, 2) + '\n', { mode: 0o600 });
-    writeFileSync(installSpecPath(paths), JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
+    writeFileSync(paths.installSpec, JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
   } catch (e) {
     await unmake.undo();
     throw e;
@@ -188,7 +178,7 @@ export async function resumeInstall(
   const def = loadDefinition(name);
   const paths = instancePaths(name);
   const status = installStatus(paths);
-  if (!status || !existsSync(installSpecPath(paths)))
+  if (!status || !existsSync(paths.installSpec))
     throw conflictError(`${name} was not made by vmstub create; there is no install to resume`);
   if (status.phase === 'installed')
     throw conflictError(`${name} is installed already (vmstub start ${name})`);
@@ -213,8 +203,8 @@ export async function resumeInstall(
     throw conflictError(
       `${name}'s data disk ${def.data?.path ?? ''} is gone; remove it with vmstub rm ${name}`,
     );
-  const spec = JSON.parse(readFileSync(installSpecPath(paths), 'utf8')) as InstallSpec;
-  writeFileSync(installSpecPath(paths), JSON.stringify({ ...spec, resume: true }, null, 2) + '\n', {
+  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
+  writeFileSync(paths.installSpec, JSON.stringify({ ...spec, resume: true }, null, 2) + '\n', {
     mode: 0o600,
   });
   o.note(
@@ -245,7 +235,7 @@ async function installAndVerify(
 ): Promise<CreateResult> {
   const { phases, started } = run;
   const bootStarted = Date.now();
-  const log = installLogPath(paths);
+  const log = paths.installLog;
   if (!run.follow) {
     // Written first: a create killed right after the VM starts still leaves an instance resume knows.
     writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
@@ -253,7 +243,7 @@ async function installAndVerify(
       await startInstance(name, o.note, {
         // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
         extraAppend: ['vmstub.install'],
-        extraFwCfg: [{ name: `${FW_CFG_PREFIX}install-spec`, file: installSpecPath(paths) }],
+        extraFwCfg: [{ name: fwCfgName('installSpec'), file: paths.installSpec }],
       });
     } catch (e) {
       await run.unmake?.undo();
@@ -313,7 +303,7 @@ async function installAndVerify(
     );
   }
   phases['boot to SSH'] = Math.round((Date.now() - sshStarted) / 100) / 10;
-  const spec = JSON.parse(readFileSync(installSpecPath(paths), 'utf8')) as InstallSpec;
+  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
   return {
     name,
     distro: spec.distro,
@@ -332,7 +322,7 @@ async function follow(
   phases: Record<string, number>,
   started: number,
 ): Promise<{ hostKeys: string[] }> {
-  const logPath = installLogPath(paths);
+  const logPath = paths.installLog;
   const name = basename(paths.dir);
   writeFileSync(logPath, '', { mode: 0o600 });
   let offset = 0;

@@ -15,21 +15,14 @@ import { onCleanup, type Registration } from '../util/cleanup.js';
 import { oneLine } from '../util/errors.js';
 import { run, spawnTracked, which } from '../util/exec.js';
 import { unmountUnder } from '../util/mounts.js';
-import type { Action, Plan, Step } from './plan.js';
-import { HOOKS, STAGING, TARGET } from './plan.js';
+import type { Action, Plan, Step } from './plan/index.js';
+import { HOOKS, STAGING, TARGET } from './plan/index.js';
+import type { InstallEvent } from '../events/protocol.js';
 import { claimDirectory, clearUnfinished, releaseDirectory } from './directory-claim.js';
 import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
 import { installStage3 } from '../bootstrap/gentoo/stage3.js';
 
-/** What the installer tells the host (over the events port) and the console, one object per line. */
-export type InstallEvent =
-  | { type: 'install-start'; distro: string; hostname: string; steps: { id: string; title: string }[] }
-  | { type: 'step-start'; step: string; title: string; index: number; total: number }
-  | { type: 'step-end'; step: string; seconds: number }
-  | { type: 'progress'; step: string; phase: string; done?: number; total?: number }
-  | { type: 'log'; step: string; line: string }
-  | { type: 'install-done'; seconds: number; hostKeys: string[]; kernel: string; rootUuid?: string }
-  | { type: 'install-failed'; step: string; reason: string; log: string };
+export type { InstallEvent };
 
 export interface ExecuteOptions {
   emit: (e: InstallEvent) => void;
@@ -130,6 +123,186 @@ async function diskSignature(device: string): Promise<string | undefined> {
   return type ?? (pt ? `a ${pt} partition table` : undefined);
 }
 
+/** What the actions of one install share while they run. */
+interface ExecContext {
+  plan: Plan;
+  step: Step;
+  /** Where the target is, here: the stub's mount point, or a directory (install --target-dir). */
+  target: string;
+  inTarget: (path: string) => string;
+  /** Values learnt while installing ({{ROOT_UUID}}), filled into file contents. */
+  vars: Record<string, string>;
+  substitute: (text: string) => string;
+  /** Undone when the install ends, innermost first, whatever happens. */
+  cleanups: Registration[];
+  state: { chrootMounted: boolean };
+  log: (line: string) => void;
+  emit: (e: InstallEvent) => void;
+}
+
+type Runners = { [K in Action['kind']]: (a: Extract<Action, { kind: K }>, cx: ExecContext) => Promise<void> };
+
+/** How each kind of action is carried out; a new kind that is not handled here does not compile. */
+const RUN: Runners = {
+  exec: async (a, cx) => {
+    const progress =
+      a.progress === 'bootstrap'
+        ? new BootstrapProgress((p) => cx.emit({ type: 'progress', step: cx.step.id, ...p }))
+        : undefined;
+    const argv = a.chroot
+      ? ['chroot', cx.target, ...a.argv]
+      : a.argv.map((x) => (x === TARGET ? cx.target : x));
+    cx.log(`$ ${argv.join(' ')}`);
+    await exec(
+      argv,
+      (l) => {
+        cx.log(l);
+        progress?.line(l);
+      },
+      { input: a.input, env: a.env },
+    );
+  },
+  write: async (a, cx) => {
+    const path =
+      a.in === 'staging'
+        ? join(STAGING, a.path)
+        : a.in === 'hooks'
+          ? join(HOOKS, a.path)
+          : cx.inTarget(a.path);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, cx.substitute(a.content), { mode: a.mode ?? 0o644 });
+    if (a.owner) {
+      const ids = await ownerIds(cx.target, a.owner);
+      chownSync(dirname(path), ids.uid, ids.gid);
+      chownSync(path, ids.uid, ids.gid);
+    }
+    cx.log(`wrote ${a.path}`);
+  },
+  symlink: async (a, cx) => {
+    const path = cx.inTarget(a.path);
+    rmSync(path, { force: true });
+    symlinkSync(a.target, path);
+    cx.log(`linked ${a.path} -> ${a.target}`);
+  },
+  remove: async (a, cx) => {
+    rmSync(cx.inTarget(a.path), { recursive: true, force: true });
+    cx.log(`removed ${a.path}`);
+  },
+  'rpm-bootstrap': async (a, cx) => {
+    // Downloads are kept inside the target while installing (the stub's memory is small), then dropped.
+    const cacheDir = cx.inTarget('/var/tmp/vmstub-rpm-bootstrap');
+    await rpmBootstrap({
+      repos: a.repos,
+      arch: cx.plan.spec.arch,
+      packages: a.packages,
+      root: cx.target,
+      dbpath: a.dbpath,
+      keys: a.keys,
+      keysFromFirstPackage: a.keysFromFirstPackage,
+      cacheDir,
+      log: (l) => cx.log(l),
+    });
+    rmSync(cacheDir, { recursive: true, force: true });
+  },
+  'gentoo-stage3': async (a, cx) => {
+    const cacheDir = cx.inTarget('/var/tmp/vmstub-stage3');
+    const { tarball } = await installStage3({
+      ...a,
+      root: cx.target,
+      cacheDir,
+      log: (l) => cx.log(l),
+    });
+    rmSync(tarball, { force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
+  },
+  'copy-in': async (a, cx) => {
+    mkdirSync(dirname(cx.inTarget(a.path)), { recursive: true });
+    copyFileSync(a.from, cx.inTarget(a.path));
+  },
+  'check-blank': async (a, cx) => {
+    if (!existsSync(a.device))
+      throw new InstallError(`there is no data disk (${a.device}); run the stub with --data DISK`);
+    const found = await diskSignature(a.device);
+    if (found && !a.wipe && !a.startOver)
+      throw new InstallError(`the data disk holds ${found}; refusing to format it without --wipe`);
+    if (found && a.startOver)
+      cx.log(`the data disk holds ${found}, left by the unfinished install; starting over`);
+    else if (found) cx.log(`the data disk holds ${found}; wiping it as asked`);
+  },
+  'check-empty-target': async (a, cx) => {
+    const directory = cx.plan.spec.target === 'directory';
+    if (directory) {
+      const cleared = await clearUnfinished(cx.target);
+      if (cleared) cx.log(cleared);
+    }
+    const entries = existsSync(cx.target) ? readdirSync(cx.target).filter((e) => e !== 'lost+found') : [];
+    if (entries.length)
+      throw new InstallError(
+        `the cx.target is not empty (${entries.slice(0, 3).join(', ')}...); vmstub installs only into an empty one`,
+      );
+    if (directory) claimDirectory(cx.target);
+  },
+  mount: async (a, cx) => {
+    mkdirSync(cx.target, { recursive: true });
+    cx.log(`$ mount -t ${a.fstype} ${a.source} ${cx.target}`);
+    await exec(['mount', '-t', a.fstype, ...(a.options ? ['-o', a.options] : []), a.source, cx.target], (l) =>
+      cx.log(l),
+    );
+    cx.cleanups.push(
+      onCleanup(`unmount ${cx.target}`, async () => {
+        // What the bootstrap tool mounted inside and left (it was killed) goes first.
+        await unmountUnder(cx.target);
+      }),
+    );
+  },
+  'read-uuid': async (a, cx) => {
+    const r = await run(which('blkid') ?? 'blkid', ['-p', '-s', 'UUID', '-o', 'value', a.device]);
+    cx.vars.ROOT_UUID = r.stdout.toString('utf8').trim();
+    if (!cx.vars.ROOT_UUID) throw new InstallError(`cannot read the filesystem UUID of ${a.device}`);
+    cx.log(`root filesystem UUID ${cx.vars.ROOT_UUID}`);
+  },
+  'chroot-mounts': async (a, cx) => {
+    if (cx.state.chrootMounted) return;
+    for (const [fs, type] of [
+      ['proc', 'proc'],
+      ['sys', 'sysfs'],
+      ['dev', 'devtmpfs'],
+      ['dev/pts', 'devpts'],
+      ['run', 'tmpfs'],
+    ] as const) {
+      mkdirSync(cx.inTarget(fs), { recursive: true });
+      await exec(['mount', '-t', type, type === 'devpts' ? 'devpts' : fs, cx.inTarget(fs)], (l) => cx.log(l));
+      cx.cleanups.push(
+        onCleanup(`unmount ${cx.inTarget(fs)}`, async () => {
+          await run(which('umount') ?? 'umount', ['-l', cx.inTarget(fs)]);
+        }),
+      );
+    }
+    cx.state.chrootMounted = true;
+  },
+  'verify-boot': async (a, cx) => {
+    const k = findInstalledKernel(cx.target);
+    if (!k) throw new InstallError('no kernel where the boot handoff looks (/boot/vmlinuz-*, /vmlinuz)');
+    if (!k.initrds.length) throw new InstallError(`${k.name} has no initramfs`);
+    cx.vars.KERNEL = k.kernel.slice(cx.target.length);
+    cx.log(
+      `kernel ${cx.vars.KERNEL}, initramfs ${k.initrds.map((p) => p.slice(cx.target.length)).join(' ')}`,
+    );
+  },
+  'collect-host-keys': async (a, cx) => {
+    const dir = cx.inTarget('/etc/ssh');
+    const keys = readdirSync(dir)
+      .filter((f) => /^ssh_host_\w+_key\.pub$/.test(f))
+      .sort()
+      .map((f) => readFileSync(join(dir, f), 'utf8').trim().split(/\s+/).slice(0, 2).join(' '));
+    if (!keys.length) throw new InstallError('the new system has no SSH host keys');
+    cx.vars.HOST_KEYS = JSON.stringify(keys);
+  },
+};
+
+const runAction = (a: Action, cx: ExecContext): Promise<void> =>
+  (RUN[a.kind] as (a: Action, cx: ExecContext) => Promise<void>)(a, cx);
+
 /**
  * Runs a plan on the target: each step's actions in order, each command logged, every mount undone at
  * the end, also when a step fails. Throws (after the failure event) naming the failed step.
@@ -150,184 +323,7 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
   };
   const inTarget = (p: string) => join(target, p);
   const substitute = (s: string) => s.replace(/\{\{(\w+)\}\}/g, (m, k: string) => vars[k] ?? m);
-  let chrootMounted = false;
-
-  const runAction = async (step: Step, a: Action): Promise<void> => {
-    switch (a.kind) {
-      case 'exec': {
-        const progress =
-          a.progress === 'bootstrap'
-            ? new BootstrapProgress((p) => o.emit({ type: 'progress', step: step.id, ...p }))
-            : undefined;
-        const argv = a.chroot
-          ? ['chroot', target, ...a.argv]
-          : a.argv.map((x) => (x === TARGET ? target : x));
-        log(step.id, `$ ${argv.join(' ')}`);
-        await exec(
-          argv,
-          (l) => {
-            log(step.id, l);
-            progress?.line(l);
-          },
-          { input: a.input, env: a.env },
-        );
-        return;
-      }
-      case 'write': {
-        const path =
-          a.in === 'staging'
-            ? join(STAGING, a.path)
-            : a.in === 'hooks'
-              ? join(HOOKS, a.path)
-              : inTarget(a.path);
-        mkdirSync(dirname(path), { recursive: true });
-        writeFileSync(path, substitute(a.content), { mode: a.mode ?? 0o644 });
-        if (a.owner) {
-          const ids = await ownerIds(target, a.owner);
-          chownSync(dirname(path), ids.uid, ids.gid);
-          chownSync(path, ids.uid, ids.gid);
-        }
-        log(step.id, `wrote ${a.path}`);
-        return;
-      }
-      case 'symlink': {
-        const path = inTarget(a.path);
-        rmSync(path, { force: true });
-        symlinkSync(a.target, path);
-        log(step.id, `linked ${a.path} -> ${a.target}`);
-        return;
-      }
-      case 'remove': {
-        rmSync(inTarget(a.path), { recursive: true, force: true });
-        log(step.id, `removed ${a.path}`);
-        return;
-      }
-      case 'rpm-bootstrap': {
-        // Downloads are kept inside the target while installing (the stub's memory is small), then dropped.
-        const cacheDir = inTarget('/var/tmp/vmstub-rpm-bootstrap');
-        await rpmBootstrap({
-          repos: a.repos,
-          arch: plan.spec.arch,
-          packages: a.packages,
-          root: target,
-          dbpath: a.dbpath,
-          keys: a.keys,
-          keysFromFirstPackage: a.keysFromFirstPackage,
-          cacheDir,
-          log: (l) => log(step.id, l),
-        });
-        rmSync(cacheDir, { recursive: true, force: true });
-        return;
-      }
-      case 'gentoo-stage3': {
-        const cacheDir = inTarget('/var/tmp/vmstub-stage3');
-        const { tarball } = await installStage3({
-          ...a,
-          root: target,
-          cacheDir,
-          log: (l) => log(step.id, l),
-        });
-        rmSync(tarball, { force: true });
-        rmSync(cacheDir, { recursive: true, force: true });
-        return;
-      }
-      case 'copy-in': {
-        mkdirSync(dirname(inTarget(a.path)), { recursive: true });
-        copyFileSync(a.from, inTarget(a.path));
-        return;
-      }
-      case 'check-blank': {
-        if (!existsSync(a.device))
-          throw new InstallError(`there is no data disk (${a.device}); run the stub with --data DISK`);
-        const found = await diskSignature(a.device);
-        if (found && !a.wipe && !a.startOver)
-          throw new InstallError(`the data disk holds ${found}; refusing to format it without --wipe`);
-        if (found && a.startOver)
-          log(step.id, `the data disk holds ${found}, left by the unfinished install; starting over`);
-        else if (found) log(step.id, `the data disk holds ${found}; wiping it as asked`);
-        return;
-      }
-      case 'check-empty-target': {
-        const directory = plan.spec.target === 'directory';
-        if (directory) {
-          const cleared = await clearUnfinished(target);
-          if (cleared) log(step.id, cleared);
-        }
-        const entries = existsSync(target) ? readdirSync(target).filter((e) => e !== 'lost+found') : [];
-        if (entries.length)
-          throw new InstallError(
-            `the target is not empty (${entries.slice(0, 3).join(', ')}...); vmstub installs only into an empty one`,
-          );
-        if (directory) claimDirectory(target);
-        return;
-      }
-      case 'mount': {
-        mkdirSync(target, { recursive: true });
-        log(step.id, `$ mount -t ${a.fstype} ${a.source} ${target}`);
-        await exec(
-          ['mount', '-t', a.fstype, ...(a.options ? ['-o', a.options] : []), a.source, target],
-          (l) => log(step.id, l),
-        );
-        cleanups.push(
-          onCleanup(`unmount ${target}`, async () => {
-            // What the bootstrap tool mounted inside and left (it was killed) goes first.
-            await unmountUnder(target);
-          }),
-        );
-        return;
-      }
-      case 'read-uuid': {
-        const r = await run(which('blkid') ?? 'blkid', ['-p', '-s', 'UUID', '-o', 'value', a.device]);
-        vars.ROOT_UUID = r.stdout.toString('utf8').trim();
-        if (!vars.ROOT_UUID) throw new InstallError(`cannot read the filesystem UUID of ${a.device}`);
-        log(step.id, `root filesystem UUID ${vars.ROOT_UUID}`);
-        return;
-      }
-      case 'chroot-mounts': {
-        if (chrootMounted) return;
-        for (const [fs, type] of [
-          ['proc', 'proc'],
-          ['sys', 'sysfs'],
-          ['dev', 'devtmpfs'],
-          ['dev/pts', 'devpts'],
-          ['run', 'tmpfs'],
-        ] as const) {
-          mkdirSync(inTarget(fs), { recursive: true });
-          await exec(['mount', '-t', type, type === 'devpts' ? 'devpts' : fs, inTarget(fs)], (l) =>
-            log(step.id, l),
-          );
-          cleanups.push(
-            onCleanup(`unmount ${inTarget(fs)}`, async () => {
-              await run(which('umount') ?? 'umount', ['-l', inTarget(fs)]);
-            }),
-          );
-        }
-        chrootMounted = true;
-        return;
-      }
-      case 'verify-boot': {
-        const k = findInstalledKernel(target);
-        if (!k) throw new InstallError('no kernel where the boot handoff looks (/boot/vmlinuz-*, /vmlinuz)');
-        if (!k.initrds.length) throw new InstallError(`${k.name} has no initramfs`);
-        vars.KERNEL = k.kernel.slice(target.length);
-        log(
-          step.id,
-          `kernel ${vars.KERNEL}, initramfs ${k.initrds.map((p) => p.slice(target.length)).join(' ')}`,
-        );
-        return;
-      }
-      case 'collect-host-keys': {
-        const dir = inTarget('/etc/ssh');
-        const keys = readdirSync(dir)
-          .filter((f) => /^ssh_host_\w+_key\.pub$/.test(f))
-          .sort()
-          .map((f) => readFileSync(join(dir, f), 'utf8').trim().split(/\s+/).slice(0, 2).join(' '));
-        if (!keys.length) throw new InstallError('the new system has no SSH host keys');
-        vars.HOST_KEYS = JSON.stringify(keys);
-        return;
-      }
-    }
-  };
+  const state = { chrootMounted: false };
 
   o.emit({
     type: 'install-start',
@@ -351,7 +347,19 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         index: i + 1,
         total: plan.steps.length,
       });
-      for (const a of step.actions) await runAction(step, a);
+      const cx: ExecContext = {
+        plan,
+        step,
+        target,
+        inTarget,
+        vars,
+        substitute,
+        cleanups,
+        state,
+        log: (line) => log(step.id, line),
+        emit: o.emit,
+      };
+      for (const a of step.actions) await runAction(a, cx);
       markUnfinished(target);
       o.emit({ type: 'step-end', step: step.id, seconds: Math.round((Date.now() - t) / 100) / 10 });
     }

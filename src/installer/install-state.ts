@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { decodeEvents } from '../events/protocol.js';
 import { isRunning } from '../vm/lifecycle.js';
 import { writeFileAtomic, type InstancePaths } from '../vm/store.js';
@@ -34,10 +33,6 @@ type InstallerEvent =
   | { type: 'handoff'; status: string; reason?: string }
   | { type: string };
 
-export const installStatusPath = (paths: InstancePaths): string => join(paths.dir, 'install.json');
-export const installLogPath = (paths: InstancePaths): string => join(paths.dir, 'install.log');
-export const installSpecPath = (paths: InstancePaths): string => join(paths.dir, 'install-spec.json');
-
 /**
  * What the stored status and the installer's events of this boot say together. Pure: the events file's
  * text and whether the VM runs are its inputs.
@@ -61,7 +56,7 @@ export function deriveInstallStatus(
 }
 
 export function readStoredInstallStatus(paths: InstancePaths): InstallStatus | undefined {
-  const file = installStatusPath(paths);
+  const file = paths.installStatus;
   if (!existsSync(file)) return undefined;
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as InstallStatus;
@@ -75,7 +70,7 @@ export function writeInstallStatus(
   status: Omit<InstallStatus, 'updatedAt'>,
 ): InstallStatus {
   const full = { ...status, updatedAt: new Date().toISOString() };
-  writeFileAtomic(installStatusPath(paths), JSON.stringify(full, null, 2) + '\n');
+  writeFileAtomic(paths.installStatus, JSON.stringify(full, null, 2) + '\n');
   return full;
 }
 

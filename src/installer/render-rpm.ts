@@ -1,7 +1,7 @@
 /** Files an RPM-family install writes: pure functions of the catalog entry and the spec (snapshot-tested). */
 import type { RpmRepo } from '../bootstrap/rpm/bootstrap.js';
 import type { RpmDistro } from '../catalog/types.js';
-import type { Filesystem, InstallSpec } from './spec.js';
+import type { InstallSpec } from './spec.js';
 
 /** Where the installer puts the distribution's signing keys inside the target. */
 export const TARGET_KEY_DIR = '/etc/pki/rpm-gpg';
@@ -41,22 +41,6 @@ export function yumRepoFile(d: RpmDistro, spec: InstallSpec): string {
       )
       .join('\n\n') + '\n'
   );
-}
-
-/**
- * dracut: host-only (the stub runs on the same virtual hardware the system will), with the virtio
- * drivers and the root filesystem named so they are there whatever it detects; the kernel command line
- * comes from the boot handoff, not the initramfs.
- */
-export function dracutConf(fs: Filesystem | 'virtiofs'): string {
-  return [
-    '# vmstub: a small initramfs for a QEMU VM',
-    'hostonly="yes"',
-    'hostonly_cmdline="no"',
-    'add_drivers+=" virtio_pci virtio_blk virtio_scsi virtio_net virtio_console virtiofs "',
-    `filesystems+=" ${fs} "`,
-    '',
-  ].join('\n');
 }
 
 /** NetworkManager: DHCP (v4 and v6) on any ethernet interface; LLMNR and mDNS where resolved runs. */

@@ -193,3 +193,19 @@ export function mkfsArgv(
   const features = rpmvercmp(kernelSeries, '5.15') < 0 ? ['-O', '^orphan_file'] : [];
   return ['mkfs.ext4', '-q', ...(wipe ? ['-F'] : []), ...features, device];
 }
+
+/**
+ * dracut: host-only (the stub runs on the same virtual hardware the system will), with the virtio
+ * drivers and the root filesystem named so they are there whatever it detects; the kernel command line
+ * comes from the boot handoff, not the initramfs.
+ */
+export function dracutConf(fs: Filesystem | 'virtiofs'): string {
+  return [
+    '# vmstub: a small initramfs for a QEMU VM',
+    'hostonly="yes"',
+    'hostonly_cmdline="no"',
+    'add_drivers+=" virtio_pci virtio_blk virtio_scsi virtio_net virtio_console virtiofs "',
+    `filesystems+=" ${fs} "`,
+    '',
+  ].join('\n');
+}

@@ -3,14 +3,11 @@ import { runHandoff } from '../boot/handoff.js';
 import { EventSink } from '../events/sink.js';
 import { run, which } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
-import { executePlan, InstallFailure, type InstallEvent } from './execute.js';
-import { buildPlan } from './plan.js';
+import { fwCfgGuestPath, type InstallEvent } from '../events/protocol.js';
+import { executePlan, InstallFailure } from './execute.js';
+import { buildPlan } from './plan/index.js';
 import { resolveSpec, type InstallSpec, type SpecInput, type SpecSource } from './spec.js';
 
-const FW_CFG = '/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub';
-export const FW_CFG_INSTALL_SPEC = `${FW_CFG}/install-spec/raw`;
-export const FW_CFG_KEYS = `${FW_CFG}/ssh-authorized-keys/raw`;
-export const FW_CFG_TIMEZONE = `${FW_CFG}/timezone/raw`;
 export const INSTALL_LOG = '/var/log/vmstub-install.log';
 
 /** Loads the fw_cfg driver, unless the firmware says this is not a QEMU guest (install --target-dir on a host). */
@@ -27,20 +24,20 @@ const readIf = (path: string): string | undefined =>
 /** The spec the host passed through fw_cfg (vmstub create), if any. */
 export async function fwCfgSpec(): Promise<SpecInput | undefined> {
   await loadFwCfg();
-  const text = readIf(FW_CFG_INSTALL_SPEC);
+  const text = readIf(fwCfgGuestPath('installSpec'));
   return text ? (JSON.parse(text) as SpecInput) : undefined;
 }
 
 /** Defaults inside the stub: the host's keys and time zone when it passed them (every vmstub run does). */
 export async function stubDefaults(hostname: string) {
   await loadFwCfg();
-  const keys = (readIf(FW_CFG_KEYS) ?? '')
+  const keys = (readIf(fwCfgGuestPath('sshAuthorizedKeys')) ?? '')
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
   return {
     hostname,
-    timezone: readIf(FW_CFG_TIMEZONE)?.trim() || 'UTC',
+    timezone: readIf(fwCfgGuestPath('timezone'))?.trim() || 'UTC',
     sshKeys: keys,
     arch: hostArch() ?? 'x86_64',
   };

@@ -66,8 +66,6 @@ export function validateName(name: string): string {
   return name;
 }
 
-export const FW_CFG_PREFIX = 'opt/org.vmstub/';
-
 /** fw_cfg names must live under opt/; a bare name is put there for the user. */
 export function normaliseFwCfgName(name: string): string {
   if (!name) throw usageError('--fw-cfg needs a name before =');

@@ -10,7 +10,6 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError } from '../util/errors.js';
@@ -46,8 +45,6 @@ export interface LaunchInfo {
 /** Lines the supervisor sends its starter on fd 3, one JSON object each. */
 export type SupervisorReport =
   { type: 'ready' } | { type: 'qemu-exited' } | { type: 'error'; message: string };
-
-export const supervisorSocket = (paths: InstancePaths): string => join(paths.dir, 'supervisor.sock');
 
 const BRIDGE_HELPERS = ['/usr/lib/qemu/qemu-bridge-helper', '/usr/libexec/qemu-bridge-helper'];
 const HOSTFWD_FAILURE = 'Could not set up host forwarding rule';
@@ -85,9 +82,9 @@ async function resolvePlan(
     const choice = chooseShareMode(daemon);
     note(`share ${s.path} as '${s.tag}': ${choice.mode}${choice.why ? ` (${choice.why})` : ''}`);
     if (choice.mode === 'virtiofs') {
-      const socket = join(paths.dir, `virtiofs-${i}.sock`);
+      const socket = paths.virtiofsSocket(i);
       rmSync(socket, { force: true });
-      daemons.push(await startVirtiofsd(daemon!, s.path, socket, join(paths.dir, 'virtiofsd.log')));
+      daemons.push(await startVirtiofsd(daemon!, s.path, socket, paths.virtiofsdLog));
       shares.push({ ...s, mode: 'virtiofs', socket });
     } else {
       shares.push({ ...s, mode: '9p' });
@@ -185,7 +182,7 @@ export async function startInstance(
     for (const p of [supervisor, qemu]) p?.kill('SIGKILL');
     for (const d of daemons) d.kill('SIGTERM');
     removeRunFiles(paths);
-    rmSync(supervisorSocket(paths), { force: true });
+    rmSync(paths.supervisorSocket, { force: true });
     releaseInstanceLock(paths);
   };
   const starting = onCleanup(`the start of ${name}`, abandon);
@@ -197,7 +194,7 @@ export async function startInstance(
     for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       const sshPort = wantsSsh ? await freeLoopbackPort() : undefined;
       const { binary, args } = buildQemuArgv({ ...plan, sshPort, extraFwCfg: opts.extraFwCfg });
-      const supSock = supervisorSocket(paths);
+      const supSock = paths.supervisorSocket;
       const argv = [
         ...args,
         '-chardev',
@@ -273,7 +270,7 @@ export async function startInstance(
     starting.release();
     for (const d of daemons) d.kill('SIGTERM');
     removeRunFiles(paths);
-    rmSync(supervisorSocket(paths), { force: true });
+    rmSync(paths.supervisorSocket, { force: true });
     releaseInstanceLock(paths);
     throw e;
   }

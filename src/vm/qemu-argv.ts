@@ -1,7 +1,7 @@
 import { formatHostFwd, macFor } from './network.js';
 import type { Arch } from '../util/arch.js';
 import type { DiskSpec, VmDefinition } from './definition.js';
-import { FW_CFG_PREFIX } from './definition.js';
+import { EVENTS_PORT, fwCfgName } from '../events/protocol.js';
 
 export type ShareMode = 'virtiofs' | '9p';
 
@@ -175,11 +175,11 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     '-chardev', `socket,id=qga,path=${qemuValue(plan.qgaSocket)},server=on,wait=off`,
     '-device', 'virtserialport,bus=vserial.0,chardev=qga,name=org.qemu.guest_agent.0',
     '-chardev', `file,id=events,path=${qemuValue(plan.eventsFile)},append=on`,
-    '-device', 'virtserialport,bus=vserial.0,chardev=events,name=org.vmstub.events',
+    '-device', `virtserialport,bus=vserial.0,chardev=events,name=${EVENTS_PORT}`,
   );
   args.push('-device', 'virtio-rng-pci');
 
-  args.push('-fw_cfg', `name=${FW_CFG_PREFIX}name,string=${qemuValue(def.name)}`);
+  args.push('-fw_cfg', `name=${fwCfgName('name')},string=${qemuValue(def.name)}`);
   for (const item of [...def.fwCfg, ...(plan.extraFwCfg ?? [])]) {
     const value = 'file' in item ? `file=${qemuValue(item.file)}` : `string=${qemuValue(item.string)}`;
     args.push('-fw_cfg', `name=${item.name},${value}`);

@@ -23,7 +23,24 @@ export interface InstancePaths {
   sshDir: string;
   knownHosts: string;
   sshKey: string;
+  /** The keys a started stub is told to authorize (fw_cfg). */
+  authorizedKeys: string;
+  /** The supervisor's control socket (the starter waits on it). */
+  supervisorSocket: string;
+  /** One virtiofsd socket per share, by the share's index. */
+  virtiofsSocket: (index: number) => string;
+  virtiofsdLog: string;
+  /** The data disk vmstub create makes (vmstub rm moves it out: docs/commands.md). */
+  createdDisk: string;
+  /** The resolved install spec create passed to the stub; install.json says where it stands. */
+  installSpec: string;
+  installStatus: string;
+  /** The installer's log, as the stub streamed it. */
+  installLog: string;
 }
+
+/** The virtiofsd sockets' names, for removing whatever a killed start left. */
+export const VIRTIOFS_SOCKET = /^virtiofs-\d+\.sock$/;
 
 /** Runtime facts about a started instance; rewritten on every start, kept after exit for `show`. */
 export interface InstanceState {
@@ -61,6 +78,14 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     sshDir,
     knownHosts: join(sshDir, 'known_hosts'),
     sshKey: join(sshDir, 'id_ed25519'),
+    authorizedKeys: join(sshDir, 'authorized_keys'),
+    supervisorSocket: join(dir, 'supervisor.sock'),
+    virtiofsSocket: (index) => join(dir, `virtiofs-${index}.sock`),
+    virtiofsdLog: join(dir, 'virtiofsd.log'),
+    createdDisk: join(dir, 'disk.img'),
+    installSpec: join(dir, 'install-spec.json'),
+    installStatus: join(dir, 'install.json'),
+    installLog: join(dir, 'install.log'),
   };
 }
 

@@ -1,9 +1,9 @@
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { oneLine } from '../util/errors.js';
 import { BoundedLog, CONSOLE_LOG_MAX_BYTES } from './bounded-log.js';
-import { supervisorSocket, type LaunchInfo, type SupervisorReport } from './launch.js';
+import type { LaunchInfo, SupervisorReport } from './launch.js';
 import { QmpClient } from './qmp.js';
 import {
   instancePaths,
@@ -15,6 +15,7 @@ import {
   removeRunFiles,
   takeOverInstanceLock,
   writeState,
+  VIRTIOFS_SOCKET,
   type InstancePaths,
 } from './store.js';
 
@@ -131,8 +132,9 @@ function cleanup(paths: InstancePaths, daemonPids: number[]): void {
     }
   }
   removeRunFiles(paths);
-  rmSync(supervisorSocket(paths), { force: true });
-  for (let i = 0; i < 8; i++) rmSync(join(paths.dir, `virtiofs-${i}.sock`), { force: true });
+  rmSync(paths.supervisorSocket, { force: true });
+  for (const f of readdirSync(paths.dir))
+    if (VIRTIOFS_SOCKET.test(f)) rmSync(join(paths.dir, f), { force: true });
   releaseInstanceLock(paths);
 }
 
@@ -161,7 +163,7 @@ export async function supervise(
   try {
     await hub.listen();
     monitor = await connectMonitor(
-      supervisorSocket(paths),
+      paths.supervisorSocket,
       () => qemuClosedConsole || !alive(launch.qemuPid, qemuStart),
     );
   } catch (e) {

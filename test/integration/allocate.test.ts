@@ -79,5 +79,5 @@ test('bad targets', () => {
   assert.match(notFile.stderr, /is not a regular file/);
   const badFormat = box.run(['allocate', '--format', 'vmdk', join(dir, 'v.img'), '1G']);
   assert.equal(badFormat.code, 2);
-  assert.match(badFormat.stderr, /--format 'vmdk' is not raw or qcow2/);
+  assert.match(badFormat.stderr, /--format 'vmdk' is not one of raw, qcow2/);
 });

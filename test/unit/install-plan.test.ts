@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DEB_DISTROS } from '../../src/catalog/deb.js';
-import { buildPlan, debPackages, formatPlan, type Action } from '../../src/installer/plan.js';
+import { buildPlan, debPackages, formatPlan, type Action } from '../../src/installer/plan/index.js';
 import { aptSources, fstab, localeGenLine, mkfsArgv, sshdConf } from '../../src/installer/render.js';
 import { readSpecFile, resolveSpec, type SpecInput } from '../../src/installer/spec.js';
 

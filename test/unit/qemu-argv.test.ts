@@ -1,27 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { VmDefinition } from '../../src/vm/definition.js';
+import { newDefinition } from '../../src/vm/definition-builder.js';
 import { buildQemuArgv, kernelCommandLine, type LaunchPlan } from '../../src/vm/qemu-argv.js';
 
-const baseDef: VmDefinition = {
-  version: 1,
-  name: 'web1',
-  system: '/images/stub.squashfs',
-  memoryMiB: 2048,
-  cpus: 2,
-  shares: [],
-  nets: [{ kind: 'user' }],
-  hostfwds: [],
-  append: [],
-  fwCfg: [],
-  hvc: false,
-  uefi: false,
-  accel: 'auto',
-  sshUser: 'root',
-  stopTimeoutSec: 60,
-  ephemeral: false,
-  createdAt: '2026-01-01T00:00:00.000Z',
-};
+const baseDef: VmDefinition = newDefinition(
+  'web1',
+  { system: '/images/stub.squashfs' },
+  new Date('2026-01-01T00:00:00.000Z'),
+);
 
 function plan(over: Partial<LaunchPlan> = {}, def: Partial<VmDefinition> = {}): LaunchPlan {
   return {

@@ -4,7 +4,7 @@ import { parseLatest, sha512From } from '../../src/bootstrap/gentoo/stage3.js';
 import { parseRich, rangesOverlap } from '../../src/bootstrap/rpm/deps.js';
 import { PrimaryReader, parseRepomd, type Dep, type RpmPackage } from '../../src/bootstrap/rpm/metadata.js';
 import { Resolver } from '../../src/bootstrap/rpm/resolve.js';
-import { buildPlan } from '../../src/installer/plan.js';
+import { buildPlan } from '../../src/installer/plan/index.js';
 import { mkfsArgv } from '../../src/installer/render.js';
 import { resolveSpec } from '../../src/installer/spec.js';
 

@@ -3,23 +3,11 @@
  * and the package manager into the target (verified against the distribution's key), then the target's
  * own dnf or yum, in a chroot, installs the system, so the rpm database is native in format and place.
  */
-import type { RpmDistro } from '../catalog/types.js';
-import {
-  ROOT_UUID,
-  accountsStep,
-  chroot,
-  finalSteps,
-  rootFsType,
-  targetSteps,
-  type Action,
-  type Plan,
-  type Step,
-} from './plan.js';
-import { fstab, hosts, localeConf, resolvedConf, sshdConf } from './render.js';
+import type { RpmDistro } from '../../catalog/types.js';
+import { dracutConf, localeConf } from '../render.js';
 import {
   INSTALL_REPO_FILE,
   TARGET_KEY_DIR,
-  dracutConf,
   ifcfgEth0,
   langpackFor,
   nmKeyfile,
@@ -29,8 +17,22 @@ import {
   sysconfigNetwork,
   targetKeyPath,
   yumRepoFile,
-} from './render-rpm.js';
-import type { InstallSpec } from './spec.js';
+} from '../render-rpm.js';
+import type { InstallSpec } from '../spec.js';
+import {
+  accountsStep,
+  finalSteps,
+  fstabAction,
+  hostnameAction,
+  hostsAction,
+  localtimeAction,
+  machineIdReset,
+  resolvedActions,
+  sshStep,
+  sshdDropIn,
+  targetSteps,
+} from './common.js';
+import { chroot, rootFsType, type Action, type Plan, type Step } from './types.js';
 
 /** What the first pass installs: enough for the target's package manager to run. */
 export function firstPassPackages(d: RpmDistro): string[] {
@@ -142,11 +144,7 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     actions: repos,
   });
 
-  const system: Action[] = [
-    { kind: 'write', path: '/etc/fstab', content: fstab(ROOT_UUID, fsType) },
-    { kind: 'write', path: '/etc/hosts', content: hosts(spec.hostname) },
-    { kind: 'symlink', path: '/etc/localtime', target: `../usr/share/zoneinfo/${spec.timezone}` },
-  ];
+  const system: Action[] = [fstabAction(fsType), hostsAction(spec), localtimeAction(spec)];
   if (d.init === 'upstart') {
     system.push(
       { kind: 'write', path: '/etc/sysconfig/network', content: sysconfigNetwork(spec.hostname) },
@@ -155,9 +153,9 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     );
   } else {
     system.push(
-      { kind: 'write', path: '/etc/hostname', content: `${spec.hostname}\n` },
+      hostnameAction(spec),
       { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
-      { kind: 'write', path: '/etc/machine-id', content: '' },
+      machineIdReset,
     );
   }
   steps.push({ id: 'system', title: 'Configure fstab, host name, time zone and locale', actions: system });
@@ -174,10 +172,7 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     });
   }
   if (d.nameService === 'resolved') {
-    net.push(
-      { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
-      { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
-    );
+    net.push(...resolvedActions());
   } else {
     // The network service writes it at boot; the stub's copy served only the install.
     net.push({ kind: 'remove', path: '/etc/resolv.conf' });
@@ -201,19 +196,14 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
   });
 
   steps.push(accountsStep(spec, 'wheel'));
-  steps.push({
-    id: 'ssh',
-    title: 'OpenSSH server with host keys of its own',
-    actions: [
-      d.sshdDropIn
-        ? { kind: 'write', path: '/etc/ssh/sshd_config.d/50-vmstub.conf', content: sshdConf(spec) }
-        : chroot(sshdPasswordSed(spec)),
+  steps.push(
+    sshStep(d.sshdDropIn ? sshdDropIn(spec) : chroot(sshdPasswordSed(spec)), [
       // EL6's OpenSSH predates ssh-keygen -A.
       d.init === 'upstart'
         ? chroot(['ssh-keygen', '-q', '-t', 'rsa', '-N', '', '-f', '/etc/ssh/ssh_host_rsa_key'])
         : chroot(['ssh-keygen', '-A']),
-    ],
-  });
+    ]),
+  );
   steps.push(...finalSteps(spec));
   return { spec, distro: d, steps };
 }

@@ -3,28 +3,24 @@
  * (which verifies the snapshot with the key the verified stage3 carries); a binary kernel with a dracut
  * initramfs and the rest from Gentoo's binary package host; systemd-networkd and sshd.
  */
-import type { GentooDistro } from '../catalog/types.js';
+import type { GentooDistro } from '../../catalog/types.js';
+import { dracutConf, localeConf, networkdEthernet } from '../render.js';
+import type { InstallSpec } from '../spec.js';
 import {
-  ROOT_UUID,
   accountsStep,
-  chroot,
   finalSteps,
-  rootFsType,
+  fstabAction,
+  hostnameAction,
+  hostsAction,
+  localeGenActions,
+  localtimeAction,
+  machineIdReset,
+  resolvedActions,
+  sshStep,
+  sshdDropIn,
   targetSteps,
-  type Plan,
-  type Step,
-} from './plan.js';
-import {
-  fstab,
-  hosts,
-  localeConf,
-  localeGenLine,
-  networkdEthernet,
-  resolvedConf,
-  sshdConf,
-} from './render.js';
-import { dracutConf } from './render-rpm.js';
-import type { InstallSpec } from './spec.js';
+} from './common.js';
+import { chroot, rootFsType, type Plan, type Step } from './types.js';
 
 export function gentooPackageUse(): string {
   return [
@@ -54,7 +50,6 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
       },
     ],
   });
-  const localeLine = localeGenLine(spec.locale);
   steps.push({
     id: 'portage',
     title: 'Fetch the ebuild repository (emerge-webrsync verifies it) and install the kernel and services',
@@ -74,15 +69,13 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
     id: 'system',
     title: 'Configure fstab, host name, time zone and locale',
     actions: [
-      { kind: 'write', path: '/etc/fstab', content: fstab(ROOT_UUID, fsType) },
-      { kind: 'write', path: '/etc/hostname', content: `${spec.hostname}\n` },
-      { kind: 'write', path: '/etc/hosts', content: hosts(spec.hostname) },
-      { kind: 'symlink', path: '/etc/localtime', target: `../usr/share/zoneinfo/${spec.timezone}` },
-      ...(localeLine
-        ? [{ kind: 'write', path: '/etc/locale.gen', content: localeLine } as const, chroot(['locale-gen'])]
-        : []),
+      fstabAction(fsType),
+      hostnameAction(spec),
+      hostsAction(spec),
+      localtimeAction(spec),
+      ...localeGenActions(spec),
       { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
-      { kind: 'write', path: '/etc/machine-id', content: '' },
+      machineIdReset,
     ],
   });
   steps.push({
@@ -90,20 +83,12 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
     title: 'Configure the network (networkd: DHCPv4/v6 on every ethernet interface; LLMNR and mDNS)',
     actions: [
       { kind: 'write', path: '/etc/systemd/network/80-vmstub-ethernet.network', content: networkdEthernet() },
-      { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
-      { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
+      ...resolvedActions(),
       chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'sshd.service']),
     ],
   });
   steps.push(accountsStep(spec, 'wheel'));
-  steps.push({
-    id: 'ssh',
-    title: 'OpenSSH server with host keys of its own',
-    actions: [
-      { kind: 'write', path: '/etc/ssh/sshd_config.d/50-vmstub.conf', content: sshdConf(spec) },
-      chroot(['ssh-keygen', '-A']),
-    ],
-  });
+  steps.push(sshStep(sshdDropIn(spec), [chroot(['ssh-keygen', '-A'])]));
   steps.push(...finalSteps(spec));
   return { spec, distro: d, steps };
 }

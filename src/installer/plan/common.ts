@@ -1,0 +1,186 @@
+/** The steps and actions every family's plan shares: the target, the system's identity, accounts, SSH, the end. */
+import {
+  authorizedKeys,
+  fstab,
+  hosts,
+  localeGenLine,
+  mkfsArgv,
+  resolvedConf,
+  sshdConf,
+  sudoers,
+} from '../render.js';
+import type { InstallSpec } from '../spec.js';
+import { DATA_DISK, ROOT_UUID, chroot, type Action, type Step } from './types.js';
+
+/** Format and mount the data disk, mount the share, or check the directory. */
+export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = false): Step[] {
+  const steps: Step[] = [];
+  // A resume starts over on the disk its unfinished install left (vmstub resume checked that on the host).
+  const overwrite = spec.wipe || spec.resume;
+  if (spec.target === 'disk') {
+    steps.push({
+      id: 'format',
+      title: `Make a ${spec.filesystem} filesystem for kernel ${kernelSeries} on the data disk`,
+      actions: [
+        { kind: 'check-blank', device: DATA_DISK, wipe: spec.wipe, startOver: spec.resume },
+        ...(overwrite ? [{ kind: 'exec', argv: ['wipefs', '-a', DATA_DISK] } as Action] : []),
+        { kind: 'exec', argv: mkfsArgv(spec.filesystem, kernelSeries, DATA_DISK, overwrite, xfsV4) },
+      ],
+    });
+    steps.push({
+      id: 'mount',
+      title: 'Mount the data disk',
+      actions: [
+        { kind: 'mount', source: DATA_DISK, fstype: spec.filesystem },
+        { kind: 'read-uuid', device: DATA_DISK },
+      ],
+    });
+  } else if (spec.target === 'share') {
+    steps.push({
+      id: 'mount',
+      title: 'Mount the share tagged fs',
+      actions: [{ kind: 'mount', source: 'fs', fstype: 'virtiofs' }, { kind: 'check-empty-target' }],
+    });
+  } else {
+    steps.push({
+      id: 'target',
+      title: 'Check the target directory',
+      actions: [{ kind: 'check-empty-target' }],
+    });
+  }
+  return steps;
+}
+
+/** fstab by the root filesystem's UUID (known once it is made). */
+export const fstabAction = (fsType: Parameters<typeof fstab>[1]): Action => ({
+  kind: 'write',
+  path: '/etc/fstab',
+  content: fstab(ROOT_UUID, fsType),
+});
+
+export const hostnameAction = (spec: InstallSpec): Action => ({
+  kind: 'write',
+  path: '/etc/hostname',
+  content: `${spec.hostname}\n`,
+});
+
+export const hostsAction = (spec: InstallSpec): Action => ({
+  kind: 'write',
+  path: '/etc/hosts',
+  content: hosts(spec.hostname),
+});
+
+/** Relative, as systemd's timedatectl makes it: it resolves the same from inside and outside the root. */
+export const localtimeAction = (spec: InstallSpec): Action => ({
+  kind: 'symlink',
+  path: '/etc/localtime',
+  target: `../usr/share/zoneinfo/${spec.timezone}`,
+});
+
+/** The locale generated, where glibc needs locale-gen for it (C.UTF-8 is built in). */
+export function localeGenActions(spec: InstallSpec): Action[] {
+  const line = localeGenLine(spec.locale);
+  return line ? [{ kind: 'write', path: '/etc/locale.gen', content: line }, chroot(['locale-gen'])] : [];
+}
+
+/** A machine-id of its own on first boot, not the bootstrap's. */
+export const machineIdReset: Action = { kind: 'write', path: '/etc/machine-id', content: '' };
+
+/** systemd-resolved answering on 127.0.0.53, with LLMNR and mDNS. */
+export const resolvedActions = (): Action[] => [
+  { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
+  { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
+];
+
+/**
+ * sshd takes the first value it reads and reads its drop-ins in name order, so vmstub's sorts before
+ * the ones distributions and cloud images ship (50-redhat.conf, 50-cloud-init.conf).
+ */
+export const SSHD_DROP_IN = '/etc/ssh/sshd_config.d/10-vmstub.conf';
+
+export const sshdDropIn = (spec: InstallSpec): Action => ({
+  kind: 'write',
+  path: SSHD_DROP_IN,
+  content: sshdConf(spec),
+});
+
+/** The SSH step: the configuration, then host keys (never the stub's) and whatever the family enables. */
+export function sshStep(config: Action, then: Action[]): Step {
+  return { id: 'ssh', title: 'OpenSSH server with host keys of its own', actions: [config, ...then] };
+}
+
+export function accountsStep(spec: InstallSpec, sudoGroup: string): Step {
+  return {
+    id: 'accounts',
+    title: 'Set up root and users (root locked unless a password hash is given)',
+    actions: accountActions(spec, sudoGroup),
+  };
+}
+
+/** Root locked (or the hash given), users with their keys, passwordless sudo for key-only sudoers. */
+function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
+  const accounts: Action[] = [];
+  accounts.push(
+    spec.root.passwordHash
+      ? chroot(['usermod', '-p', spec.root.passwordHash, 'root'])
+      : chroot(['passwd', '-l', 'root']),
+  );
+  if (spec.root.sshKeys.length) {
+    accounts.push({
+      kind: 'write',
+      path: '/root/.ssh/authorized_keys',
+      content: authorizedKeys(spec.root.sshKeys),
+      mode: 0o600,
+    });
+  }
+  for (const u of spec.users) {
+    accounts.push(
+      chroot([
+        'useradd',
+        '--create-home',
+        '--shell',
+        '/bin/bash',
+        ...(u.sudo ? ['--groups', sudoGroup] : []),
+        u.name,
+      ]),
+    );
+    accounts.push(
+      u.passwordHash ? chroot(['usermod', '-p', u.passwordHash, u.name]) : chroot(['passwd', '-l', u.name]),
+    );
+    if (u.sshKeys.length) {
+      accounts.push({
+        kind: 'write',
+        path: `/home/${u.name}/.ssh/authorized_keys`,
+        content: authorizedKeys(u.sshKeys),
+        mode: 0o600,
+        owner: u.name,
+      });
+    }
+    if (u.sudo && !u.passwordHash)
+      accounts.push({
+        kind: 'write',
+        path: `/etc/sudoers.d/vmstub-${u.name}`,
+        content: sudoers(u.name),
+        mode: 0o440,
+      });
+  }
+  return accounts;
+}
+
+/** The user's post-install commands, then the check that the handoff will find a kernel. */
+export function finalSteps(spec: InstallSpec): Step[] {
+  const steps: Step[] = [];
+  if (spec.postInstall.length) {
+    steps.push({
+      id: 'post-install',
+      title: 'Run the post-install commands',
+      actions: spec.postInstall.map((c) => chroot(['/bin/sh', '-c', c])),
+    });
+  }
+  steps.push({
+    id: 'verify',
+    title: 'Check the kernel is where the boot handoff finds it',
+    actions: [{ kind: 'verify-boot' }, { kind: 'collect-host-keys' }],
+  });
+  return steps;
+}

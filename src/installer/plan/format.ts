@@ -1,0 +1,61 @@
+import { HOOKS, STAGING, TARGET, type Action, type Plan } from './types.js';
+
+type Describers = { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string };
+
+/** One line (or a few) per action, as vmstub plan prints it; a new kind of action must say how it reads. */
+const DESCRIBE: Describers = {
+  exec: (a) =>
+    `$ ${a.chroot ? 'chroot TARGET ' : ''}${a.argv.map((x) => (/[\s"']/.test(x) ? `'${x}'` : x)).join(' ')}${a.input ? ' <<< (input)' : ''}`,
+  write: (a) =>
+    `write ${a.in === 'staging' ? 'STAGING' : a.in === 'hooks' ? 'HOOKS' : 'TARGET'}${a.path}${a.mode ? ` (mode ${a.mode.toString(8)})` : ''}${a.owner ? ` owned by ${a.owner}` : ''}`,
+  symlink: (a) => `link TARGET${a.path} -> ${a.target}`,
+  remove: (a) => `remove TARGET${a.path}`,
+  'rpm-bootstrap': (a) =>
+    [
+      `rpm-bootstrap ${a.packages.join(' ')} into TARGET (rpm database ${a.dbpath})`,
+      ...a.repos.map((r) => `     from ${r.id}: ${r.baseurl}`),
+      ...(a.keysFromFirstPackage?.length
+        ? [
+            `     keys: from ${a.packages[0]} itself (${a.keysFromFirstPackage.join(', ')}), then checked against it`,
+          ]
+        : a.keys.map((k) => `     key: ${k}`)),
+    ].join('\n'),
+  'gentoo-stage3': (a) =>
+    [
+      `fetch the newest ${a.flavour} named by ${a.mirror}/${a.dir}/latest-${a.flavour}.txt`,
+      `     verify its DIGESTS (signed by ${a.fingerprint}, key from ${a.keyUrl}) and its SHA512`,
+      '     unpack it into TARGET with xattrs and numeric owners',
+    ].join('\n'),
+  'copy-in': (a) => `copy ${a.from} to TARGET${a.path}`,
+  'check-blank': (a) =>
+    `refuse ${a.device} if it holds a filesystem or partition table${a.wipe ? ' (unless: --wipe given, so it is wiped)' : a.startOver ? ' (unless: a resume, so the unfinished install is wiped)' : ''}`,
+  'check-empty-target': () => 'refuse the target unless it is empty',
+  mount: (a) => `mount ${a.source} (${a.fstype}) on TARGET`,
+  'read-uuid': (a) => `read the filesystem UUID of ${a.device} (for fstab)`,
+  'chroot-mounts': () => 'mount proc, sys, dev and run in TARGET for chroot commands',
+  'verify-boot': () => 'find the installed kernel and initramfs as the boot handoff will',
+  'collect-host-keys': () => "read the new system's SSH host public keys (reported to the host)",
+};
+
+const describe = <K extends Action['kind']>(a: Extract<Action, { kind: K }>): string =>
+  (DESCRIBE[a.kind] as (a: Action) => string)(a);
+
+/** The plan as people read it; with files, each written file's content too. */
+export function formatPlan(plan: Plan, showFiles: boolean): string {
+  const out = [
+    `Install ${plan.distro.name} (${plan.spec.arch}) as ${plan.spec.hostname}: ${plan.steps.length} steps`,
+    `TARGET = ${TARGET}`,
+    `STAGING = ${STAGING}`,
+    `HOOKS = ${HOOKS}`,
+  ];
+  plan.steps.forEach((s, i) => {
+    out.push('', `${i + 1}. ${s.id}: ${s.title}`);
+    for (const a of s.actions) {
+      out.push(`   ${describe(a)}`);
+      if (showFiles && a.kind === 'write' && a.content) {
+        for (const line of a.content.replace(/\n$/, '').split('\n')) out.push(`   | ${line}`);
+      }
+    }
+  });
+  return out.join('\n') + '\n';
+}

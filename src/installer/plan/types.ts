@@ -1,0 +1,88 @@
+import type { RpmRepo } from '../../bootstrap/rpm/bootstrap.js';
+import type { Distro } from '../../catalog/types.js';
+import type { InstallSpec } from '../spec.js';
+
+/** Where the target is mounted in the stub, and where files for the bootstrap's setup hook are staged. */
+export const TARGET = '/run/vmstub-install/target';
+export const STAGING = '/run/vmstub-install/early';
+/** mmdebstrap hook directories the installer writes (--hook-dir). */
+export const HOOKS = '/run/vmstub-install/hooks';
+export const DATA_DISK = '/dev/disk/by-id/virtio-data';
+
+/** Values only known while installing, written into file contents as {{NAME}}. */
+export const ROOT_UUID = '{{ROOT_UUID}}';
+
+export type Action =
+  /** A command in the stub, or with chroot inside the target (proc, sys and dev mounted for it). */
+  | {
+      kind: 'exec';
+      argv: string[];
+      chroot?: boolean;
+      input?: string;
+      env?: Record<string, string>;
+      progress?: 'bootstrap';
+    }
+  /** A file inside the target, or in the staging directory. */
+  | {
+      kind: 'write';
+      path: string;
+      content: string;
+      mode?: number;
+      in?: 'target' | 'staging' | 'hooks';
+      owner?: string;
+    }
+  | { kind: 'symlink'; path: string; target: string }
+  /** Delete a file or directory inside the target. */
+  | { kind: 'remove'; path: string }
+  /** The RPM bootstrap's first pass (src/bootstrap/rpm) into the target. */
+  | {
+      kind: 'rpm-bootstrap';
+      repos: RpmRepo[];
+      packages: string[];
+      dbpath: string;
+      /** Key files in the stub, or (keysFromFirstPackage) inside the first package. */
+      keys: string[];
+      keysFromFirstPackage?: string[];
+    }
+  /** Find, verify and unpack the newest Gentoo stage3 (src/bootstrap/gentoo) into the target. */
+  | {
+      kind: 'gentoo-stage3';
+      mirror: string;
+      dir: string;
+      flavour: string;
+      keyUrl: string;
+      fingerprint: string;
+    }
+  | { kind: 'copy-in'; from: string; path: string }
+  /** Refuse a disk that holds a filesystem or partition table, unless wipe. */
+  | { kind: 'check-blank'; device: string; wipe: boolean; startOver?: boolean }
+  /** Refuse a share or directory that is not empty (vmstub never deletes files on the host's side). */
+  | { kind: 'check-empty-target' }
+  | { kind: 'mount'; source: string; fstype: string; options?: string }
+  | { kind: 'read-uuid'; device: string }
+  | { kind: 'chroot-mounts' }
+  /** The boot handoff must find a kernel and initramfs where it looks. */
+  | { kind: 'verify-boot' }
+  | { kind: 'collect-host-keys' };
+
+export interface Step {
+  id: string;
+  title: string;
+  actions: Action[];
+}
+
+export interface Plan {
+  spec: InstallSpec;
+  distro: Distro;
+  steps: Step[];
+}
+
+export const chroot = (argv: string[], input?: string): Action => ({
+  kind: 'exec',
+  argv,
+  chroot: true,
+  input,
+});
+
+/** The root filesystem's type as fstab and the initramfs name it. */
+export const rootFsType = (spec: InstallSpec) => (spec.target === 'disk' ? spec.filesystem : 'virtiofs');
