@@ -115,16 +115,16 @@ export function buildProgram(): AnyCommand {
       "\nRun 'vmstub COMMAND --help' for a command's options. Documentation: docs/commands.md",
     )
     .helpCommand('help [COMMAND]', "show a command's help");
-  const groups = [
-    installCommands,
-    vmCommands,
-    diskCommands,
-    imageCommands,
-    bootCommands,
-    bootstrapCommands,
-    toolCommands,
+  // As `vmstub --help` groups them, in this order.
+  const groups: [string, () => readonly unknown[]][] = [
+    ['Installing:', installCommands],
+    ['Running:', vmCommands],
+    ['Disks and images:', () => [...diskCommands(), ...imageCommands()]],
+    ['Inside the stub, and on their own:', () => [...bootCommands(), ...bootstrapCommands()]],
+    ['For editors and shells:', toolCommands],
   ];
-  for (const commands of groups) for (const c of commands()) program.addCommand(c as unknown as Command);
+  for (const [heading, commands] of groups)
+    for (const c of commands()) program.addCommand((c as Command).helpGroup(heading));
   configure(program as unknown as AnyCommand);
   return program as unknown as AnyCommand;
 }

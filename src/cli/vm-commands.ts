@@ -105,33 +105,10 @@ const runCommand = () =>
     .addOption(stubOption())
     .option('--detach', 'run in the background (console on a socket: vmstub console NAME)')
     .addOption(waitSshOption())
-    .addOption(jsonOption())
+    .addOption(jsonOption('with --detach: the instance as show --json prints it'))
     .action(async (system, o) => {
       if (o.waitSsh !== undefined && !o.detach) throw usageError('--wait-ssh needs --detach');
-      const def = buildDefinition(
-        {
-          name: o.name,
-          system,
-          kernel: o.kernel,
-          initrd: o.initrd,
-          memory: o.memory,
-          cpus: o.cpus,
-          data: o.data,
-          volatileData: o.volatileData,
-          shares: o.share ?? [],
-          hostfwds: o.hostfwd ?? [],
-          nets: o.net ?? [],
-          append: o.append ?? [],
-          fwCfg: o.fwCfg ?? [],
-          hvc: o.hvc === true,
-          uefi: o.uefi === true,
-          accel: o.accel,
-          sshUser: o.sshUser,
-          stopTimeoutSec: o.stopTimeout,
-          ephemeral: o.rm === true,
-        },
-        process.cwd(),
-      );
+      const def = buildDefinition({ ...o, system }, process.cwd());
       const paths = createInstance(def);
       const unmake = onCleanup(`the new instance ${def.name}`, () => {
         if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
@@ -222,7 +199,7 @@ const startCommand = () =>
     .option('--console', 'attach the console after starting (Ctrl-] detaches)')
     .addOption(stubOption())
     .addOption(waitSshOption())
-    .addOption(jsonOption())
+    .addOption(jsonOption('without --console: the instance as show --json prints it'))
     .action(async (name, o) => {
       const install = installStatus(instancePaths(name));
       if (install && install.phase !== 'installed' && !o.stub)
@@ -321,7 +298,9 @@ const showCommand = () =>
   new Command('show')
     .summary('show one instance: definition, state, sockets and logs')
     .argument('<NAME>', 'the instance')
-    .addOption(jsonOption())
+    .addOption(
+      jsonOption('the instance as JSON: {name, state, definition, paths, accel, sshPort, install, ...}'),
+    )
     .action(async (name, o) => {
       const info = describeInstance(name);
       if (o.json) {

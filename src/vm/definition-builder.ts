@@ -15,7 +15,10 @@ import {
 } from './definition.js';
 import { parseHostFwd, parseNet } from './network.js';
 
-/** `run`'s options as the user typed them (strings), before validation. */
+/**
+ * `run`'s options as the command line gives them (named as its flags: --share is `share`), before
+ * validation; the CLI passes its parsed options as they are.
+ */
 export interface RunOptions {
   name?: string;
   system?: string;
@@ -25,17 +28,18 @@ export interface RunOptions {
   cpus?: number;
   data?: string;
   volatileData?: string;
-  shares: string[];
-  hostfwds: string[];
-  nets: string[];
-  append: string[];
-  fwCfg: string[];
-  hvc: boolean;
-  uefi: boolean;
+  share?: string[];
+  hostfwd?: string[];
+  net?: string[];
+  append?: string[];
+  fwCfg?: string[];
+  hvc?: boolean;
+  uefi?: boolean;
   accel?: string;
   sshUser?: string;
-  stopTimeoutSec?: number;
-  ephemeral: boolean;
+  stopTimeout?: number;
+  /** Remove the instance when it stops. */
+  rm?: boolean;
 }
 
 export const DEFAULTS = { memoryMiB: 2048, cpus: 2, sshUser: 'root', stopTimeoutSec: 60 } as const;
@@ -139,15 +143,15 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       throw usageError(`data disk ${path} not found (create it with: vmstub allocate ${o.data} 8G)`);
     data = { path, format: statSync(path).isFile() ? detectDiskFormat(path) : 'raw' };
   }
-  const shares = o.shares.map((s) => parseShare(s, cwd));
+  const shares = (o.share ?? []).map((s) => parseShare(s, cwd));
   const tags = new Set<string>();
   for (const s of shares) {
     if (tags.has(s.tag))
       throw usageError(`--share: tag '${s.tag}' used twice; give each share its own DIR:TAG`);
     tags.add(s.tag);
   }
-  const nets: NetSpec[] = o.nets.length ? o.nets.map(parseNet) : [{ kind: 'user' }];
-  const hostfwds = o.hostfwds.map(parseHostFwd);
+  const nets: NetSpec[] = o.net?.length ? o.net.map(parseNet) : [{ kind: 'user' }];
+  const hostfwds = (o.hostfwd ?? []).map(parseHostFwd);
   if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
     throw usageError('--hostfwd needs a user-mode network (--net user)');
   const name = validateName(o.name ?? defaultName(system, kernel));
@@ -165,14 +169,14 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       shares,
       nets,
       hostfwds,
-      append: o.append.map((a) => a.trim()).filter(Boolean),
-      fwCfg: o.fwCfg.map((f) => parseFwCfg(f, cwd)),
-      hvc: o.hvc,
-      uefi: o.uefi,
+      append: (o.append ?? []).map((a) => a.trim()).filter(Boolean),
+      fwCfg: (o.fwCfg ?? []).map((f) => parseFwCfg(f, cwd)),
+      hvc: o.hvc === true,
+      uefi: o.uefi === true,
       accel: parseAccel(o.accel),
       sshUser: o.sshUser ?? DEFAULTS.sshUser,
-      stopTimeoutSec: o.stopTimeoutSec ?? DEFAULTS.stopTimeoutSec,
-      ephemeral: o.ephemeral,
+      stopTimeoutSec: o.stopTimeout ?? DEFAULTS.stopTimeoutSec,
+      ephemeral: o.rm === true,
     },
     now,
   );
