@@ -1,7 +1,7 @@
 import type { Option } from '@commander-js/extra-typings';
 import { describeOption, notesOf, optionFlags } from './options.js';
 import { commandPath, leafCommands, type AnyCommand } from './program.js';
-import { fieldDecl, fileFields } from '../installer/spec-fields.js';
+import { defaultText, fieldDecl, fileFields } from '../installer/spec-fields.js';
 
 /**
  * The generated parts of docs/commands.md: each command's option table and the spec's field table, made
@@ -45,7 +45,7 @@ export function specFieldTable(): string {
     return [
       '`' + k + '`',
       f.doc + (f.machine ? ' (create only)' : ''),
-      f.default ?? '',
+      defaultText(f) ?? '',
       (f.flags ?? []).map((d) => '`' + d.flags.replace(/<([^>]+)>/g, '$1') + '`').join(', '),
     ];
   });

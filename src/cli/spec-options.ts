@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { Option } from '@commander-js/extra-typings';
 import { annotate } from './options.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
-import { fieldDecl, fileFields, type FlagDecl, type SpecField } from '../installer/spec-fields.js';
+import {
+  defaultText,
+  fieldDecl,
+  fileFields,
+  type FlagDecl,
+  type SpecField,
+} from '../installer/spec-fields.js';
 import { readSpecFile, type SpecInput, type SpecSource } from '../installer/spec.js';
 import { usageError } from '../util/errors.js';
 
@@ -29,7 +35,7 @@ function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
         field,
         decl,
         option: annotate(option, {
-          ...(f.default && !decl.help && option.required ? { defaultText: f.default } : {}),
+          ...(defaultText(f) && !decl.help && option.required ? { defaultText: defaultText(f) } : {}),
           ...(decl.repeatable ? { repeatable: true } : {}),
           specField: field,
         }),

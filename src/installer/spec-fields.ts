@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { ARCHES } from '../util/arch.js';
 import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { DEFAULTS } from '../vm/definition-builder.js';
 import { parseHostFwd } from '../vm/network.js';
 
 /**
@@ -38,15 +39,19 @@ const parsedBy = (parse: (value: string) => unknown) =>
     }
   });
 
+/** An http(s) or file URL, kept without trailing slashes. */
 const url = () =>
-  parsedBy((v) => {
-    if (!URL_RE.test(v)) throw new Error(`'${v}' is not an http(s) or file URL`);
-    try {
-      new URL(v);
-    } catch {
-      throw new Error(`'${v}' is not a valid URL`);
-    }
-  });
+  z.pipe(
+    parsedBy((v) => {
+      if (!URL_RE.test(v)) throw new Error(`'${v}' is not an http(s) or file URL`);
+      try {
+        new URL(v);
+      } catch {
+        throw new Error(`'${v}' is not a valid URL`);
+      }
+    }),
+    z.transform((v: string) => v.replace(/\/+$/, '')),
+  );
 
 const passwordHash = () =>
   matching(
@@ -83,8 +88,12 @@ export interface FlagDecl {
 export interface FieldDecl {
   schema: z.ZodMiniType;
   doc: string;
-  /** How the default reads, in help, docs and the JSON Schema; absent: no default (or none needed). */
+  /** The value a spec without the field gets. */
+  value?: unknown;
+  /** How the default reads (help, docs, JSON Schema) when it is not `value`: one the host or the name gives. */
   default?: string;
+  /** A spec cannot be resolved without it. */
+  required?: boolean;
   flags?: FlagDecl[];
   /** Describes the VM rather than the system: create uses it; the stub never receives it. */
   machine?: boolean;
@@ -96,6 +105,7 @@ export const SPEC_FIELDS = {
   distro: {
     schema: z.string(),
     doc: 'the distribution (vmstub distros lists them)',
+    required: true,
     flags: [{ flags: '--distro <ID>' }],
   },
   arch: {
@@ -112,21 +122,26 @@ export const SPEC_FIELDS = {
   filesystem: {
     schema: z.enum(FILESYSTEMS),
     doc: 'root filesystem',
-    default: 'xfs',
+    value: 'xfs',
     flags: [{ flags: '--filesystem <FS>' }],
   },
   target: {
     schema: z.enum(TARGETS),
     doc: 'where the system goes: the data disk, the share tagged fs (no mkfs), or a directory (install --target-dir)',
-    default: 'disk',
+    value: 'disk',
   },
   wipe: {
     schema: z.boolean(),
     doc: 'format the data disk even if it holds a filesystem or partition table',
-    default: 'false',
+    value: false,
     flags: [{ flags: '--wipe' }],
   },
-  resume: { schema: z.boolean(), doc: 'start over on the disk an unfinished install left', internal: true },
+  resume: {
+    schema: z.boolean(),
+    doc: 'start over on the disk an unfinished install left',
+    value: false,
+    internal: true,
+  },
   mirror: {
     schema: url(),
     doc: "the distribution's mirror",
@@ -158,7 +173,7 @@ export const SPEC_FIELDS = {
   locale: {
     schema: matching(LOCALE_RE, (v) => `'${v}' is not a locale like en_US.UTF-8`),
     doc: 'locale',
-    default: 'C.UTF-8',
+    value: 'C.UTF-8',
     flags: [{ flags: '--locale <LOCALE>' }],
   },
   keyboard: {
@@ -169,12 +184,13 @@ export const SPEC_FIELDS = {
   bootstrap: {
     schema: z.enum(BOOTSTRAPS),
     doc: 'bootstrap tool (Debian and Ubuntu)',
-    default: 'mmdebstrap',
+    value: 'mmdebstrap',
     flags: [{ flags: '--bootstrap <TOOL>' }],
   },
   packages: {
     schema: z.array(matching(PACKAGE_RE, (v) => `'${v}' is not a package name`)),
     doc: 'packages to install too',
+    value: [],
     flags: [{ flags: '--package <NAME>', help: 'install this package too', repeatable: true }],
   },
   users: {
@@ -221,6 +237,7 @@ export const SPEC_FIELDS = {
   postInstall: {
     schema: z.array(z.string()),
     doc: 'commands run in the new system at the end',
+    value: [],
     flags: [
       { flags: '--post-install <COMMAND>', help: 'run this in the new system at the end', repeatable: true },
     ],
@@ -228,14 +245,15 @@ export const SPEC_FIELDS = {
   disk: {
     schema: parsedBy((v) => parseSize(v, '')),
     doc: 'size of the disk vmstub create makes',
-    default: '8G',
+    value: '8G',
     machine: true,
     flags: [{ flags: '--disk <SIZE>' }],
   },
   memory: {
     schema: z.union([z.int().check(z.minimum(64)), parsedBy((v) => parseMemoryMiB(v, ''))]),
     doc: 'guest memory: MiB, or a size with a unit',
-    default: '2048 MiB',
+    value: DEFAULTS.memoryMiB,
+    default: `${DEFAULTS.memoryMiB} MiB`,
     machine: true,
     flags: [{ flags: '-m, --memory <SIZE>' }],
   },
@@ -247,7 +265,7 @@ export const SPEC_FIELDS = {
         z.maximum(64, { error: 'must be a whole number from 1 to 64' }),
       ),
     doc: 'virtual CPUs',
-    default: '2',
+    value: DEFAULTS.cpus,
     machine: true,
     flags: [{ flags: '-c, --cpus <N>' }],
   },
@@ -276,10 +294,40 @@ export const specFileSchema = z.strictObject(
   },
 );
 
-export type SpecInput = z.infer<typeof specFileSchema>;
+/** A spec as written (a file, flags): every field optional. */
+export type SpecInput = z.input<typeof specFileSchema>;
+type Parsed = z.output<typeof specFileSchema>;
+
+type Fields = typeof SPEC_FIELDS;
+/** The fields that describe the system (what the stub receives), as opposed to the machine. */
+export type SystemField = {
+  [K in keyof Fields]: Fields[K] extends { machine: true } ? never : K;
+}[keyof Fields];
+type Settled = {
+  [K in SystemField]: Fields[K] extends { value: unknown } | { default: string } | { required: true }
+    ? K
+    : never;
+}[SystemField];
+
+/**
+ * A system field once resolved: present where the table gives a default (or requires the field),
+ * optional where it has none. root and users are filled in further (keys from the host).
+ */
+export type ResolvedFields = { [K in Exclude<Settled, 'root' | 'users'>]-?: NonNullable<Parsed[K]> } & {
+  [K in Exclude<SystemField, Settled | 'root' | 'users'>]?: Parsed[K];
+};
+
+/** How a field's default reads in help, docs and the JSON Schema. */
+export function defaultText(f: FieldDecl): string | undefined {
+  if (f.default !== undefined) return f.default;
+  if (f.value === undefined || (Array.isArray(f.value) && !f.value.length)) return undefined;
+  return String(f.value);
+}
+
+export const allFields = Object.keys(FIELDS) as SpecField[];
 
 /** Fields a file may set (everything but what vmstub sets itself). */
-export const fileFields = (Object.keys(FIELDS) as SpecField[]).filter((k) => !FIELDS[k].internal);
+export const fileFields = allFields.filter((k) => !FIELDS[k].internal);
 
 export const fieldDecl = (k: SpecField): FieldDecl => FIELDS[k];
 
@@ -289,14 +337,15 @@ export function specJsonSchema(): Record<string, unknown> {
     Object.fromEntries(
       fileFields.map((k) => {
         const f = FIELDS[k];
+        const shown = defaultText(f);
         const described = z.optional(f.schema).register(z.globalRegistry, {
-          description: f.default ? `${f.doc} (default: ${f.default})` : f.doc,
+          description: shown ? `${f.doc} (default: ${shown})` : f.doc,
         });
         return [k, described];
       }),
     ),
   );
-  const schema = z.toJSONSchema(file, { unrepresentable: 'any' }) as Record<string, unknown>;
+  const schema = z.toJSONSchema(file, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
   return {
     $schema: schema.$schema,
     title: 'vmstub install spec (vmstub.yaml)',

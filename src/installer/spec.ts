@@ -12,12 +12,15 @@ import { parseHostFwd } from '../vm/network.js';
 import {
   LOCALE_RE,
   TIMEZONE_RE,
+  allFields,
   fieldDecl,
   fileFields,
   specFileSchema,
   type BOOTSTRAPS,
+  type ResolvedFields,
   type SpecField,
   type SpecInput,
+  type SystemField,
 } from './spec-fields.js';
 
 export type { Filesystem, SpecInput };
@@ -31,32 +34,14 @@ export interface UserSpec {
   passwordHash?: string;
 }
 
-/** Everything an install needs to know, fully resolved: what the stub receives through fw_cfg. */
-export interface InstallSpec {
-  distro: string;
-  arch: Arch;
-  hostname: string;
-  filesystem: Filesystem;
-  /** The data disk, a share tagged fs (no mkfs then), or a directory (vmstub install --target-dir, as root). */
-  target: 'disk' | 'share' | 'directory';
-  /** Format a disk that already holds a filesystem or partition table. */
-  wipe: boolean;
-  /** Set by vmstub resume only: start over on the disk an unfinished install of this instance left. */
-  resume: boolean;
-  mirror?: string;
-  securityMirror?: string;
-  proxy?: string;
-  /** A keyring (path in the stub) for a private or fixture mirror, instead of the distribution's. */
-  keyring?: string;
-  timezone: string;
-  locale: string;
-  keyboard?: string;
-  bootstrap: BootstrapTool;
+/**
+ * Everything an install needs to know, fully resolved: what the stub receives through fw_cfg. Its
+ * fields, their types and which are always present come from SPEC_FIELDS.
+ */
+export type InstallSpec = ResolvedFields & {
   root: { passwordHash?: string; sshKeys: string[] };
   users: UserSpec[];
-  packages: string[];
-  postInstall: string[];
-}
+};
 
 /** The VM a spec file describes besides the system: what vmstub create makes (the stub never sees it). */
 export interface MachineSpec {
@@ -68,8 +53,6 @@ export interface MachineSpec {
   shares: string[];
   baseDir: string;
 }
-
-export const MACHINE_DEFAULTS = { diskBytes: 8 * 1024 ** 3, memoryMiB: 2048, cpus: 2 } as const;
 
 export interface SpecDefaults {
   hostname: string;
@@ -221,7 +204,8 @@ export function resolveSpecAndMachine(
   const arch = (ok('arch') ? input.arch : undefined) ?? defaults.arch;
   if (distro && !distro.arches.includes(arch))
     problem(['arch'], `${distro.name} is not available for ${arch} (${distro.arches.join(', ')})`);
-  const filesystem = (ok('filesystem') ? input.filesystem : undefined) ?? 'xfs';
+  const filesystem =
+    (ok('filesystem') ? input.filesystem : undefined) ?? (fieldDecl('filesystem').value as Filesystem);
   if (distro && ok('filesystem') && !distro.filesystems.includes(filesystem))
     problem(
       ['filesystem'],
@@ -233,7 +217,7 @@ export function resolveSpecAndMachine(
   const timezone = input.timezone ?? defaults.timezone;
   if (ok('timezone') && !knownTimezone(timezone))
     problem(['timezone'], `'${timezone}' is not in the time zone database (e.g. Europe/Berlin, UTC)`);
-  const locale = input.locale ?? 'C.UTF-8';
+  const locale = input.locale ?? (fieldDecl('locale').value as string);
   if (ok('locale') && !knownLocale(locale))
     problem(['locale'], `'${locale}' is not a locale glibc supports (e.g. en_US.UTF-8)`);
 
@@ -253,44 +237,35 @@ export function resolveSpecAndMachine(
     names.add(u.name);
   });
 
-  const machine: MachineSpec = {
-    diskBytes: ok('disk') && input.disk ? parseSize(input.disk, '') : MACHINE_DEFAULTS.diskBytes,
-    memoryMiB:
-      ok('memory') && input.memory !== undefined
-        ? typeof input.memory === 'number'
-          ? input.memory
-          : parseMemoryMiB(input.memory)
-        : MACHINE_DEFAULTS.memoryMiB,
-    cpus: (ok('cpus') ? input.cpus : undefined) ?? MACHINE_DEFAULTS.cpus,
-    hostfwds: ok('forwards') ? (input.forwards ?? []).map(parseHostFwd) : [],
-    shares: ok('shares') ? (input.shares ?? []) : [],
-    baseDir: src.baseDir ?? process.cwd(),
-  };
-
-  if (problems.length) throw usageError(formatProblems(problems, src));
-  const spec: InstallSpec = {
+  if (problems.length || !parsed.success) throw usageError(formatProblems(problems, src));
+  const data = parsed.data as Record<string, unknown>;
+  const given = (k: SpecField) => data[k] ?? structuredClone(fieldDecl(k).value);
+  // Every system field from the table: what was given, else what the host or the name gives, else the table's.
+  const fromHost: Partial<Record<SystemField, unknown>> = defaults;
+  const system: Record<string, unknown> = {};
+  for (const k of systemFields) system[k] = data[k] ?? fromHost[k] ?? structuredClone(fieldDecl(k).value);
+  const spec = {
+    ...system,
     distro: distro!.id,
-    arch,
-    hostname,
-    filesystem,
-    target: input.target ?? 'disk',
-    wipe: input.wipe === true,
-    resume: input.resume === true,
-    mirror: input.mirror?.replace(/\/+$/, ''),
-    securityMirror: input.securityMirror?.replace(/\/+$/, ''),
-    proxy: input.proxy?.replace(/\/+$/, ''),
-    keyring: input.keyring,
-    timezone,
-    locale,
-    keyboard: input.keyboard,
-    bootstrap: input.bootstrap ?? 'mmdebstrap',
     root: { passwordHash: input.root?.passwordHash, sshKeys: rootKeys },
     users,
-    packages: input.packages ?? [],
-    postInstall: input.postInstall ?? [],
+  } as InstallSpec;
+  const memory = given('memory') as number | string;
+  const machine: MachineSpec = {
+    diskBytes: parseSize(given('disk') as string, ''),
+    memoryMiB: typeof memory === 'number' ? memory : parseMemoryMiB(memory, ''),
+    cpus: given('cpus') as number,
+    hostfwds: ((given('forwards') as string[] | undefined) ?? []).map(parseHostFwd),
+    shares: (given('shares') as string[] | undefined) ?? [],
+    baseDir: src.baseDir ?? process.cwd(),
   };
   return { spec, machine };
 }
+
+/** The fields the stub receives, in the table's order (root and users are resolved on their own). */
+const systemFields = allFields.filter(
+  (k): k is Exclude<SystemField, 'root' | 'users'> => !fieldDecl(k).machine && k !== 'root' && k !== 'users',
+);
 
 /** Problems in file order (by line where the file has them), each with the field, and its line or flag. */
 function formatProblems(problems: Problem[], src: SpecSource): string {

@@ -9,7 +9,7 @@ import {
   leafCommands,
   type AnyCommand,
 } from '../../src/cli/program.js';
-import { fieldDecl, fileFields } from '../../src/installer/spec-fields.js';
+import { defaultText, fieldDecl, fileFields } from '../../src/installer/spec-fields.js';
 import { DEFAULTS } from '../../src/vm/definition-builder.js';
 
 const find = (path: string): AnyCommand => {
@@ -112,8 +112,9 @@ test('every spec field with a flag is an option of create, with its doc and defa
       const option = (create.options as readonly Option[]).find((o) => o.long === long);
       assert.ok(option, `create ${long}`);
       assert.equal(notesOf(option).repeatable === true, flag.repeatable === true, long);
-      if (!flag.help && fieldDecl(field).default && option.required)
-        assert.match(describeOption(option), new RegExp(`default ${fieldDecl(field).default}`));
+      const shown = defaultText(fieldDecl(field));
+      if (!flag.help && shown && option.required)
+        assert.match(describeOption(option), new RegExp(`default ${shown}`));
       const onPlan = (plan.options as readonly Option[]).some((o) => o.long === long);
       assert.equal(onPlan, !fieldDecl(field).machine, `plan ${long}: machine fields only where a VM is made`);
     }
