@@ -250,7 +250,10 @@ export const SPEC_FIELDS = {
     flags: [{ flags: '--disk <SIZE>' }],
   },
   memory: {
-    schema: z.union([z.int().check(z.minimum(64)), parsedBy((v) => parseMemoryMiB(v, ''))]),
+    schema: z.union([
+      z.int().check(z.minimum(64, { error: 'is too small (at least 64 MiB)' })),
+      parsedBy((v) => parseMemoryMiB(v, '')),
+    ]),
     doc: 'guest memory: MiB, or a size with a unit',
     value: DEFAULTS.memoryMiB,
     default: `${DEFAULTS.memoryMiB} MiB`,

@@ -116,7 +116,8 @@ function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
       return [{ path, message: said?.message ?? 'is not a valid value' }];
     }
     default:
-      return [{ path, message: issue.message }];
+      // zod's own wording ("Invalid input") says less than vmstub's checks; every check here has its own.
+      return [{ path, message: issue.message === 'Invalid input' ? 'is not a valid value' : issue.message }];
   }
 }
 
