@@ -4,7 +4,8 @@
  * boot handoff. Slow (about ten minutes here): it is the one test of the whole path.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox } from '../helpers/cli.js';
@@ -35,13 +36,25 @@ describe(
       rmSync(box.home, { recursive: true, force: true });
     });
 
+    // Part of the spec from a file, as a user keeps one (machine fields too), the rest from flags on top.
+    const forwardPort = 20_000 + (process.pid % 20_000);
+    const specFile = join(box.home, 'web1.yaml');
+    writeFileSync(
+      specFile,
+      [
+        '# yaml-language-server: $schema=spec.schema.json',
+        'distro: debian12',
+        'timezone: Asia/Tokyo',
+        'memory: 2G',
+        'cpus: 2',
+        `forwards: ['127.0.0.1:${forwardPort}:22']`,
+      ].join('\n') + '\n',
+    );
     const createArgs = [
       'create',
       NAME,
-      '--distro',
-      'debian12',
-      '--timezone',
-      'Asia/Tokyo',
+      '--config',
+      specFile,
       '--locale',
       'de_DE.UTF-8',
       '--user',
@@ -128,6 +141,25 @@ describe(
         ).trim(),
         'active\nactive\nactive\nactive',
       );
+    });
+
+    it('has the machine the spec file asked for: memory, CPUs, and the port forward', async () => {
+      const [info] = JSON.parse(box.run(['list', '--json']).stdout) as {
+        definition: { memoryMiB: number; cpus: number };
+      }[];
+      assert.equal(info!.definition.memoryMiB, 2048);
+      assert.equal(info!.definition.cpus, 2);
+      assert.equal(ssh('nproc').trim(), '2');
+      const banner = await new Promise<string>((resolve, reject) => {
+        const socket = connect(forwardPort, '127.0.0.1');
+        socket.once('data', (d) => {
+          socket.destroy();
+          resolve(d.toString());
+        });
+        socket.once('error', reject);
+        socket.setTimeout(20_000, () => reject(new Error('no banner through the forward')));
+      });
+      assert.match(banner, /^SSH-2\.0-OpenSSH/, 'the guest port 22 through the forward the file asked for');
     });
 
     it('has root locked, alice with sudo, and the host key vmstub recorded', () => {
