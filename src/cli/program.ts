@@ -80,7 +80,9 @@ function configure(cmd: AnyCommand): void {
     .exitOverride((err) => {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version')
         throw new HelpShown(ExitCode.ok);
-      if (err.code === 'commander.help') throw new HelpShown(ExitCode.usage);
+      // Asked for (vmstub help run) it succeeds; shown for a group given without a command, it is a usage error.
+      if (err.code === 'commander.help')
+        throw new HelpShown(err.exitCode === 0 ? ExitCode.ok : ExitCode.usage);
       throw usageFromCommander(err, cmd);
     })
     .configureOutput({ outputError: () => {} })
@@ -109,7 +111,7 @@ export function buildProgram(): AnyCommand {
   const program = new Command('vmstub')
     .usage('COMMAND [options]')
     .description('Any Linux distribution as a QEMU VM, installed from its own mirror by a disposable stub.')
-    .version(VERSION, '--version', 'print the version')
+    .version(`vmstub ${VERSION}`, '--version', 'print the version')
     .addHelpText(
       'after',
       "\nRun 'vmstub COMMAND --help' for a command's options. Documentation: docs/commands.md",

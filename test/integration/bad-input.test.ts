@@ -176,6 +176,22 @@ describe('bad input, disks and damaged state', () => {
     ],
   ];
 
+  it('help asked for succeeds on stdout; help for a group without its command is a usage error', () => {
+    for (const args of [['--help'], ['help'], ['help', 'run'], ['run', '--help'], ['image', 'build', '-h']]) {
+      const r = box.run(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /^Usage: vmstub /);
+      assert.equal(r.stderr, '');
+    }
+    assert.equal(box.run(['--version']).stdout, 'vmstub 0.1.0\n');
+    for (const args of [['image'], ['help', 'nosuch']]) {
+      const r = box.run(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^Usage: vmstub /);
+    }
+  });
+
   it('with --json, a refusal is also one JSON object on stdout (NDJSON for create)', () => {
     for (const args of [
       ['stop', '--json', 'nosuch'],
