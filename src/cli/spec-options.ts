@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Option } from '@commander-js/extra-typings';
-import { annotate } from './options.js';
+import { annotate, repeatable } from './options.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import {
   defaultText,
@@ -10,7 +9,6 @@ import {
   type SpecField,
 } from '../installer/spec-fields.js';
 import { readSpecFile, type SpecInput, type SpecSource } from '../installer/spec.js';
-import { usageError } from '../util/errors.js';
 
 /** Which flags each command takes: the machine fields only where a machine is made. */
 export type SpecFlagSet = 'create' | 'plan' | 'install';
@@ -28,7 +26,8 @@ function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
     if (f.machine && set !== 'create') return [];
     if (field === 'distro' && set === 'install') return [];
     return (f.flags ?? []).map((decl) => {
-      const option = new Option(decl.flags, decl.help ?? f.doc);
+      const help = decl.help ?? f.doc;
+      const option = decl.repeatable ? repeatable(decl.flags, help) : new Option(decl.flags, help);
       const choices = (f.schema as { options?: readonly string[] }).options;
       if (Array.isArray(choices)) option.choices(choices);
       return {
@@ -36,15 +35,12 @@ function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
         decl,
         option: annotate(option, {
           ...(defaultText(f) && !decl.help && option.required ? { defaultText: defaultText(f) } : {}),
-          ...(decl.repeatable ? { repeatable: true } : {}),
           specField: field,
         }),
       };
     });
   });
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** Adds --config and the spec's flags to a command. */
 export function withSpecOptions<C extends { addOption(option: Option): unknown }>(
@@ -57,24 +53,8 @@ export function withSpecOptions<C extends { addOption(option: Option): unknown }
       'install spec (YAML or JSON; vmstub schema spec describes it); flags override it',
     ),
   );
-  for (const { option, decl } of declaredFlags(set)) {
-    if (decl.repeatable) option.argParser(collect);
-    cmd.addOption(option);
-  }
+  for (const { option } of declaredFlags(set)) cmd.addOption(option);
   return cmd;
-}
-
-function keysFromFiles(files: string[]): string[] {
-  return files.flatMap((f) => {
-    try {
-      return readFileSync(f, 'utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    } catch {
-      throw usageError(`--ssh-key: cannot read ${f}`);
-    }
-  });
 }
 
 /**
@@ -99,14 +79,11 @@ export function specFromOptions(
     }
   const usersBefore = Array.isArray(raw.users) ? raw.users.length : 0;
   for (const { field, decl, option } of declaredFlags(set)) {
-    let value = values[option.attributeName()];
+    const value = values[option.attributeName()];
     if (value === undefined) continue;
-    if (decl.flags.startsWith('--ssh-key ')) value = keysFromFiles(value as string[]);
     fromFlags.add(field);
-    if (decl.apply) {
-      const each = decl.repeatable && !decl.flags.startsWith('--ssh-key ') ? (value as unknown[]) : [value];
-      for (const v of each) decl.apply(raw, v);
-    } else if (decl.repeatable) {
+    if (decl.apply) decl.apply(raw, value);
+    else if (decl.repeatable) {
       const before = Array.isArray(raw[field]) ? (raw[field] as unknown[]) : [];
       raw[field] = [...before, ...(value as unknown[])];
     } else raw[field] = value;

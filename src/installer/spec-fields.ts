@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import { ARCHES } from '../util/arch.js';
+import { usageError } from '../util/errors.js';
 import { parseMemoryMiB, parseSize } from '../util/size.js';
 import { DEFAULTS } from '../vm/definition-builder.js';
 import { parseHostFwd } from '../vm/network.js';
@@ -74,13 +76,28 @@ const user = z.strictObject({
   passwordHash: z.optional(passwordHash()),
 });
 
+/** The keys in a public key file (one per line, as ~/.ssh/*.pub and authorized_keys hold them). */
+function publicKeysIn(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
+  } catch {
+    throw usageError(`--ssh-key: cannot read ${file}`);
+  }
+}
+
 /** What a flag does to the spec input: by default it sets the field (or, repeatable, appends to it). */
 export interface FlagDecl {
   /** As commander takes it: `--hostname <NAME>`. */
   flags: string;
   help?: string;
   repeatable?: boolean;
-  /** For flags that do more than set their field (a key file read into keys, a user name made a user). */
+  /**
+   * For flags that do more than set their field (key files read into keys, user names made users); it
+   * gets the flag's value as parsed (a list for a repeatable flag).
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each flag's own value type
   apply?: (input: Record<string, unknown>, value: any) => void;
 }
@@ -202,9 +219,9 @@ export const SPEC_FIELDS = {
         help: 'create a user with sudo and the same SSH keys as root',
         repeatable: true,
         // Its keys are root's, known once every flag is applied (see the CLI's mergeSpecFlags).
-        apply: (input, name: string) => {
+        apply: (input, names: string[]) => {
           const users = (input.users as unknown[] | undefined) ?? [];
-          input.users = [...users, { name, sudo: true }];
+          input.users = [...users, ...names.map((name) => ({ name, sudo: true }))];
         },
       },
     ],
@@ -220,8 +237,9 @@ export const SPEC_FIELDS = {
         flags: '--ssh-key <FILE>',
         help: 'authorize the public keys in FILE for root and for --user accounts (default: your keys)',
         repeatable: true,
-        apply: (input, keys: string[]) => {
+        apply: (input, files: string[]) => {
           const root = (input.root as Record<string, unknown> | undefined) ?? {};
+          const keys = files.flatMap(publicKeysIn);
           input.root = { ...root, sshKeys: [...((root.sshKeys as string[] | undefined) ?? []), ...keys] };
         },
       },
