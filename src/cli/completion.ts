@@ -18,10 +18,20 @@ export interface CommandTree {
 interface Leaf {
   path: string[];
   summary: string;
-  options: { long: string; short?: string; takesValue: boolean; choices?: string[]; help: string }[];
+  options: {
+    long: string;
+    short?: string;
+    takesValue: boolean;
+    choices?: string[];
+    /** Its value is a path (FILE, DIR, DISK, ...): files complete; other values (SIZE, N) do not. */
+    path: boolean;
+    help: string;
+  }[];
   /** What the positionals complete to: instance names, files, or fixed words. */
   args: ('instance' | 'file' | string[])[];
 }
+
+const PATH_VALUE = /<(FILE|DIR|DISK|PATH|KERNEL|DIR\[:TAG\])>/;
 
 const visible = (c: CommandTree) => !c._hidden && c.name() !== 'help';
 
@@ -40,9 +50,10 @@ function leaves(cmd: CommandTree, path: string[] = []): Leaf[] {
             // A value that may only follow = is never the next word.
             takesValue: o.required || (o.optional && !notesOf(o).inlineValue),
             ...(o.argChoices ? { choices: o.argChoices } : {}),
+            path: PATH_VALUE.test(o.flags),
             help: o.description,
           })),
-          { long: '--help', short: '-h', takesValue: false, help: 'show this help' },
+          { long: '--help', short: '-h', takesValue: false, path: false, help: 'show this help' },
         ],
         args: c.registeredArguments.map((a) =>
           a.argChoices ? a.argChoices : a.name() === 'NAME' ? 'instance' : 'file',
@@ -81,7 +92,9 @@ function bash(tree: CommandTree): string {
           const names = [o.long, ...(o.short ? [o.short] : [])].join('|');
           const reply = o.choices
             ? `COMPREPLY=($(compgen -W ${q(o.choices.join(' '))} -- "$cur"))`
-            : 'COMPREPLY=($(compgen -f -- "$cur"))';
+            : o.path
+              ? 'COMPREPLY=($(compgen -f -- "$cur"))'
+              : 'COMPREPLY=()';
           return `          ${names}) ${reply}; return;;`;
         })
         .join('\n');
@@ -184,7 +197,7 @@ function fish(tree: CommandTree): string {
     for (const o of l.options) {
       const parts = [`complete -c vmstub -n ${q(cond)} -l ${o.long.slice(2)}`];
       if (o.short) parts.push(`-s ${o.short.slice(1)}`);
-      if (o.takesValue) parts.push(o.choices ? `-x -a ${q(o.choices.join(' '))}` : '-r -F');
+      if (o.takesValue) parts.push(o.choices ? `-x -a ${q(o.choices.join(' '))}` : o.path ? '-r -F' : '-x');
       parts.push(`-d ${q(o.help)}`);
       lines.push(parts.join(' '));
     }
@@ -204,7 +217,7 @@ function zsh(tree: CommandTree): string {
     .map((l) => {
       const specs = l.options.map((o) => {
         const value = o.takesValue
-          ? `:${o.long.slice(2)}:${o.choices ? `(${o.choices.join(' ')})` : '_files'}`
+          ? `:${o.long.slice(2)}:${o.choices ? `(${o.choices.join(' ')})` : o.path ? '_files' : ' '}`
           : '';
         const names = o.short ? `'(${o.short} ${o.long})'{${o.short},${o.long}}` : `'${o.long}`;
         return o.short ? `${names}'[${esc(o.help)}]${value}'` : `${names}[${esc(o.help)}]${value}'`;

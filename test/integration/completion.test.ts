@@ -47,6 +47,7 @@ describe('shell completion', () => {
     assert.deepEqual(offers('vmstub start '), ['db2', 'web1']);
     assert.deepEqual(offers('vmstub start --wait-ssh w'), ['web1'], '--wait-ssh takes no separate value');
     assert.deepEqual(offers('vmstub completion '), ['bash', 'fish', 'zsh']);
+    assert.deepEqual(offers('vmstub run --cpus '), [], 'a number: nothing to offer, not files');
     assert.ok(offers('vmstub create web3 --').includes('--post-install'));
   });
 
