@@ -238,7 +238,7 @@ const RUN: Runners = {
     const entries = existsSync(cx.target) ? readdirSync(cx.target).filter((e) => e !== 'lost+found') : [];
     if (entries.length)
       throw new InstallError(
-        `the cx.target is not empty (${entries.slice(0, 3).join(', ')}...); vmstub installs only into an empty one`,
+        `the target is not empty (${entries.slice(0, 3).join(', ')}...); vmstub installs only into an empty one`,
       );
     if (directory) claimDirectory(cx.target);
   },

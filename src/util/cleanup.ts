@@ -17,26 +17,38 @@ export interface Registration {
 
 interface Entry {
   what: string;
-  fn: () => Promise<void> | void;
+  /** Runs the undo once, however often it is asked for. */
+  run: () => Promise<void>;
 }
 
 const stack: Entry[] = [];
+/** Undos under way that their owner started (a failed install unmounting): an interruption waits for them. */
+const inFlight = new Set<Promise<void>>();
 let interrupted: NodeJS.Signals | undefined;
 
 export function onCleanup(what: string, fn: () => Promise<void> | void): Registration {
-  const entry: Entry = { what, fn };
+  let done: Promise<void> | undefined;
+  const entry: Entry = {
+    what,
+    run: () => {
+      if (!done) {
+        const running = Promise.resolve().then(fn);
+        done = running.finally(() => inFlight.delete(running));
+        inFlight.add(running);
+      }
+      return done;
+    },
+  };
   stack.push(entry);
   const release = () => {
     const i = stack.lastIndexOf(entry);
     if (i >= 0) stack.splice(i, 1);
   };
-  let done: Promise<void> | undefined;
   return {
     release,
     undo: () => {
       release();
-      done ??= Promise.resolve().then(fn);
-      return done;
+      return entry.run();
     },
   };
 }
@@ -44,12 +56,20 @@ export function onCleanup(what: string, fn: () => Promise<void> | void): Registr
 /** What is registered now, newest last: for tests and for the interrupted message. */
 export const pendingCleanups = (): string[] => stack.map((e) => e.what);
 
-/** Undoes everything registered, newest first; one failing undo does not stop the others. */
+/**
+ * Undoes everything registered, newest first, and waits for undos their owners already started (an
+ * owner that has taken its registration back may still be unmounting when the signal comes); one
+ * failing undo does not stop the others.
+ */
 export async function runCleanups(report: (line: string) => void = () => {}): Promise<void> {
-  while (stack.length) {
-    const e = stack.pop()!;
+  while (stack.length || inFlight.size) {
+    const e = stack.pop();
+    if (!e) {
+      await Promise.allSettled([...inFlight]);
+      continue;
+    }
     try {
-      await e.fn();
+      await e.run();
     } catch (err) {
       report(`could not undo ${e.what}: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -32,6 +32,30 @@ test('cleanup stack: newest first, released ones skipped, an undo runs once, a f
   assert.deepEqual(pendingCleanups(), []);
 });
 
+test('an interruption waits for undos their owner already started, and runs none twice', async () => {
+  const order: string[] = [];
+  let finish!: () => void;
+  const slow = onCleanup('slow unmount', async () => {
+    await new Promise<void>((r) => (finish = r));
+    order.push('slow done');
+  });
+  const other = onCleanup('other', () => void order.push('other'));
+  // The owner (a failing install) undoes its own registrations; the signal's run starts meanwhile.
+  const owners = slow.undo();
+  const interrupted = runCleanups();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(order, ['other'], 'the signal undid what was still registered');
+  let returned = false;
+  void interrupted.then(() => (returned = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(returned, false, 'it does not return (and the process exit) while an undo is under way');
+  finish();
+  await interrupted;
+  await owners;
+  await other.undo();
+  assert.deepEqual(order, ['other', 'slow done']);
+});
+
 test('mountinfo: mount points decoded, those under a directory innermost first, siblings with a common prefix left', () => {
   const info = [
     '22 1 0:21 / / rw - ext4 /dev/vda rw',
