@@ -236,6 +236,8 @@ async function installAndVerify(
   const { phases, started } = run;
   const bootStarted = Date.now();
   const log = paths.installLog;
+  // This boot's console output starts here: what it shows is read from this offset on.
+  const consoleFrom = existsSync(paths.consoleLog) ? statSync(paths.consoleLog).size : 0;
   if (!run.follow) {
     // Written first: a create killed right after the VM starts still leaves an instance resume knows.
     writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
@@ -263,10 +265,19 @@ async function installAndVerify(
   });
   let done: { hostKeys: string[] };
   try {
-    done = await follow(paths, o, phases, bootStarted);
+    done = await follow(paths, o, phases, bootStarted, consoleFrom);
   } catch (e) {
     guard.release();
-    installStatus(paths); // records failed or interrupted, from the events
+    if (e instanceof StubDied) {
+      await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
+      writeInstallStatus(paths, {
+        phase: 'failed',
+        step: 'stub boot',
+        reason: e.message,
+        log,
+        attempt: run.attempt,
+      });
+    } else installStatus(paths); // records failed or interrupted, from the events
     throw e;
   }
   guard.release();
@@ -316,11 +327,18 @@ async function installAndVerify(
 }
 
 /** Reads the installer's events as they arrive, until the install is done (or failed, or the VM is gone). */
+/** The stub starts the install about 15 s after boot under TCG; this is many times that. */
+const STUB_START_TIMEOUT_SEC = 600;
+
+/** The stub itself failed (its kernel died, or it never started the install): the VM is of no more use. */
+class StubDied extends VmstubError {}
+
 async function follow(
   paths: InstancePaths,
   o: CreateOptions,
   phases: Record<string, number>,
   started: number,
+  consoleFrom: number,
 ): Promise<{ hostKeys: string[] }> {
   const logPath = paths.installLog;
   const name = basename(paths.dir);
@@ -330,7 +348,10 @@ async function follow(
   let stepStarted = Date.now();
   let result: { hostKeys: string[] } | undefined;
   let handedOver = false;
+  let installStarted = false;
+  let consoleOffset = consoleFrom;
   const deadline = Date.now() + 4 * 60 * 60 * 1000;
+  const startDeadline = Date.now() + STUB_START_TIMEOUT_SEC * 1000;
   for (;;) {
     const size = existsSync(paths.events) ? statSync(paths.events).size : 0;
     if (size > offset) {
@@ -342,6 +363,7 @@ async function follow(
         o.onEvent(e);
         if (e.type === 'log') writeFileSync(logPath, `[${e.step}] ${e.line}\n`, { flag: 'a' });
         else if (e.type === 'install-start') {
+          installStarted = true;
           phases['stub boot'] = Math.round((Date.now() - started) / 100) / 10;
           stepStarted = Date.now();
         } else if (e.type === 'step-start') stepStarted = Date.now();
@@ -369,6 +391,23 @@ async function follow(
     if (!isRunning(paths))
       throw new VmstubError(
         `the VM stopped during the install; see vmstub console ${name} --log; to start over: vmstub resume ${name}`,
+      );
+    // A stub whose kernel died says so only on its console; nothing else would ever arrive.
+    const consoleSize = existsSync(paths.consoleLog) ? statSync(paths.consoleLog).size : 0;
+    if (consoleSize < consoleOffset) consoleOffset = 0; // the bounded log was rotated
+    if (consoleSize > consoleOffset) {
+      const text = readFileSync(paths.consoleLog).subarray(consoleOffset).toString('utf8');
+      consoleOffset = consoleSize;
+      const panic = /Kernel panic - not syncing: [^\r\n]*/.exec(text)?.[0];
+      if (panic && !handedOver)
+        throw new StubDied(
+          `the stub's kernel died (${panic.trim()}); see vmstub console ${name} --log; to try again: vmstub resume ${name}`,
+        );
+    }
+    if (!installStarted && Date.now() > startDeadline)
+      throw new StubDied(
+        `the stub did not start the install within ${STUB_START_TIMEOUT_SEC} s; see vmstub console ${name} --log; to try again: vmstub resume ${name}`,
+        ExitCode.timeout,
       );
     if (Date.now() > deadline) throw timeoutError('the install did not finish within 4 hours');
     o.tick?.();
