@@ -6,6 +6,7 @@
  * found and undone by the next run (stale stages in src/image/stage-cache.ts, child groups by their
  * watchdog in src/util/exec.ts).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { constants } from 'node:os';
 
 export interface Registration {
@@ -25,6 +26,11 @@ const stack: Entry[] = [];
 /** Undos under way that their owner started (a failed install unmounting): an interruption waits for them. */
 const inFlight = new Set<Promise<void>>();
 let interrupted: NodeJS.Signals | undefined;
+/**
+ * Set while an undo runs. What an undo starts itself (the umount it runs) is its own business: it is not
+ * put on the stack, so an interruption never kills the very processes that are undoing things.
+ */
+const undoing = new AsyncLocalStorage<true>();
 
 export function onCleanup(what: string, fn: () => Promise<void> | void): Registration {
   let done: Promise<void> | undefined;
@@ -32,14 +38,14 @@ export function onCleanup(what: string, fn: () => Promise<void> | void): Registr
     what,
     run: () => {
       if (!done) {
-        const running = Promise.resolve().then(fn);
+        const running = Promise.resolve().then(() => undoing.run(true, fn));
         done = running.finally(() => inFlight.delete(running));
         inFlight.add(running);
       }
       return done;
     },
   };
-  stack.push(entry);
+  if (!undoing.getStore()) stack.push(entry);
   const release = () => {
     const i = stack.lastIndexOf(entry);
     if (i >= 0) stack.splice(i, 1);

@@ -56,6 +56,24 @@ test('an interruption waits for undos their owner already started, and runs none
   assert.deepEqual(order, ['other', 'slow done']);
 });
 
+test('what an undo starts itself is not undone by an interruption under way', async () => {
+  const killed: string[] = [];
+  let finish!: () => void;
+  const mount = onCleanup('a mount', async () => {
+    // The umount this undo runs registers itself as a child process would.
+    const umount = onCleanup('umount (its own child)', () => void killed.push('umount'));
+    await new Promise<void>((r) => (finish = r));
+    umount.release();
+  });
+  const owners = mount.undo();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(pendingCleanups(), [], 'the umount is not on the stack');
+  const interrupted = runCleanups();
+  finish();
+  await Promise.all([owners, interrupted]);
+  assert.deepEqual(killed, [], 'the interruption did not kill the umount');
+});
+
 test('mountinfo: mount points decoded, those under a directory innermost first, siblings with a common prefix left', () => {
   const info = [
     '22 1 0:21 / / rw - ext4 /dev/vda rw',
