@@ -28,7 +28,7 @@ export function markdownTable(header: string[], rows: string[][]): string {
 const shownFlags = (o: Option) => '`' + optionFlags(o).replace(/<([^>]+)>/g, '$1') + '`';
 
 /** The usage line, then the command's own options; install spec flags are in the spec's table. */
-export function optionTable(cmd: AnyCommand): string {
+function optionTable(cmd: AnyCommand): string {
   const options = cmd.options as readonly Option[];
   const own = options.filter((o) => !notesOf(o).specField);
   const usage = `Usage: \`vmstub ${commandPath(cmd)} ${cmd.usage().replace(/<([^>]+)>/g, '$1')}\``;
@@ -39,7 +39,7 @@ export function optionTable(cmd: AnyCommand): string {
   return `${usage}\n\n${markdownTable(['option', 'what it does'], rows)}${spec}`;
 }
 
-export function specFieldTable(): string {
+function specFieldTable(): string {
   const rows = fileFields.map((k) => {
     const f = fieldDecl(k);
     return [
@@ -53,7 +53,7 @@ export function specFieldTable(): string {
 }
 
 /** Every generated block, by key: `options of run`, `options of image build`, `spec fields`. */
-export function generatedBlocks(program: AnyCommand): Map<string, string> {
+function generatedBlocks(program: AnyCommand): Map<string, string> {
   const blocks = new Map<string, string>();
   for (const c of leafCommands(program)) blocks.set(`options of ${commandPath(c)}`, optionTable(c));
   blocks.set('spec fields', specFieldTable());

@@ -70,7 +70,7 @@ export const stubOption = () =>
     'this boot only: stay in the stub even when a system is installed (vmstub.nokexec), for repair',
   );
 
-export const WAIT_SSH_DEFAULT_SEC = 120;
+const WAIT_SSH_DEFAULT_SEC = 120;
 
 export const waitSshOption = () =>
   annotate(

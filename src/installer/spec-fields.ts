@@ -18,7 +18,7 @@ export const TARGETS = ['disk', 'share', 'directory'] as const;
 export const BOOTSTRAPS = ['mmdebstrap', 'debootstrap'] as const;
 
 const HOSTNAME_RE = /^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
-export const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 export const TIMEZONE_RE = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
 export const LOCALE_RE = /^[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-8|utf8)(@[a-z]+)?$|^C\.UTF-8$|^C$|^POSIX$/;
 const HASH_RE = /^\$(1|5|6|y|2[aby]|7|gy)\$[^:\s]+$/;

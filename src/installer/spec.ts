@@ -14,7 +14,6 @@ import {
   TIMEZONE_RE,
   allFields,
   fieldDecl,
-  fileFields,
   specFileSchema,
   type BOOTSTRAPS,
   type ResolvedFields,
@@ -121,7 +120,7 @@ function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
   }
 }
 
-export function fieldPath(path: Path): string {
+function fieldPath(path: Path): string {
   return path
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
     .join('');
@@ -339,6 +338,3 @@ function lineFinder(doc: Document, lines: LineCounter): (path: readonly Property
     return undefined;
   };
 }
-
-/** The fields a file may hold, for messages and docs. */
-export const SPEC_FILE_FIELDS = fileFields;
