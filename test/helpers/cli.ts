@@ -95,6 +95,19 @@ export class Sandbox {
     return existsSync(f) ? readFileSync(f, 'utf8') : '';
   }
 
+  /**
+   * Waits until the instance's console shows text; a timeout names what was awaited and quotes the
+   * console's last lines, so a guest that hung says where.
+   */
+  async waitForConsole(name: string, what: string, text: string, timeoutMs: number): Promise<void> {
+    try {
+      await waitFor(what, () => this.consoleLog(name).includes(text), timeoutMs);
+    } catch (e) {
+      const tail = this.consoleLog(name).split('\n').slice(-25).join('\n');
+      throw new Error(`${(e as Error).message}; ${name}'s console ended with:\n${tail}`, { cause: e });
+    }
+  }
+
   /** Stops every instance left running and deletes the home. */
   cleanup(): void {
     const list = this.run(['list', '--json']);

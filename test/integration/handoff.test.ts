@@ -40,7 +40,7 @@ function events(name: string) {
 
 /** Waits for the fixture system's marker and returns the command line it was given. */
 async function handedOver(name: string): Promise<string> {
-  await waitFor(`${name} to hand over`, () => box.consoleLog(name).includes(INSTALLED_MARKER), BOOT);
+  await box.waitForConsole(name, `${name} to hand over`, INSTALLED_MARKER, BOOT);
   const line = await waitFor(
     'its command line',
     () => /INSTALLED-CMDLINE: (.*)\r?\n/.exec(box.consoleLog(name))?.[1],
@@ -55,7 +55,7 @@ async function handedOver(name: string): Promise<string> {
 }
 
 const stubShell = (name: string) =>
-  waitFor(`${name}'s autologin`, () => box.consoleLog(name).includes('(automatic login)'), BOOT);
+  box.waitForConsole(name, `${name}'s autologin`, '(automatic login)', BOOT);
 
 describe('an installed system on the data disk', () => {
   for (const fsType of ['xfs', 'btrfs'] as const) {

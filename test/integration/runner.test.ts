@@ -35,7 +35,7 @@ async function freePort(): Promise<number> {
 }
 
 const booted = (name: string) =>
-  waitFor(`${name} to boot`, () => box.consoleLog(name).includes('VMSTUB-FIXTURE-READY'), BOOT_TIMEOUT);
+  box.waitForConsole(name, `${name} to boot`, 'VMSTUB-FIXTURE-READY', BOOT_TIMEOUT);
 
 interface ShowJson {
   name: string;
@@ -280,7 +280,7 @@ describe('stopping, waiting and the other boot modes', () => {
     async () => {
       const r = box.run(['run', '--detach', '--name', 'efi', '--memory', '512M', '--uefi', fixture.image]);
       assert.equal(r.code, 0, r.stderr);
-      await waitFor('efi to boot', () => box.consoleLog('efi').includes('VMSTUB-FIXTURE-READY'), 200_000);
+      await box.waitForConsole('efi', 'efi to boot', 'VMSTUB-FIXTURE-READY', 200_000);
       assert.match(box.consoleLog('efi'), /efi: EFI v/i);
       const vars = join(box.instanceDir('efi'), 'efivars.fd');
       assert.ok(existsSync(vars));

@@ -49,7 +49,7 @@ test(
   async () => {
     const r = box.run(['run', '--detach', '--name', 'stub', stub.image]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor('the autologin', () => box.consoleLog('stub').includes('(automatic login)'), 240_000);
+    await box.waitForConsole('stub', 'the autologin', '(automatic login)', 240_000);
     const dir = box.instanceDir('stub');
 
     const sock = connect(join(dir, 'console.sock'));
