@@ -1,5 +1,17 @@
 import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
+import {
+  LOCALE_RE,
+  TIMEZONE_RE,
+  hostname,
+  matching,
+  packageName,
+  parsedBy,
+  passwordHash,
+  sshKey,
+  url,
+  user,
+} from '../config/fields.js';
 import { ARCHES } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
 import { parseMemoryMiB, parseSize } from '../util/size.js';
@@ -16,65 +28,6 @@ import { parseHostFwd } from '../vm/network.js';
 export const FILESYSTEMS = ['xfs', 'btrfs', 'ext4'] as const;
 export const TARGETS = ['disk', 'share', 'directory'] as const;
 export const BOOTSTRAPS = ['mmdebstrap', 'debootstrap'] as const;
-
-const HOSTNAME_RE = /^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
-const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
-export const TIMEZONE_RE = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
-export const LOCALE_RE = /^[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-8|utf8)(@[a-z]+)?$|^C\.UTF-8$|^C$|^POSIX$/;
-const HASH_RE = /^\$(1|5|6|y|2[aby]|7|gy)\$[^:\s]+$/;
-const KEY_RE =
-  /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/;
-const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
-const URL_RE = /^(https?|file):\/\/\S+$/;
-
-/** A string checked by a pattern, with the message a user reads when it does not match. */
-const matching = (re: RegExp, message: (value: string) => string) =>
-  z.string().check(z.regex(re, { error: (issue) => message(String(issue.input)) }));
-
-/** A string checked by one of vmstub's parsers: its one-line message becomes the field's. */
-const parsedBy = (parse: (value: string) => unknown) =>
-  z.string().check((ctx) => {
-    try {
-      parse(ctx.value);
-    } catch (e) {
-      ctx.issues.push({ code: 'custom', message: (e as Error).message, input: ctx.value });
-    }
-  });
-
-/** An http(s) or file URL, kept without trailing slashes. */
-const url = () =>
-  z.pipe(
-    parsedBy((v) => {
-      if (!URL_RE.test(v)) throw new Error(`'${v}' is not an http(s) or file URL`);
-      try {
-        new URL(v);
-      } catch {
-        throw new Error(`'${v}' is not a valid URL`);
-      }
-    }),
-    z.transform((v: string) => v.replace(/\/+$/, '')),
-  );
-
-const passwordHash = () =>
-  matching(
-    HASH_RE,
-    () => 'must be a crypt(3) hash such as $6$..., $y$... (mkpasswd makes one); plain passwords are refused',
-  );
-
-const sshKey = () =>
-  z.string().check(
-    z.trim(),
-    z.regex(KEY_RE, {
-      error: (issue) => `is not an SSH public key ("${String(issue.input).trim().slice(0, 30)}...")`,
-    }),
-  );
-
-const user = z.strictObject({
-  name: matching(USER_RE, (v) => `'${v}' is not a valid user name`),
-  sshKeys: z.optional(z.array(sshKey())),
-  sudo: z.optional(z.boolean()),
-  passwordHash: z.optional(passwordHash()),
-});
 
 /** The keys in a public key file (one per line, as ~/.ssh/*.pub and authorized_keys hold them). */
 function publicKeysIn(file: string): string[] {
@@ -131,7 +84,7 @@ export const SPEC_FIELDS = {
     default: "the host's",
   },
   hostname: {
-    schema: matching(HOSTNAME_RE, (v) => `'${v}' is not a valid host name`),
+    schema: hostname(),
     doc: 'host name',
     default: 'the instance name',
     flags: [{ flags: '--hostname <NAME>' }],
@@ -205,7 +158,7 @@ export const SPEC_FIELDS = {
     flags: [{ flags: '--bootstrap <TOOL>' }],
   },
   packages: {
-    schema: z.array(matching(PACKAGE_RE, (v) => `'${v}' is not a package name`)),
+    schema: z.array(packageName()),
     doc: 'packages to install too',
     value: [],
     flags: [{ flags: '--package <NAME>', help: 'install this package too', repeatable: true }],

@@ -1,8 +1,14 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { LineCounter, parseDocument, isMap, isNode, type Document } from 'yaml';
-import type * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
+import {
+  formatProblems as formatConfigProblems,
+  issueProblems,
+  readYamlMapping,
+  type ConfigSource,
+  type Path,
+  type Problem,
+} from '../config/problems.js';
 import type { Filesystem } from '../catalog/types.js';
 import type { Arch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
@@ -10,8 +16,6 @@ import { parseMemoryMiB, parseSize } from '../util/size.js';
 import type { HostFwd } from '../vm/definition.js';
 import { parseHostFwd } from '../vm/network.js';
 import {
-  LOCALE_RE,
-  TIMEZONE_RE,
   allFields,
   fieldDecl,
   specFileSchema,
@@ -21,6 +25,7 @@ import {
   type SpecInput,
   type SystemField,
 } from './spec-fields.js';
+import { HOSTNAME_RE, LOCALE_RE, TIMEZONE_RE } from '../config/fields.js';
 
 export type { Filesystem, SpecInput };
 export type BootstrapTool = (typeof BOOTSTRAPS)[number];
@@ -61,70 +66,7 @@ export interface SpecDefaults {
 }
 
 /** Where a spec came from, for messages: a file (with the line of each field) and which fields flags set. */
-export interface SpecSource {
-  where: string;
-  lineOf?: (path: readonly PropertyKey[]) => number | undefined;
-  /** Top-level fields a flag set or added to: their problems name the flag, not a line of the file. */
-  fromFlags?: ReadonlySet<string>;
-  /** Relative shares in a file are relative to the file. */
-  baseDir?: string;
-}
-
-type Path = readonly PropertyKey[];
-interface Problem {
-  path: Path;
-  message: string;
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  string: 'a string',
-  boolean: 'true or false',
-  array: 'a list',
-  object: 'a mapping',
-  number: 'a number',
-  int: 'a whole number',
-};
-
-/** One zod issue as vmstub says it; unions say what their parser said, when one did. */
-function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[] {
-  const path = issue.path;
-  const value = path.reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown> | undefined)?.[k], input);
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((k) => ({
-        path: [...path, k],
-        message: `unknown field '${k}'`,
-      }));
-    case 'invalid_type':
-      return [
-        {
-          path,
-          message:
-            value === undefined ? 'is required' : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`,
-        },
-      ];
-    case 'invalid_value':
-      return [
-        {
-          path,
-          message: `'${String(value)}' is not one of ${issue.values.map(String).join(', ')}`,
-        },
-      ];
-    case 'invalid_union': {
-      const said = issue.errors.flat().find((e) => e.code === 'custom' || e.code === 'too_small');
-      return [{ path, message: said?.message ?? 'is not a valid value' }];
-    }
-    default:
-      // zod's own wording ("Invalid input") says less than vmstub's checks; every check here has its own.
-      return [{ path, message: issue.message === 'Invalid input' ? 'is not a valid value' : issue.message }];
-  }
-}
-
-function fieldPath(path: Path): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
-    .join('');
-}
+export type SpecSource = ConfigSource;
 
 const ZONEINFO = '/usr/share/zoneinfo';
 
@@ -212,7 +154,7 @@ export function resolveSpecAndMachine(
       `${distro.name}'s kernel cannot boot from ${filesystem} (${distro.filesystems.join(', ')})`,
     );
   const hostname = input.hostname ?? defaults.hostname;
-  if (input.hostname === undefined && !/^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(hostname))
+  if (input.hostname === undefined && !HOSTNAME_RE.test(hostname))
     problem(['hostname'], `'${hostname}' is not a valid host name`);
   const timezone = input.timezone ?? defaults.timezone;
   if (ok('timezone') && !knownTimezone(timezone))
@@ -237,7 +179,10 @@ export function resolveSpecAndMachine(
     names.add(u.name);
   });
 
-  if (problems.length || !parsed.success) throw usageError(formatProblems(problems, src));
+  if (problems.length || !parsed.success)
+    throw usageError(
+      formatConfigProblems(problems, { flagOf: flagOf as (f: string) => string | undefined, ...src }),
+    );
   const data = parsed.data as Record<string, unknown>;
   const given = (k: SpecField) => data[k] ?? structuredClone(fieldDecl(k).value);
   // Every system field from the table: what was given, else what the host or the name gives, else the table's.
@@ -267,24 +212,6 @@ const systemFields = allFields.filter(
   (k): k is Exclude<SystemField, 'root' | 'users'> => !fieldDecl(k).machine && k !== 'root' && k !== 'users',
 );
 
-/** Problems in file order (by line where the file has them), each with the field, and its line or flag. */
-function formatProblems(problems: Problem[], src: SpecSource): string {
-  const located = problems.map((p, order) => {
-    const top = String(p.path[0] ?? '');
-    // Which flag set a field is worth saying only when a file was read too.
-    const flag = src.lineOf && src.fromFlags?.has(top) ? flagOf(top as SpecField) : undefined;
-    const line = flag ? undefined : src.lineOf?.(p.path);
-    const field = fieldPath(p.path);
-    const text = field ? `${field}: ${p.message}` : p.message;
-    return { text: text + (flag ? ` (${flag})` : line ? ` (line ${line})` : ''), line, order };
-  });
-  located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || a.order - b.order);
-  const texts = located.map((l) => l.text);
-  return texts.length === 1
-    ? `${src.where}: ${texts[0]}`
-    : `${src.where}: ${texts.length} problems: ${texts.join('; ')}`;
-}
-
 const flagOf = (k: SpecField): string | undefined =>
   fieldDecl(k)
     .flags?.[0]?.flags.replace(/^-\w, /, '')
@@ -300,41 +227,7 @@ export interface SpecFile {
  * lines of its fields are kept, so problems found later name them.
  */
 export function readSpecFile(path: string): SpecFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw usageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length)
-    throw usageError(`${path} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-  const value: unknown = doc.toJS();
-  if (!value || typeof value !== 'object' || Array.isArray(value))
-    throw usageError(`${path} must be a mapping (distro: debian12, ...)`);
+  const { value, lineOf } = readYamlMapping(path, 'distro: debian12');
   if ('resume' in value) throw usageError(`${path}: resume: is vmstub resume's to set, not a file's`);
-  return {
-    input: value as SpecInput,
-    source: { where: path, lineOf: lineFinder(doc, lines), baseDir: dirname(path) },
-  };
-}
-
-/** The line of the node at a path, or of the nearest enclosing node the file has (a missing field's parent). */
-function lineFinder(doc: Document, lines: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
-  return (path) => {
-    for (let n = path.length; n > 0; n--) {
-      const node = doc.getIn(path.slice(0, n) as unknown[], true);
-      if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
-      // A key whose value is missing or null: the key's own position.
-      const parent = n > 1 ? doc.getIn(path.slice(0, n - 1) as unknown[], true) : doc.contents;
-      if (isMap(parent)) {
-        const pair = parent.items.find(
-          (i) => isNode(i.key) && (i.key as { value?: unknown }).value === path[n - 1],
-        );
-        if (pair && isNode(pair.key) && pair.key.range) return lines.linePos(pair.key.range[0]).line;
-      }
-    }
-    return undefined;
-  };
+  return { input: value as SpecInput, source: { where: path, lineOf, baseDir: dirname(path) } };
 }
