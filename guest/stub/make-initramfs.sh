@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds the stub's initramfs: busybox, initramfs/init, and the few modules it needs to mount the stub
-# image, taken from the stub root ROOT and decompressed. Usage: make-initramfs.sh ROOT OUTPUT
+# Builds the initramfs of the stub and of every system image vmstub builds (its boot/initramfs): busybox,
+# initramfs/init, and the few modules it needs to mount the image, taken from the image's root ROOT and
+# decompressed. Usage: make-initramfs.sh ROOT OUTPUT
 set -eu
 root=$1
 out=$2
@@ -13,7 +14,8 @@ cp "$root/usr/bin/busybox" "$stage/bin/busybox"
 cp "$here/initramfs/init" "$stage/init"
 chmod 0755 "$stage/init" "$stage/bin/busybox"
 : > "$stage/etc/modules-order"
-for module in virtio_blk squashfs overlay; do
+# virtio_pci first: a module in older kernels (Debian 12), built in later ones (then skipped).
+for module in virtio_pci virtio_blk squashfs overlay; do
 	chroot "$root" modprobe --show-depends -S "$version" "$module" | while read -r kind path _; do
 		[ "$kind" = insmod ] || continue
 		name=$(basename "$path")

@@ -1,6 +1,7 @@
 import type { Option } from '@commander-js/extra-typings';
 import { describeOption, notesOf, optionFlags } from './options.js';
 import { commandPath, leafCommands, type AnyCommand } from './program.js';
+import { fieldDefaultText, imageFieldDoc, imageFieldRequired, imageFields } from '../image/config.js';
 import { defaultText, fieldDecl, fileFields } from '../installer/spec-fields.js';
 
 /**
@@ -52,11 +53,21 @@ function specFieldTable(): string {
   return markdownTable(['field', 'what it is', 'default', 'flags'], rows);
 }
 
+function imageFieldTable(): string {
+  const rows = imageFields.map((k) => [
+    '`' + k + '`',
+    imageFieldDoc(k),
+    imageFieldRequired(k) ? 'required' : (fieldDefaultText(k) ?? ''),
+  ]);
+  return markdownTable(['field', 'what it is', 'default'], rows);
+}
+
 /** Every generated block, by key: `options of run`, `options of image build`, `spec fields`. */
 function generatedBlocks(program: AnyCommand): Map<string, string> {
   const blocks = new Map<string, string>();
   for (const c of leafCommands(program)) blocks.set(`options of ${commandPath(c)}`, optionTable(c));
   blocks.set('spec fields', specFieldTable());
+  blocks.set('image fields', imageFieldTable());
   return blocks;
 }
 
@@ -74,5 +85,7 @@ export function regenerate(doc: string, program: AnyCommand): string {
 
 /** Commands whose options the document shows nowhere. */
 export function undocumented(doc: string, program: AnyCommand): string[] {
-  return [...generatedBlocks(program).keys()].filter((k) => !doc.includes(`<!-- generated: ${k} -->`));
+  return [...generatedBlocks(program).keys()].filter(
+    (k) => k.startsWith('options of ') && !doc.includes(`<!-- generated: ${k} -->`),
+  );
 }

@@ -2,43 +2,102 @@ import { resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { annotate, jsonOption } from './options.js';
 import { note, printJson } from './output.js';
+import { buildImage, buildSources, describeStage, explainStages, planStages } from '../image/build.js';
+import { readImageConfig } from '../image/config.js';
 import { imagesDir } from '../image/locations.js';
+import { mirrorSnapshot } from '../image/mmdebstrap.js';
+import { StageCache } from '../image/stage-cache.js';
 import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
-import { usageError } from '../util/errors.js';
-import { formatSize } from '../util/size.js';
+import { VmstubError } from '../util/errors.js';
+import { formatSize, parseSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
+
+const DEFAULT_CACHE_MAX = '20G';
 
 const build = () =>
   new Command('build')
-    .summary('build a system image; for now the stub: vmstub image build stub')
+    .summary("build an image from a config file (FILE.yaml), or vmstub's stub")
     .description(
-      'The stub is a Debian 13 system image (squashfs with boot/kernel and boot/initramfs) that installs distributions and hands over to them. Its root filesystem is cached; a rebuild after a change to vmstub itself only squashes again. SOURCE_DATE_EPOCH is honoured.',
+      "Builds the image a config file describes (docs/images.md): a root filesystem from the distribution's mirror, the config's packages, its hook, its accounts, then NAME.squashfs (with NAME.vmlinuz and NAME.initrd beside it; vmstub run boots it) and, with formats: [iso], a hybrid BIOS and UEFI live ISO. Each stage is cached under a key made from its inputs; a change rebuilds from the first stage it touches. 'stub' builds vmstub's own stub image. SOURCE_DATE_EPOCH is honoured.",
     )
-    .argument('<IMAGE>', "the image to build: 'stub'")
+    .argument('<CONFIG>', "an image config (FILE.yaml), or 'stub'")
     .addOption(
       annotate(new Option('--arch <ARCH>', 'the architecture of the image').choices(ARCHES), {
-        defaultText: "this machine's",
+        defaultText: "the config's, else this machine's",
+      }),
+    )
+    .addOption(annotate(new Option('--out <DIR>', 'where the outputs go'), { defaultText: imagesDir() }))
+    .addOption(
+      annotate(new Option('--mirror <URL>', 'the mirror the build uses'), {
+        defaultText: `the config's; for the stub ${DEFAULT_DEBIAN_MIRROR}`,
       }),
     )
     .addOption(
-      annotate(new Option('--out <DIR>', 'where stub-ARCH.squashfs goes'), { defaultText: imagesDir() }),
+      annotate(new Option('--security-mirror <URL>', 'the security mirror the build uses'), {
+        defaultText: `the config's; for the stub ${DEFAULT_DEBIAN_SECURITY_MIRROR}`,
+      }),
     )
-    .addOption(new Option('--mirror <URL>', 'Debian mirror').default(DEFAULT_DEBIAN_MIRROR))
     .addOption(
-      new Option('--security-mirror <URL>', 'Debian security mirror').default(DEFAULT_DEBIAN_SECURITY_MIRROR),
+      new Option(
+        '--explain',
+        'say for each stage whether the cache has it, and on a miss what changed; build nothing',
+      ),
     )
-    .addOption(jsonOption('the result as JSON: {image, bytes, sha256, ...}'))
-    .action(async (image, o) => {
-      if (image !== 'stub') throw usageError(`image build: unknown image '${image}' (only 'stub' so far)`);
-      const result = await buildStub({
-        arch: parseArch(o.arch ?? hostArch() ?? 'x86_64'),
-        outDir: resolve(o.out ?? imagesDir()),
-        mirrors: { mirror: o.mirror, securityMirror: o.securityMirror },
-        progress: note,
+    .addOption(new Option('--no-cache', 'rebuild every stage (the results are cached again)'))
+    .addOption(
+      new Option(
+        '--cache-max <SIZE>',
+        'prune the image cache to this size afterwards, least recently used first',
+      ).default(DEFAULT_CACHE_MAX),
+    )
+    .addOption(
+      jsonOption('the result as JSON: {name, outputs: [{format, path, bytes, sha256}], stages, ...}'),
+    )
+    .action(async (config, o) => {
+      const outDir = resolve(o.out ?? imagesDir());
+      const arch = o.arch ? parseArch(o.arch) : undefined;
+      if (config === 'stub') {
+        if (o.explain) throw new VmstubError('image build stub: --explain is for image configs so far');
+        const result = await buildStub({
+          arch: arch ?? hostArch() ?? 'x86_64',
+          outDir,
+          mirrors: {
+            mirror: o.mirror ?? DEFAULT_DEBIAN_MIRROR,
+            securityMirror: o.securityMirror ?? DEFAULT_DEBIAN_SECURITY_MIRROR,
+          },
+          progress: note,
+        });
+        if (o.json) printJson(result);
+        else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
+        return;
+      }
+      const cacheMaxBytes = parseSize(o.cacheMax, '--cache-max');
+      const image = readImageConfig(config, hostArch() ?? 'x86_64', {
+        arch,
+        mirror: o.mirror,
+        securityMirror: o.securityMirror,
       });
+      const cache = new StageCache(undefined, note);
+      if (o.explain) {
+        const full = await mirrorSnapshot(buildSources(image));
+        if (!full) throw new VmstubError(`cannot reach ${image.mirror} to compare with the cache`);
+        const reports = explainStages(planStages(image, full, process.env.SOURCE_DATE_EPOCH ?? null), cache);
+        if (o.json) printJson({ name: image.name, stages: reports });
+        else for (const r of reports) process.stdout.write(describeStage(r) + '\n');
+        return;
+      }
+      const result = await buildImage(
+        image,
+        { outDir, progress: note, noCache: o.cache === false, cacheMaxBytes },
+        cache,
+      );
       if (o.json) printJson(result);
-      else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
+      else
+        for (const out of result.outputs)
+          process.stdout.write(
+            `${out.format}: ${out.path}: ${formatSize(out.bytes)}, sha256 ${out.sha256}\n`,
+          );
     });
 
 export const imageCommands = () => [new Command('image').summary('build system images').addCommand(build())];

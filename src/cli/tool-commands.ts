@@ -1,16 +1,21 @@
 import { Command, Argument } from '@commander-js/extra-typings';
 import { completionScript, SHELLS, type CommandTree } from './completion.js';
+import { imageJsonSchema } from '../image/config.js';
 import { specJsonSchema } from '../installer/spec-fields.js';
+
+const SCHEMAS = { spec: specJsonSchema, image: imageJsonSchema } as const;
 
 const schema = () =>
   new Command('schema')
-    .summary('print the JSON Schema of a file vmstub reads: spec (vmstub.yaml, for create --config)')
+    .summary(
+      'print the JSON Schema of a file vmstub reads: spec (vmstub.yaml, for create --config) or image (for image build)',
+    )
     .description(
       "Print the JSON Schema of a file vmstub reads. For editors: save it (vmstub schema spec > vmstub.schema.json) and start vmstub.yaml with '# yaml-language-server: $schema=vmstub.schema.json'.",
     )
-    .addArgument(new Argument('<FILE>', 'which file').choices(['spec'] as const))
-    .action(async () => {
-      process.stdout.write(JSON.stringify(specJsonSchema(), null, 2) + '\n');
+    .addArgument(new Argument('<FILE>', 'which file').choices(['spec', 'image'] as const))
+    .action(async (file) => {
+      process.stdout.write(JSON.stringify(SCHEMAS[file](), null, 2) + '\n');
     });
 
 const completion = () =>

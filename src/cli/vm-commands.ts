@@ -63,6 +63,10 @@ const runCommand = () =>
     )
     .option('--kernel <FILE>', 'boot this kernel instead of a system image')
     .option('--initrd <FILE>', 'initramfs for --kernel')
+    .option(
+      '--iso <FILE>',
+      'boot this ISO from a CD drive (BIOS, or UEFI with --uefi) instead of a system image',
+    )
     .option('-d, --data <DISK>', 'data disk (raw or qcow2), seen as /dev/disk/by-id/virtio-data')
     .option('--volatile-data <SIZE>', 'a blank data disk of SIZE, deleted when the VM stops')
     .addOption(
@@ -286,7 +290,7 @@ const listCommand = () =>
               formatSize(i.definition.memoryMiB * 1024 * 1024),
               i.sshPort ? `127.0.0.1:${i.sshPort}` : '-',
               formatUptime(i.uptimeSec),
-              i.definition.system ?? i.definition.kernel ?? '',
+              i.definition.system ?? i.definition.iso ?? i.definition.kernel ?? '',
             ],
       );
       process.stdout.write(
@@ -311,7 +315,11 @@ const showCommand = () =>
       const rows: [string, string][] = [
         ['name', info.name],
         ['state', info.state + (info.uptimeSec !== undefined ? ` for ${formatUptime(info.uptimeSec)}` : '')],
-        ['system', d.system ?? `kernel ${d.kernel}${d.initrd ? `, initrd ${d.initrd}` : ''}`],
+        [
+          'system',
+          d.system ??
+            (d.iso ? `ISO ${d.iso}` : `kernel ${d.kernel}${d.initrd ? `, initrd ${d.initrd}` : ''}`),
+        ],
         ['memory', formatSize(d.memoryMiB * 1024 * 1024)],
         ['cpus', String(d.cpus)],
         ['accel', info.accel ?? d.accel],

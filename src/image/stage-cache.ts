@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { onCleanup } from '../util/cleanup.js';
 import { removeTree } from '../util/mounts.js';
@@ -36,7 +46,41 @@ export interface StageResult {
   hit: boolean;
 }
 
+/** A stage's inputs, as its key is computed from them: kept beside each entry to say why a later build missed. */
+export type StageInputs = Record<string, unknown>;
+
+/** Which inputs differ between two entries of a stage, as `name: old -> new` (or `name changed` for long values). */
+export function changedInputs(before: StageInputs, after: StageInputs): string[] {
+  const show = (v: unknown) => {
+    const text = JSON.stringify(v) ?? 'none';
+    return text.length > 60 ? undefined : text;
+  };
+  const out: string[] = [];
+  for (const k of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+    const a = before[k];
+    const b = after[k];
+    if (JSON.stringify(a) === JSON.stringify(b)) continue;
+    if (Array.isArray(a) && Array.isArray(b)) {
+      const added = b.filter((x) => !a.some((y) => JSON.stringify(y) === JSON.stringify(x)));
+      const removed = a.filter((x) => !b.some((y) => JSON.stringify(y) === JSON.stringify(x)));
+      const parts = [
+        ...added.map((x) => `+${show(x) ?? '...'}`),
+        ...removed.map((x) => `-${show(x) ?? '...'}`),
+      ];
+      out.push(`${k}: ${parts.length ? parts.join(' ') : 'order changed'}`);
+      continue;
+    }
+    const sa = show(a);
+    const sb = show(b);
+    out.push(sa !== undefined && sb !== undefined ? `${k}: ${sa} -> ${sb}` : `${k} changed`);
+  }
+  return out;
+}
+
 const OWNER_FILE = '.owner';
+const INPUTS_FILE = '.inputs.json';
+/** Touched on every use: pruning to a size removes what was used least recently. */
+const USED_FILE = '.complete';
 const LOCK_POLL_MS = 1000;
 
 /**
@@ -61,6 +105,30 @@ export class StageCache {
   lookup(stage: string, key: string): string | undefined {
     const dir = this.path(stage, key);
     return existsSync(join(dir, '.complete')) ? dir : undefined;
+  }
+
+  /** The inputs an entry was built from, when it recorded them. */
+  inputsOf(dir: string): StageInputs | undefined {
+    try {
+      return JSON.parse(readFileSync(join(dir, INPUTS_FILE), 'utf8')) as StageInputs;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Whether a stage would be taken from the cache, and on a miss what changed against its newest entry
+   * (nothing cached yet: an empty list and `first`).
+   */
+  explain(
+    stage: string,
+    key: string,
+    inputs: StageInputs,
+  ): { hit: boolean; first: boolean; changed: string[] } {
+    if (this.lookup(stage, key)) return { hit: true, first: false, changed: [] };
+    const newest = this.newest(stage);
+    const before = newest ? this.inputsOf(newest) : undefined;
+    return { hit: false, first: !newest, changed: before ? changedInputs(before, inputs) : [] };
   }
 
   /** The newest complete entry of a stage, whatever its key (the offline fallback). */
@@ -99,9 +167,13 @@ export class StageCache {
     key: string,
     fill: (dir: string) => Promise<void>,
     keep = 2,
+    o: { inputs?: StageInputs; rebuild?: boolean } = {},
   ): Promise<StageResult> {
-    const found = this.lookup(stage, key);
-    if (found) return { dir: found, hit: true };
+    const found = o.rebuild ? undefined : this.lookup(stage, key);
+    if (found) {
+      touch(join(found, USED_FILE));
+      return { dir: found, hit: true };
+    }
     mkdirSync(this.root, { recursive: true });
     const lock = join(this.root, `.${stage}-${key}.lock`);
     for (let waited = false; ; waited = true) {
@@ -112,7 +184,7 @@ export class StageCache {
     }
     const locked = onCleanup(`the lock of ${stage}`, () => releaseLock(lock));
     try {
-      const built = this.lookup(stage, key);
+      const built = o.rebuild ? undefined : this.lookup(stage, key);
       if (built) return { dir: built, hit: true };
       for (const d of await this.removeStale()) this.note(`removed ${d}, left by an interrupted build`);
       const tmp = join(this.root, `.${stage}-${key}.${process.pid}`);
@@ -125,6 +197,7 @@ export class StageCache {
         await partial.undo();
         throw e;
       }
+      if (o.inputs) writeFileSync(join(tmp, INPUTS_FILE), JSON.stringify(o.inputs, null, 2) + '\n');
       writeFileSync(join(tmp, '.complete'), new Date().toISOString() + '\n');
       const dir = this.path(stage, key);
       await removeTree(dir);
@@ -140,4 +213,55 @@ export class StageCache {
   private async prune(stage: string, keep: number): Promise<void> {
     for (const old of this.complete(stage).slice(keep)) await removeTree(old);
   }
+
+  /**
+   * Removes complete entries, least recently used first, until the cache holds at most maxBytes; the
+   * entries in `keep` (what the build that just ran uses) stay whatever their size. Returns what went.
+   */
+  async pruneToSize(maxBytes: number, keep: readonly string[] = []): Promise<string[]> {
+    if (!existsSync(this.root)) return [];
+    const entries = readdirSync(this.root)
+      .map((d) => join(this.root, d))
+      .filter((d) => existsSync(join(d, USED_FILE)))
+      .map((d) => ({ dir: d, used: statSync(join(d, USED_FILE)).mtimeMs, bytes: treeBytes(d) }))
+      .sort((a, b) => a.used - b.used);
+    let total = entries.reduce((n, e) => n + e.bytes, 0);
+    const removed: string[] = [];
+    for (const e of entries) {
+      if (total <= maxBytes) break;
+      if (keep.includes(e.dir)) continue;
+      await removeTree(e.dir);
+      total -= e.bytes;
+      removed.push(e.dir);
+    }
+    return removed;
+  }
+}
+
+function touch(path: string): void {
+  const now = new Date();
+  try {
+    utimesSync(path, now, now);
+  } catch {
+    // a read-only cache still serves
+  }
+}
+
+/** Bytes a directory's files take (apparent sizes; hard links counted once). */
+function treeBytes(dir: string): number {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (!seen.has(`${st.dev}:${st.ino}`)) {
+        seen.add(`${st.dev}:${st.ino}`);
+        total += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return total;
 }

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { findInstalledKernel, UNFINISHED_INSTALL_MARK } from '../boot/discover.js';
 import { onCleanup, type Registration } from '../util/cleanup.js';
 import { oneLine } from '../util/errors.js';
-import { run, spawnTracked, which } from '../util/exec.js';
+import { run, runLines, which } from '../util/exec.js';
 import { unmountUnder } from '../util/mounts.js';
 import type { Action, Plan, Step } from './plan/index.js';
 import { HOOKS, STAGING, TARGET } from './plan/index.js';
@@ -61,57 +61,25 @@ export class BootstrapProgress {
 }
 
 /** Runs one command, feeding each line of its output to onLine; fails with its last line. */
-function exec(
+async function exec(
   argv: string[],
   onLine: (l: string) => void,
   opts: { input?: string; env?: Record<string, string> } = {},
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawnTracked(
-      which(argv[0]!) ?? argv[0]!,
-      argv.slice(1),
-      {
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', ...opts.env },
-      },
-      true,
-    );
-    let last = '';
-    const feed = (stream: NodeJS.ReadableStream) => {
-      let buf = '';
-      stream.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).replace(/\r$/, '');
-          buf = buf.slice(nl + 1);
-          if (line.trim()) {
-            last = line;
-            onLine(line);
-          }
-        }
-      });
-      stream.on('end', () => {
-        if (buf.trim()) {
-          last = buf;
-          onLine(buf);
-        }
-      });
-    };
-    feed(child.stdout!);
-    feed(child.stderr!);
-    child.on('error', (e) => reject(new InstallError(`cannot run ${argv[0]}: ${e.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new InstallError(
-            `${argv[0]} ${signal ? `was killed by ${signal}` : `exited with status ${code}`}: ${last.trim()}`,
-          ),
-        );
+  let r: Awaited<ReturnType<typeof runLines>>;
+  try {
+    r = await runLines(which(argv[0]!) ?? argv[0]!, argv.slice(1), onLine, {
+      input: opts.input,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', ...opts.env },
+      killWithParent: true,
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-  });
+  } catch (e) {
+    throw new InstallError((e as Error).message);
+  }
+  if (r.code !== 0)
+    throw new InstallError(
+      `${argv[0]} ${r.signal ? `was killed by ${r.signal}` : `exited with status ${r.code}`}: ${r.last}`,
+    );
 }
 
 /** Is anything on this disk? blkid finds filesystems, LUKS, RAID members and partition tables. */

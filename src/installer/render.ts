@@ -23,8 +23,11 @@ export function debMirrors(d: DebDistro, spec: InstallSpec): Mirrors {
 
 /** deb822 sources: the release and its updates from the mirror, security from the security mirror. */
 export function aptSources(d: DebDistro, spec: InstallSpec): string {
-  const { mirror, securityMirror } = debMirrors(d, spec);
-  const signedBy = spec.keyring ? CUSTOM_KEYRING : d.keyring;
+  return debSources(d, debMirrors(d, spec), spec.keyring ? CUSTOM_KEYRING : d.keyring);
+}
+
+/** deb822 sources for given mirrors (an image's build mirror, then the one written into it). */
+export function debSources(d: DebDistro, m: Mirrors, signedBy: string): string {
   const block = (uri: string, suites: string[]) =>
     [
       `Types: deb`,
@@ -34,7 +37,8 @@ export function aptSources(d: DebDistro, spec: InstallSpec): string {
       `Signed-By: ${signedBy}`,
     ].join('\n');
   return (
-    [block(mirror, [d.suite, d.updatesSuite]), block(securityMirror, [d.securitySuite])].join('\n\n') + '\n'
+    [block(m.mirror, [d.suite, d.updatesSuite]), block(m.securityMirror, [d.securitySuite])].join('\n\n') +
+    '\n'
   );
 }
 

@@ -163,6 +163,54 @@ export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}
   });
 }
 
+/**
+ * Runs a command, handing each line of its output (stdout and stderr alike) to onLine as it comes: for
+ * tools whose every line goes to a log. Resolves with how it ended and its last line; never throws for
+ * a non-zero exit.
+ */
+export function runLines(
+  cmd: string,
+  args: readonly string[],
+  onLine: (line: string) => void,
+  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; killWithParent?: boolean } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; last: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnTracked(
+      cmd,
+      args,
+      {
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+      },
+      opts.killWithParent,
+    );
+    let last = '';
+    const feed = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      const emit = (line: string) => {
+        if (!line.trim()) return;
+        last = line;
+        onLine(line);
+      };
+      stream.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          emit(buf.slice(0, nl).replace(/\r$/, ''));
+          buf = buf.slice(nl + 1);
+        }
+      });
+      stream.on('end', () => emit(buf));
+    };
+    feed(child.stdout!);
+    feed(child.stderr!);
+    child.on('error', (e) => reject(new VmstubError(`cannot run ${cmd}: ${e.message}`)));
+    child.on('close', (code, signal) => resolve({ code, signal, last: last.trim() }));
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
 /** Runs a command and fails with its last line of stderr when it does not exit 0. */
 export async function runChecked(
   cmd: string,

@@ -24,6 +24,7 @@ export interface RunOptions {
   system?: string;
   kernel?: string;
   initrd?: string;
+  iso?: string;
   memory?: string;
   cpus?: number;
   data?: string;
@@ -110,7 +111,7 @@ function parseAccel(text: string | undefined): Accel {
 
 function defaultName(system: string | undefined, kernel: string | undefined): string {
   const base = basename(system ?? kernel ?? 'vm')
-    .replace(/\.(squashfs|sqfs|img)$/, '')
+    .replace(/\.(squashfs|sqfs|img|iso)$/, '')
     .replace(/[^a-zA-Z0-9._-]/g, '-')
     .replace(/^[^a-zA-Z0-9]+/, '')
     .slice(0, 30);
@@ -119,20 +120,23 @@ function defaultName(system: string | undefined, kernel: string | undefined): st
 
 /** Validates `run`'s options into a definition; every problem is one usage error, before anything is created. */
 export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): VmDefinition {
-  if (!o.system && !o.kernel)
-    throw usageError('run: give a SYSTEM image, or --kernel (see vmstub run --help)');
+  const boots = [o.system && 'a SYSTEM image', o.kernel && '--kernel', o.iso && '--iso'].filter(Boolean);
+  if (!boots.length) throw usageError('run: give a SYSTEM image, --kernel or --iso (see vmstub run --help)');
   if (o.initrd && !o.kernel) throw usageError('--initrd needs --kernel');
-  if (o.system && o.kernel) throw usageError('give either a SYSTEM image or --kernel, not both');
+  if (boots.length > 1)
+    throw usageError(`give one of a SYSTEM image, --kernel or --iso, not ${boots.join(' and ')}`);
   if (o.data && o.volatileData)
     throw usageError('--data and --volatile-data both give the data disk; choose one');
   const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p));
   const system = abs(o.system);
   const kernel = abs(o.kernel);
   const initrd = abs(o.initrd);
+  const iso = abs(o.iso);
   for (const [what, p] of [
     ['system image', system],
     ['kernel', kernel],
     ['initrd', initrd],
+    ['ISO', iso],
   ] as const) {
     if (p !== undefined && !existsSync(p)) throw usageError(`${what} ${p} not found`);
   }
@@ -154,7 +158,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   const hostfwds = (o.hostfwd ?? []).map(parseHostFwd);
   if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
     throw usageError('--hostfwd needs a user-mode network (--net user)');
-  const name = validateName(o.name ?? defaultName(system, kernel));
+  const name = validateName(o.name ?? defaultName(system ?? iso, kernel));
   const cpus = o.cpus ?? DEFAULTS.cpus;
   return newDefinition(
     name,
@@ -162,6 +166,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       system,
       kernel,
       initrd,
+      iso,
       memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
       cpus,
       data,

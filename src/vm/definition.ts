@@ -34,6 +34,8 @@ export interface VmDefinition {
   system?: string;
   kernel?: string;
   initrd?: string;
+  /** A bootable ISO attached as a CD drive the firmware boots from (no system image or kernel then). */
+  iso?: string;
   memoryMiB: number;
   cpus: number;
   data?: DiskSpec;

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError } from '../util/errors.js';
 import { which } from '../util/exec.js';
-import { resolveAccel } from './accel.js';
+import { hostArch, resolveAccel } from './accel.js';
 import type { VmDefinition } from './definition.js';
 import { prepareUefi } from './firmware.js';
 import { freeLoopbackPort } from './ports.js';
@@ -62,9 +62,12 @@ async function resolvePlan(
   note: (t: string) => void,
   daemons: ChildProcess[],
 ): Promise<Omit<LaunchPlan, 'sshPort'>> {
+  // An ISO is booted by the firmware; vmstub builds x86_64 ISOs, and runs them on this machine's kind.
   const boot = def.system
     ? await bootFilesFromImage(def.system)
-    : await bootFilesFromKernel(def.kernel!, def.initrd);
+    : def.kernel
+      ? await bootFilesFromKernel(def.kernel, def.initrd)
+      : { arch: hostArch() ?? 'x86_64', kernel: undefined, initrd: undefined, cmdline: undefined };
   const accel = await resolveAccel(def.accel, boot.arch, boot.kernel);
   if (accel.note) note(accel.note);
   if (def.data && !existsSync(def.data.path))

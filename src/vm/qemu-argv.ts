@@ -18,7 +18,8 @@ export interface LaunchPlan {
   def: VmDefinition;
   arch: Arch;
   accel: 'kvm' | 'tcg';
-  kernel: string;
+  /** Direct kernel boot; without one the firmware boots from the ISO. */
+  kernel?: string;
   initrd?: string;
   /** The system image's own kernel arguments (boot/cmdline). */
   imageCmdline?: string;
@@ -102,9 +103,11 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
       '-drive', `if=pflash,format=${f.format},unit=1,file=${qemuValue(f.vars)}`,
     );
   }
-  args.push('-kernel', plan.kernel);
-  if (plan.initrd) args.push('-initrd', plan.initrd);
-  args.push('-append', kernelCommandLine(plan));
+  if (plan.kernel) {
+    args.push('-kernel', plan.kernel);
+    if (plan.initrd) args.push('-initrd', plan.initrd);
+    args.push('-append', kernelCommandLine(plan));
+  }
 
   args.push('-pidfile', plan.pidFile);
   args.push('-qmp', `unix:${qemuValue(plan.qmpSocket)},server=on,wait=off`);
@@ -123,6 +126,15 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
   }
 
   if (def.system) args.push(...diskArgs('system', { path: def.system, format: 'raw' }, true));
+  if (def.iso) {
+    // A CD drive on virtio-scsi: SeaBIOS and OVMF boot from it, and VM kernels have its driver.
+    // prettier-ignore
+    args.push(
+      '-device', 'virtio-scsi-pci,id=scsi0',
+      '-drive', `file=${qemuValue(def.iso)},if=none,id=cd,format=raw,media=cdrom,readonly=on`,
+      '-device', 'scsi-cd,bus=scsi0.0,drive=cd,bootindex=0',
+    );
+  }
   if (def.data) args.push(...diskArgs('data', def.data, false));
   else if (plan.volatileData)
     args.push(...diskArgs('data', { path: plan.volatileData, format: 'raw' }, false));

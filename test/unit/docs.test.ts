@@ -6,11 +6,18 @@ import { fileURLToPath } from 'node:url';
 import { markdownTable, regenerate, undocumented } from '../../src/cli/docs.js';
 import { buildProgram } from '../../src/cli/program.js';
 
-const DOC = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'docs', 'commands.md');
+const DOCS = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'), 'docs');
+const DOC = join(DOCS, 'commands.md');
 
 test('docs/commands.md: the option tables are the declarations (npm run docs writes them)', () => {
   const doc = readFileSync(DOC, 'utf8');
   assert.equal(regenerate(doc, buildProgram()), doc, 'docs/commands.md is stale: run npm run docs');
+});
+
+test('docs/images.md: the config field table is the declaration (npm run docs writes it)', () => {
+  const doc = readFileSync(join(DOCS, 'images.md'), 'utf8');
+  assert.match(doc, /<!-- generated: image fields -->/);
+  assert.equal(regenerate(doc, buildProgram()), doc, 'docs/images.md is stale: run npm run docs');
 });
 
 test('docs/commands.md shows the options of every command', () => {

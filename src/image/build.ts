@@ -1,0 +1,599 @@
+/**
+ * `vmstub image build FILE.yaml`: an image from a config and one hook, in stages with one job each,
+ * each cached under a key made from its inputs (osbuild's chain: a stage's key includes the key of the
+ * stage it starts from), so that a change rebuilds from the first stage it touches:
+ *
+ *   bootstrap  mmdebstrap: the release, its kernel and what the formats need to boot
+ *   packages   the config's packages, with or without Recommends
+ *   root       the hook, accounts, host name, network, the final mirror, boot files; squashed
+ *   iso        GRUB for BIOS and UEFI, the ESP, the hybrid ISO
+ *
+ * Outputs are checked before they are called done and copied into the output directory whole or not
+ * at all.
+ */
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ImageConfig, ImageFormat } from './config.js';
+import { CHROOT_ENV, openChroot } from './chroot.js';
+import { buildIso, volumeLabel } from './iso.js';
+import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
+import { checkSystemImage, squash } from './squashfs.js';
+import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
+import { installationPaths } from './stub.js';
+import {
+  authorizedKeys,
+  debSources,
+  hosts,
+  networkdEthernet,
+  resolvedConf,
+  sudoers,
+} from '../installer/render.js';
+import { onCleanup } from '../util/cleanup.js';
+import { VmstubError } from '../util/errors.js';
+import { run, runLines, which } from '../util/exec.js';
+import { formatSize } from '../util/size.js';
+
+/** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
+export const STAGE_VERSIONS = { bootstrap: 1, packages: 1, root: 1, iso: 1 } as const;
+export type StageName = keyof typeof STAGE_VERSIONS;
+
+/** Below this a squashfs is junk that mksquashfs left (vmdebootstrap's rule). */
+export const MIN_SQUASHFS_BYTES = 1024 * 1024;
+
+/** What every image gets: a booting systemd system with DHCP, and the tools its boot files are made with. */
+export const IMAGE_BASE_PACKAGES = [
+  'systemd-sysv',
+  'udev',
+  'dbus',
+  'systemd-resolved',
+  'login',
+  'passwd',
+  'apt',
+  'iproute2',
+  'ca-certificates',
+  // vmstub's system initramfs (boot/initramfs, for vmstub run) is made of the image's busybox and modules
+  'busybox-static',
+  'kmod',
+];
+
+/** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with. */
+export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic'];
+const DRACUT_LIVE_CONF = 'add_dracutmodules+=" dmsquash-live "\nhostonly="no"\ncompress="zstd"\n';
+
+export function bootstrapPackages(c: ImageConfig): string[] {
+  const extra = [c.kernel, c.distro.vendor === 'ubuntu' ? 'ubuntu-keyring' : 'debian-archive-keyring'];
+  if (c.users.some((u) => u.sudo)) extra.push('sudo');
+  if (c.formats.includes('iso')) extra.push(...LIVE_PACKAGES);
+  return [...new Set([...IMAGE_BASE_PACKAGES, ...extra])].sort();
+}
+
+export function buildSources(c: ImageConfig): AptSource[] {
+  const d = c.distro;
+  return [
+    { uri: c.mirror, suite: d.suite, components: d.components },
+    { uri: c.mirror, suite: d.updatesSuite, components: d.components },
+    { uri: c.securityMirror, suite: d.securitySuite, components: d.components },
+  ];
+}
+
+export interface StageReport {
+  name: StageName;
+  hit: boolean;
+  key: string;
+  /** On a miss: what differs from the newest cached entry of the stage (empty when there is none). */
+  changed: string[];
+  skipped?: boolean;
+  seconds?: number;
+}
+
+export interface ImageOutput {
+  format: ImageFormat;
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ImageBuildResult {
+  name: string;
+  outputs: ImageOutput[];
+  files: string[];
+  stages: StageReport[];
+  log: string;
+}
+
+export interface ImageBuildOptions {
+  outDir: string;
+  progress: (line: string) => void;
+  /** Rebuild every stage (the results are cached again). */
+  noCache?: boolean;
+  /** Prune the cache to this many bytes afterwards. */
+  cacheMaxBytes?: number;
+}
+
+/** One stage of the chain: its inputs (the key is made from them) and the work that fills its cache entry. */
+interface Stage {
+  name: StageName;
+  cacheName: string;
+  inputs: StageInputs;
+  key: string;
+  skip?: boolean;
+}
+
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+const sha256Of = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Every stage's inputs and key, computed before anything is built (so `--explain` can say what would
+ * happen). `snapshot` is what the mirror serves now: a newer archive is a new bootstrap.
+ */
+export function planStages(c: ImageConfig, snapshot: Record<string, string>, epoch: string | null): Stage[] {
+  const stages: Stage[] = [];
+  const add = (name: StageName, cacheName: string, inputs: StageInputs, skip = false) => {
+    const full = { stage: name, version: STAGE_VERSIONS[name], ...inputs };
+    const key = stageKey(full);
+    stages.push({ name, cacheName, inputs: full, key, skip });
+    return key;
+  };
+  const d = c.distro;
+  const bootstrap = add('bootstrap', `image-bootstrap-${d.id}-${c.arch}`, {
+    distro: d.id,
+    suite: d.suite,
+    arch: c.arch,
+    sources: buildSources(c),
+    snapshot,
+    packages: bootstrapPackages(c),
+  });
+  const packages = add(
+    'packages',
+    `image-packages-${c.name}-${c.arch}`,
+    { from: bootstrap, packages: [...c.packages].sort(), recommends: c.recommends },
+    c.packages.length === 0,
+  );
+  const root = add('root', `image-root-${c.name}-${c.arch}`, {
+    from: c.packages.length ? packages : bootstrap,
+    hook: c.hook ? sha256Of(readFileSync(c.hook)) : null,
+    hostname: c.hostname,
+    users: c.users,
+    root: c.root,
+    finalMirror: c.finalMirror,
+    finalSecurityMirror: c.finalSecurityMirror,
+    live: c.formats.includes('iso'),
+    compression: c.compression,
+    epoch,
+    initramfs: systemInitramfsDigest(),
+  });
+  add(
+    'iso',
+    `image-iso-${c.name}-${c.arch}`,
+    {
+      from: root,
+      label: volumeLabel(c.name),
+      tools: toolVersions(['xorriso', 'grub-pc-bin', 'grub-efi-amd64-bin']),
+    },
+    !c.formats.includes('iso'),
+  );
+  return stages;
+}
+
+/** vmstub's system initramfs is made by its guest files: a change to them is a change to the root stage. */
+function systemInitramfsDigest(): string {
+  const { guest } = installationPaths();
+  return sha256Of(
+    Buffer.concat([
+      readFileSync(join(guest, 'make-initramfs.sh')),
+      readFileSync(join(guest, 'initramfs/init')),
+    ]),
+  );
+}
+
+/** The Debian package versions of the host tools a stage's output depends on. */
+function toolVersions(packages: string[]): Record<string, string> {
+  let status = '';
+  try {
+    status = readFileSync('/var/lib/dpkg/status', 'utf8');
+  } catch {
+    // not a dpkg system: every tool reads as absent
+  }
+  const blocks = status.split('\n\n');
+  return Object.fromEntries(
+    packages.map((p) => {
+      const block = blocks.find((b) => b.startsWith(`Package: ${p}\n`));
+      return [p, /^Version: (.*)$/m.exec(block ?? '')?.[1] ?? 'absent'];
+    }),
+  );
+}
+
+/** Each stage's status against the cache, without building anything. */
+export function explainStages(stages: Stage[], cache: StageCache): StageReport[] {
+  return stages.map((s) => {
+    if (s.skip) return { name: s.name, hit: true, key: s.key, changed: [], skipped: true };
+    const e = cache.explain(s.cacheName, s.key, s.inputs);
+    // The stage it starts from is named by its key; say which stage that is.
+    const from = stages.find((p) => p.key === s.inputs.from)?.name;
+    const changed = e.changed.map((c) => (c.startsWith('from: ') && from ? `the ${from} stage changed` : c));
+    return { name: s.name, hit: e.hit, key: s.key, changed };
+  });
+}
+
+export function describeStage(r: StageReport): string {
+  if (r.skipped) return `${r.name}: not needed`;
+  if (r.hit) return `${r.name}: hit (${r.key})`;
+  const why = r.changed.length ? r.changed.join('; ') : 'nothing cached yet';
+  return `${r.name}: miss (${r.key}): ${why}`;
+}
+
+/** Runs a command, every line into the build log; fails naming what failed and the log. */
+async function logged(
+  what: string,
+  cmd: string,
+  args: string[],
+  log: (line: string) => void,
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): Promise<void> {
+  log(`$ ${[cmd, ...args].join(' ')}`);
+  const r = await runLines(which(cmd) ?? cmd, args, log, { env, cwd, killWithParent: true });
+  if (r.code !== 0) {
+    const how = r.signal ? `was killed by ${r.signal}` : `exited with status ${r.code}`;
+    throw new VmstubError(`${what} ${how}${r.last ? `: ${r.last}` : ''} (log: ${logFile})`);
+  }
+}
+
+const copyTree = (from: string, to: string) =>
+  run(which('cp') ?? 'cp', ['-a', '--reflink=auto', from, to]).then((r) => {
+    if (r.code !== 0) throw new VmstubError(`cannot copy ${from}: ${r.stderr.trim()}`);
+  });
+
+/** The newest kernel in a root, and its version. */
+function installedKernel(root: string): { version: string; vmlinuz: string } {
+  const versions = readdirSync(join(root, 'usr/lib/modules')).sort((a, b) =>
+    a.localeCompare(b, 'en', { numeric: true }),
+  );
+  const version = versions.pop();
+  if (!version || !existsSync(join(root, 'boot', `vmlinuz-${version}`)))
+    throw new VmstubError('the image has no kernel in /boot (is the kernel package right?)');
+  return { version, vmlinuz: join(root, 'boot', `vmlinuz-${version}`) };
+}
+
+const inRoot = (root: string, cmd: string[], log: (l: string) => void, logFile: string, what?: string) =>
+  logged(what ?? cmd.join(' '), 'chroot', [root, ...cmd], log, logFile, { ...process.env, ...CHROOT_ENV });
+
+const aptInRoot = (root: string, args: string[], log: (l: string) => void, logFile: string) =>
+  inRoot(root, ['apt-get', '-y', ...args], log, logFile, `apt-get ${args[0]}`);
+
+/** Drops what apt fetched: an image carries no package lists or downloaded packages. */
+function dropAptState(root: string): void {
+  for (const dir of ['var/lib/apt/lists', 'var/cache/apt/archives']) {
+    const path = join(root, dir);
+    if (!existsSync(path)) continue;
+    for (const e of readdirSync(path))
+      if (e !== 'partial' && e !== 'lock') rmSync(join(path, e), { recursive: true, force: true });
+  }
+  for (const f of ['var/cache/apt/pkgcache.bin', 'var/cache/apt/srcpkgcache.bin'])
+    rmSync(join(root, f), { force: true });
+}
+
+function write(root: string, path: string, content: string, mode = 0o644): void {
+  const full = join(root, path);
+  mkdirSync(dirname(full), { recursive: true });
+  writeFileSync(full, content, { mode });
+  chmodSync(full, mode);
+}
+
+const FIRST_BOOT_HOST_KEYS = `[Unit]
+Description=SSH host keys of this system's own (vmstub image)
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/** Accounts, identity, network, apt's final sources: what the root stage writes after the hook. */
+async function configureRoot(root: string, c: ImageConfig, log: (l: string) => void, logFile: string) {
+  const sh = (cmd: string[]) => inRoot(root, cmd, log, logFile);
+  await sh(c.root.passwordHash ? ['usermod', '-p', c.root.passwordHash, 'root'] : ['passwd', '-l', 'root']);
+  if (c.root.sshKeys.length) write(root, 'root/.ssh/authorized_keys', authorizedKeys(c.root.sshKeys), 0o600);
+  for (const u of c.users) {
+    await sh([
+      'useradd',
+      '--create-home',
+      '--shell',
+      '/bin/bash',
+      ...(u.sudo ? ['--groups', 'sudo'] : []),
+      u.name,
+    ]);
+    await sh(u.passwordHash ? ['usermod', '-p', u.passwordHash, u.name] : ['passwd', '-l', u.name]);
+    if (u.sshKeys.length) {
+      write(root, `home/${u.name}/.ssh/authorized_keys`, authorizedKeys(u.sshKeys), 0o600);
+      await sh(['chown', '-R', `${u.name}:${u.name}`, `/home/${u.name}/.ssh`]);
+    }
+    if (u.sudo && !u.passwordHash) write(root, `etc/sudoers.d/vmstub-${u.name}`, sudoers(u.name), 0o440);
+  }
+  write(root, 'etc/hostname', `${c.hostname}\n`);
+  write(root, 'etc/hosts', hosts(c.hostname));
+  write(root, 'etc/systemd/network/80-vmstub-ethernet.network', networkdEthernet());
+  write(root, 'etc/systemd/resolved.conf.d/vmstub.conf', resolvedConf());
+  await sh(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']);
+  // The final mirror, in the form the release's apt reads (the build's one-line sources go).
+  write(
+    root,
+    `etc/apt/sources.list.d/${c.distro.vendor}.sources`,
+    debSources(c.distro, { mirror: c.finalMirror, securityMirror: c.finalSecurityMirror }, c.distro.keyring),
+  );
+  write(root, 'etc/apt/sources.list', '# vmstub: see sources.list.d/\n');
+  // Fresh per system: host keys made on first boot, a machine-id of its own, no random seed carried over.
+  if (existsSync(join(root, 'usr/sbin/sshd'))) {
+    for (const f of readdirSync(join(root, 'etc/ssh')))
+      if (/^ssh_host_.*_key(\.pub)?$/.test(f)) rmSync(join(root, 'etc/ssh', f));
+    write(root, 'etc/systemd/system/vmstub-ssh-host-keys.service', FIRST_BOOT_HOST_KEYS);
+    await sh(['systemctl', 'enable', 'vmstub-ssh-host-keys.service']);
+  }
+  write(root, 'etc/machine-id', '');
+  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
+  rmSync(join(root, 'var/lib/systemd/random-seed'), { force: true });
+}
+
+/**
+ * The files that boot the image: boot/kernel, boot/initramfs (vmstub's small initramfs that mounts the
+ * squashfs vmstub run attaches) and boot/cmdline, for `vmstub run`; with the ISO, the live initramfs
+ * dracut makes. Returns the kernel and the initramfs that go beside the squashfs.
+ */
+async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void, logFile: string) {
+  const { version, vmlinuz } = installedKernel(root);
+  const { guest } = installationPaths();
+  const systemInitrd = `initramfs-vmstub-${version}.img`;
+  await logged(
+    'making the system initramfs',
+    join(guest, 'make-initramfs.sh'),
+    [root, join(root, 'boot', systemInitrd)],
+    log,
+    logFile,
+  );
+  for (const [link, target] of [
+    ['kernel', `vmlinuz-${version}`],
+    ['initramfs', systemInitrd],
+  ] as const) {
+    rmSync(join(root, 'boot', link), { force: true });
+    symlinkSync(target, join(root, 'boot', link));
+  }
+  write(root, 'boot/cmdline', '');
+  let initrd = join(root, 'boot', `initrd.img-${version}`);
+  if (c.formats.includes('iso')) {
+    write(root, 'etc/dracut.conf.d/10-vmstub-live.conf', DRACUT_LIVE_CONF);
+    await inRoot(
+      root,
+      ['dracut', '--force', '--kver', version, `/boot/initrd.img-${version}`],
+      log,
+      logFile,
+      'dracut (the live initramfs)',
+    );
+  }
+  if (!existsSync(initrd)) initrd = join(root, 'boot', systemInitrd);
+  return { version, vmlinuz, initrd };
+}
+
+/** Copies a finished file into the output directory whole, or leaves nothing there. */
+function deliver(from: string, to: string): void {
+  const tmp = `${to}.tmp-${process.pid}`;
+  const partial = onCleanup(`unfinished ${tmp}`, () => rmSync(tmp, { force: true }));
+  try {
+    copyFileSync(from, tmp, constants.COPYFILE_FICLONE);
+    if (statSync(tmp).size !== statSync(from).size) throw new VmstubError(`${to}: the copy is short`);
+    renameSync(tmp, to);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC')
+      throw new VmstubError(
+        `no space left in ${dirname(to)} for ${to.split('/').pop()} (${formatSize(statSync(from).size)})`,
+      );
+    throw e instanceof VmstubError
+      ? e
+      : new VmstubError(`cannot write ${to}: ${code ?? (e as Error).message}`);
+  } finally {
+    partial.release();
+  }
+}
+
+export async function buildImage(
+  c: ImageConfig,
+  o: ImageBuildOptions,
+  cache = new StageCache(undefined, o.progress),
+): Promise<ImageBuildResult> {
+  const logFile = join(cache.root, 'logs', `${c.name}-${c.arch}.log`);
+  mkdirSync(dirname(logFile), { recursive: true });
+  writeFileSync(logFile, '');
+  const log = (line: string) => writeFileSync(logFile, line + '\n', { flag: 'a' });
+  const snapshot = await mirrorSnapshot(buildSources(c));
+  if (!snapshot) throw new VmstubError(`cannot reach ${c.mirror} (its InRelease files) to build ${c.name}`);
+  const epoch = process.env.SOURCE_DATE_EPOCH ?? null;
+  const stages = planStages(c, snapshot, epoch);
+  const reports = explainStages(stages, cache);
+  const byName = (n: StageName) => stages.find((s) => s.name === n)!;
+  const dirs: Partial<Record<StageName, string>> = {};
+
+  const runStage = async (name: StageName, fill: (dir: string) => Promise<void>) => {
+    const s = byName(name);
+    const report = reports.find((r) => r.name === name)!;
+    if (s.skip) {
+      o.progress(describeStage(report));
+      return;
+    }
+    if (!report.hit || o.noCache) o.progress(describeStage({ ...report, hit: false }));
+    const started = Date.now();
+    const r = await cache.build(s.cacheName, s.key, fill, 2, { inputs: s.inputs, rebuild: o.noCache });
+    report.hit = r.hit;
+    if (r.hit) o.progress(describeStage(report));
+    else {
+      report.seconds = Math.round((Date.now() - started) / 100) / 10;
+      o.progress(`${name}: built in ${report.seconds} s`);
+    }
+    dirs[name] = r.dir;
+  };
+
+  await runStage('bootstrap', async (dir) => {
+    const recipe: MmdebstrapRecipe = {
+      suite: c.distro.suite,
+      arch: c.arch,
+      sources: buildSources(c),
+      variant: 'minbase',
+      packages: bootstrapPackages(c),
+      keyring: c.distro.keyring,
+      dpkgOptions: [],
+      customizeHooks: [],
+    };
+    await mmdebstrap(recipe, join(dir, 'root'), logFile, (l) => o.progress(`bootstrap: ${l}`));
+  });
+
+  await runStage('packages', async (dir) => {
+    await copyTree(join(dirs.bootstrap!, 'root'), join(dir, 'root'));
+    const root = join(dir, 'root');
+    const session = await openChroot(root, { network: true });
+    try {
+      o.progress(`packages: installing ${c.packages.join(' ')}`);
+      await aptInRoot(root, ['update'], log, logFile);
+      await aptInRoot(
+        root,
+        ['install', c.recommends ? '--install-recommends' : '--no-install-recommends', ...c.packages],
+        log,
+        logFile,
+      );
+      await aptInRoot(root, ['clean'], log, logFile);
+      dropAptState(root);
+    } finally {
+      await session.end();
+    }
+  });
+  const base = join(dirs.packages ?? dirs.bootstrap!, 'root');
+
+  const squashName = `${c.name}.squashfs`;
+  await runStage('root', async (dir) => {
+    const root = join(dir, 'root');
+    await copyTree(base, root);
+    const session = await openChroot(root, { network: true });
+    let boot: Awaited<ReturnType<typeof bootFiles>>;
+    try {
+      if (c.hook) {
+        await aptInRoot(root, ['update'], log, logFile);
+        o.progress(`root: running the hook ${c.hook}`);
+        await logged(
+          `the hook ${c.hook}`,
+          c.hook,
+          [root],
+          (l) => {
+            log(`hook: ${l}`);
+            o.progress(`hook: ${l}`);
+          },
+          logFile,
+          {
+            ...process.env,
+            ...CHROOT_ENV,
+            PATH: process.env.PATH ?? CHROOT_ENV.PATH,
+            VMSTUB_IMAGE: c.name,
+            VMSTUB_ARCH: c.arch,
+          },
+          dirname(c.hook),
+        );
+      }
+      o.progress('root: accounts, host name, network, the final mirror');
+      await configureRoot(root, c, log, logFile);
+      await aptInRoot(root, ['clean'], log, logFile);
+      dropAptState(root);
+      o.progress('root: boot files');
+      boot = await bootFiles(root, c, log, logFile);
+    } finally {
+      await session.end();
+    }
+    o.progress(`root: squashing (${c.compression})`);
+    const out = join(dir, squashName);
+    await squash(root, out, { compression: c.compression, blockSize: '1M' });
+    await checkSquashfs(out, c);
+    copyFileSync(boot.vmlinuz, join(dir, `${c.name}.vmlinuz`));
+    copyFileSync(boot.initrd, join(dir, `${c.name}.initrd`));
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  await runStage('iso', async (dir) => {
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    o.progress('iso: GRUB for BIOS and UEFI, the ESP, xorriso');
+    await buildIso(
+      {
+        kernel: join(dirs.root!, `${c.name}.vmlinuz`),
+        initrd: join(dirs.root!, `${c.name}.initrd`),
+        squashfs: join(dirs.root!, squashName),
+        title: `${c.distro.name} ${c.name}`,
+        label: volumeLabel(c.name),
+      },
+      work,
+      join(dir, `${c.name}.iso`),
+    );
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  mkdirSync(o.outDir, { recursive: true });
+  const files: string[] = [];
+  const outputs: ImageOutput[] = [];
+  const take = async (format: ImageFormat, from: string, extra: string[] = []) => {
+    const path = join(o.outDir, from.split('/').pop()!);
+    if (!files.includes(path)) {
+      deliver(from, path);
+      files.push(path);
+    }
+    for (const e of extra) {
+      const p = join(o.outDir, e.split('/').pop()!);
+      if (!files.includes(p)) {
+        deliver(e, p);
+        files.push(p);
+      }
+    }
+    outputs.push({ format, path, bytes: statSync(path).size, sha256: await fileSha256(path) });
+  };
+  for (const f of c.formats) {
+    if (f === 'iso') await take('iso', join(dirs.iso!, `${c.name}.iso`));
+    else
+      await take(f, join(dirs.root!, squashName), [
+        join(dirs.root!, `${c.name}.vmlinuz`),
+        join(dirs.root!, `${c.name}.initrd`),
+      ]);
+  }
+  if (o.cacheMaxBytes !== undefined) {
+    const removed = await cache.pruneToSize(o.cacheMaxBytes, Object.values(dirs));
+    for (const r of removed) o.progress(`cache: removed ${r.split('/').pop()} (over the cache size)`);
+  }
+  return { name: c.name, outputs, files, stages: reports, log: logFile };
+}
+
+/** A squashfs is plausibly large, readable, and (for vmstub run) carries its boot files. */
+async function checkSquashfs(path: string, c: ImageConfig): Promise<void> {
+  const size = existsSync(path) ? statSync(path).size : 0;
+  if (size < MIN_SQUASHFS_BYTES)
+    throw new VmstubError(`${path} is ${formatSize(size)}: mksquashfs left junk (a full disk?); refusing it`);
+  await checkSystemImage(path, c.arch, MIN_SQUASHFS_BYTES);
+}

@@ -1,0 +1,295 @@
+/**
+ * The image config (`vmstub image build FILE.yaml`), declared once: each field's schema, doc and
+ * default. The file's validation, the JSON Schema editors use and the field table in docs/images.md
+ * are made from this table.
+ */
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import * as z from 'zod/mini';
+import { CATALOG } from '../catalog/index.js';
+import type { DebDistro } from '../catalog/types.js';
+import { hostname, packageName, passwordHash, sshKey, url, user } from '../config/fields.js';
+import {
+  formatProblems,
+  issueProblems,
+  readYamlMapping,
+  type ConfigSource,
+  type Problem,
+} from '../config/problems.js';
+import { ARCHES, type Arch } from '../util/arch.js';
+import { usageError } from '../util/errors.js';
+
+export const IMAGE_FORMATS = ['squashfs', 'system', 'iso'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+export const COMPRESSIONS = ['zstd', 'xz'] as const;
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,39}$/;
+
+interface ImageFieldDecl {
+  schema: z.ZodMiniType;
+  doc: string;
+  /** The value a config without the field gets. */
+  value?: unknown;
+  /** How the default reads when it is not `value`. */
+  default?: string;
+  required?: boolean;
+}
+
+export const IMAGE_FIELDS = {
+  name: {
+    schema: z.string().check(
+      z.regex(NAME_RE, {
+        error: (i) => `'${String(i.input)}' is not a valid image name (a-z, 0-9, '.', '_', '-'; up to 40)`,
+      }),
+    ),
+    doc: 'the image name: NAME.squashfs, NAME.iso, and the ISO volume label',
+    required: true,
+  },
+  distro: {
+    schema: z.string(),
+    doc: 'the distribution, from vmstub distros (Debian and Ubuntu releases)',
+    required: true,
+  },
+  arch: { schema: z.enum(ARCHES), doc: 'the architecture of the image', default: "the host's" },
+  hostname: { schema: hostname(), doc: 'host name written into the image', default: 'the name' },
+  kernel: {
+    schema: packageName(),
+    doc: 'the kernel package',
+    default: "the distribution's VM kernel (linux-image-cloud-amd64 on Debian amd64)",
+  },
+  packages: { schema: z.array(packageName()), doc: 'packages installed after the bootstrap', value: [] },
+  recommends: {
+    schema: z.boolean(),
+    doc: "install the packages' Recommends too (as apt does by default)",
+    value: false,
+  },
+  hook: {
+    schema: z.string(),
+    doc: 'an executable run once with the root directory as $1, relative to this file',
+  },
+  users: {
+    schema: z.array(user),
+    doc: 'accounts: name, sudo, passwordHash (none: locked, SSH keys only), sshKeys',
+    value: [],
+  },
+  root: {
+    schema: z.strictObject({
+      sshKeys: z.optional(z.array(sshKey())),
+      passwordHash: z.optional(passwordHash()),
+    }),
+    doc: "root's password hash (root is locked without one) and SSH keys",
+    value: {},
+  },
+  mirror: { schema: url(), doc: 'the mirror the build uses', default: "the distribution's" },
+  securityMirror: {
+    schema: url(),
+    doc: 'the security mirror the build uses',
+    default: "the distribution's (the mirror, when one is given)",
+  },
+  finalMirror: {
+    schema: url(),
+    doc: "the mirror written into the image's apt sources",
+    default: "the distribution's official one",
+  },
+  finalSecurityMirror: {
+    schema: url(),
+    doc: "the security mirror written into the image's apt sources",
+    default: "the distribution's official one",
+  },
+  formats: {
+    schema: z.array(z.enum(IMAGE_FORMATS)),
+    doc: 'what to make: squashfs (NAME.squashfs, .vmlinuz, .initrd), system (the squashfs checked as an image vmstub run boots), iso (a hybrid BIOS and UEFI live ISO)',
+    value: ['squashfs'],
+  },
+  compression: { schema: z.enum(COMPRESSIONS), doc: 'squashfs compression', value: 'zstd' },
+} satisfies Record<string, ImageFieldDecl>;
+
+export type ImageField = keyof typeof IMAGE_FIELDS;
+const FIELDS = IMAGE_FIELDS as Record<ImageField, ImageFieldDecl>;
+export const imageFields = Object.keys(FIELDS) as ImageField[];
+
+const fileSchema = z.strictObject(
+  Object.fromEntries(imageFields.map((k) => [k, z.optional(FIELDS[k].schema)])) as {
+    [K in ImageField]: z.ZodMiniOptional<(typeof IMAGE_FIELDS)[K]['schema']>;
+  },
+);
+type Parsed = z.output<typeof fileSchema>;
+
+export interface ImageUser {
+  name: string;
+  sudo: boolean;
+  passwordHash?: string;
+  sshKeys: string[];
+}
+
+/** An image config, validated and with every default filled in. */
+export interface ImageConfig {
+  name: string;
+  distro: DebDistro;
+  arch: Arch;
+  hostname: string;
+  kernel: string;
+  packages: string[];
+  recommends: boolean;
+  /** Absolute path of the hook. */
+  hook?: string;
+  users: ImageUser[];
+  root: { passwordHash?: string; sshKeys: string[] };
+  mirror: string;
+  securityMirror: string;
+  finalMirror: string;
+  finalSecurityMirror: string;
+  formats: ImageFormat[];
+  compression: (typeof COMPRESSIONS)[number];
+  /** The file it came from. */
+  file: string;
+}
+
+export function fieldDefaultText(k: ImageField): string | undefined {
+  const f = FIELDS[k];
+  if (f.default !== undefined) return f.default;
+  if (f.value === undefined || (Array.isArray(f.value) && !f.value.length)) return undefined;
+  if (typeof f.value === 'object' && !Array.isArray(f.value)) return undefined;
+  return Array.isArray(f.value) ? f.value.join(', ') : String(f.value);
+}
+
+/**
+ * Validates an image config and fills in its defaults. Every field is checked and every problem is
+ * reported at once, in one line, each with its field and its line in the file.
+ */
+export function resolveImageConfig(
+  input: Record<string, unknown>,
+  src: ConfigSource & { baseDir: string },
+  hostArch: Arch,
+): ImageConfig {
+  const problems: Problem[] = [];
+  const problem = (path: readonly PropertyKey[], message: string) => problems.push({ path, message });
+  const parsed = fileSchema.safeParse(input);
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, input));
+  const bad = new Set(problems.map((p) => String(p.path[0])));
+  const ok = (k: ImageField) => !bad.has(k) && input[k] !== undefined;
+  const i = input as Parsed;
+
+  for (const k of imageFields)
+    if (FIELDS[k].required && input[k] === undefined) problem([k], `${k} is required`);
+  const found = ok('distro') ? CATALOG.find((c) => c.id === i.distro) : undefined;
+  if (ok('distro') && !found)
+    problem(['distro'], `unknown distribution '${i.distro}' (vmstub distros lists them)`);
+  else if (found && found.family !== 'deb')
+    problem(['distro'], `${found.name}: images are built for Debian and Ubuntu releases so far`);
+  const distro = found?.family === 'deb' ? found : undefined;
+  const arch = (ok('arch') ? i.arch : undefined) ?? hostArch;
+  if (distro && !distro.arches.includes(arch))
+    problem(['arch'], `${distro.name} is not available for ${arch} (${distro.arches.join(', ')})`);
+
+  let hook: string | undefined;
+  if (ok('hook')) {
+    hook = resolve(src.baseDir, i.hook!);
+    if (!existsSync(hook) || !statSync(hook).isFile()) problem(['hook'], `${hook} not found`);
+    else {
+      try {
+        accessSync(hook, constants.X_OK);
+      } catch {
+        problem(['hook'], `${hook} is not executable (chmod +x it)`);
+      }
+    }
+  }
+  const users = ok('users') ? i.users! : [];
+  const names = new Set<string>();
+  users.forEach((u, n) => {
+    if (u.name === 'root') problem(['users', n, 'name'], "root is configured under 'root:'");
+    else if (names.has(u.name)) problem(['users', n, 'name'], `'${u.name}' is listed twice`);
+    names.add(u.name);
+  });
+  const formats = ok('formats') ? i.formats! : (FIELDS.formats.value as ImageFormat[]);
+  if (ok('formats') && !formats.length) problem(['formats'], 'needs at least one of squashfs, system, iso');
+  if (formats.includes('iso') && arch !== 'x86_64')
+    problem(['formats'], `iso: only x86_64 ISOs so far (this image is ${arch}); use squashfs or system`);
+  const name = i.name ?? '';
+  if (ok('name') && formats.includes('iso') && name.length > 32)
+    problem(['name'], 'an ISO volume label holds 32 characters; shorten the name');
+  if (ok('name') && input.hostname === undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(name))
+    problem(['hostname'], `the name '${name}' is not a host name: give hostname`);
+
+  if (problems.length || !parsed.success || !distro) {
+    if (!problems.length) problem([], 'is not a valid image config');
+    throw usageError(formatProblems(problems, src));
+  }
+  const officialMirror = distro.mirror[arch]!;
+  const officialSecurity = distro.securityMirror[arch]!;
+  const mirror = i.mirror ?? officialMirror;
+  return {
+    name,
+    distro,
+    arch,
+    hostname: i.hostname ?? name,
+    kernel: i.kernel ?? distro.kernelPackage[arch]!,
+    packages: [...new Set(i.packages ?? [])],
+    recommends: i.recommends ?? false,
+    hook,
+    users: users.map((u) => ({
+      name: u.name,
+      sudo: u.sudo === true,
+      passwordHash: u.passwordHash,
+      sshKeys: (u.sshKeys ?? []).map((k) => k.trim()),
+    })),
+    root: { passwordHash: i.root?.passwordHash, sshKeys: (i.root?.sshKeys ?? []).map((k) => k.trim()) },
+    mirror,
+    securityMirror: i.securityMirror ?? (i.mirror ? mirror : officialSecurity),
+    finalMirror: i.finalMirror ?? officialMirror,
+    finalSecurityMirror: i.finalSecurityMirror ?? (i.finalMirror ? i.finalMirror : officialSecurity),
+    formats: [...new Set(formats)],
+    compression: i.compression ?? 'zstd',
+    file: src.where,
+  };
+}
+
+/** Reads and resolves an image config file; `overrides` (from flags) replace the file's fields. */
+export function readImageConfig(
+  path: string,
+  hostArch: Arch,
+  overrides: Partial<Record<ImageField, unknown>> = {},
+): ImageConfig {
+  const file = resolve(path);
+  const { value, lineOf } = readYamlMapping(file, 'name: web, distro: debian12');
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return resolveImageConfig(
+    { ...value, ...given },
+    {
+      where: path,
+      lineOf,
+      baseDir: dirname(file),
+      fromFlags: new Set(Object.keys(given)),
+      flagOf: (f) => `--${f}`,
+    },
+    hostArch,
+  );
+}
+
+/** The JSON Schema of an image config, for editors. */
+export function imageJsonSchema(): Record<string, unknown> {
+  const file = z.strictObject(
+    Object.fromEntries(
+      imageFields.map((k) => {
+        const shown = fieldDefaultText(k);
+        const doc = FIELDS[k].doc + (shown ? ` (default: ${shown})` : '');
+        return [
+          k,
+          FIELDS[k].required
+            ? FIELDS[k].schema.register(z.globalRegistry, { description: doc })
+            : z.optional(FIELDS[k].schema).register(z.globalRegistry, { description: doc }),
+        ];
+      }),
+    ),
+  );
+  const schema = z.toJSONSchema(file, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  return {
+    $schema: schema.$schema,
+    title: 'vmstub image config',
+    description: 'What vmstub image build FILE.yaml reads (docs/images.md).',
+    ...schema,
+  };
+}
+
+export const imageFieldDoc = (k: ImageField): string => FIELDS[k].doc;
+export const imageFieldRequired = (k: ImageField): boolean => FIELDS[k].required === true;

@@ -1,0 +1,221 @@
+/**
+ * A hybrid live ISO that boots with BIOS and UEFI, from a CD drive and written to a disk: GRUB's El
+ * Torito image for BIOS with its hybrid MBR, and an EFI system partition appended as a GPT partition
+ * (the layout Fedora's lorax and osbuild use; docs/images.md). The live system is the image's squashfs,
+ * booted by its dracut initramfs (dmsquash-live) with the changes in memory.
+ */
+import { copyFileSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { VmstubError } from '../util/errors.js';
+import { requireTool, run, runChecked } from '../util/exec.js';
+
+export const GRUB_BIOS_DIR = '/usr/lib/grub/i386-pc';
+export const GRUB_EFI_DIR = '/usr/lib/grub/x86_64-efi';
+/** The GPT type of an EFI system partition. */
+const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
+
+/** GRUB's modules built into each loader: enough to find the ISO, read grub.cfg and boot Linux on a serial console. */
+const GRUB_COMMON = [
+  'iso9660',
+  'normal',
+  'configfile',
+  'linux',
+  'search',
+  'search_label',
+  'serial',
+  'terminal',
+  'echo',
+  'test',
+  'boot',
+];
+export const GRUB_BIOS_MODULES = ['biosdisk', 'part_msdos', 'part_gpt', ...GRUB_COMMON];
+export const GRUB_EFI_MODULES = ['part_gpt', 'part_msdos', 'fat', 'all_video', ...GRUB_COMMON];
+
+/** An ISO 9660 volume label from an image name: d-characters, at most 32. */
+export function volumeLabel(name: string): string {
+  return name
+    .toUpperCase()
+    .replace(/[^A-Z0-9_]/g, '_')
+    .slice(0, 32);
+}
+
+/** The kernel command line of the live system: dracut finds the medium by its label and keeps changes in memory. */
+export function liveCommandLine(label: string): string {
+  return [
+    `root=live:CDLABEL=${label}`,
+    'rd.live.image',
+    'rd.live.dir=live',
+    'rd.live.squashimg=filesystem.squashfs',
+    // Debian 12's dracut (059) needs this for a squashfs holding a plain root tree (docs/images.md).
+    'rd.live.overlay.overlayfs=1',
+    'console=tty0',
+    'console=ttyS0,115200n8',
+  ].join(' ');
+}
+
+/** GRUB's menu, on the screen and the first serial port: one live entry, started after a short wait. */
+export function grubConfig(title: string, label: string): string {
+  return [
+    'serial --unit=0 --speed=115200',
+    'terminal_input console serial',
+    'terminal_output console serial',
+    'set timeout=3',
+    'set default=0',
+    '',
+    `menuentry "${title.replace(/"/g, '')} (live)" {`,
+    `  linux /live/vmlinuz ${liveCommandLine(label)}`,
+    '  initrd /live/initrd.img',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** What the EFI loader runs first: find the ISO by its label, then read the same grub.cfg as BIOS. */
+export function grubEfiEarlyConfig(label: string): string {
+  return `search --no-floppy --set=root --label ${label}\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n`;
+}
+
+/** xorriso's command line for the layout above (a pure function, for tests). */
+export function xorrisoArgs(tree: string, esp: string, out: string, label: string): string[] {
+  // prettier-ignore
+  return [
+    '-as', 'mkisofs',
+    '-o', out,
+    '-R', '-J', '-joliet-long', '-iso-level', '3',
+    '-V', label,
+    '--grub2-mbr', join(GRUB_BIOS_DIR, 'boot_hybrid.img'),
+    '-partition_offset', '16',
+    '-appended_part_as_gpt',
+    '-append_partition', '2', ESP_TYPE, esp,
+    '-c', 'boot/boot.cat', '--boot-catalog-hide',
+    '-b', 'boot/grub/eltorito.img', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', '--grub2-boot-info',
+    '-eltorito-alt-boot',
+    '-e', '--interval:appended_partition_2:all::', '-no-emul-boot',
+    tree,
+  ];
+}
+
+export interface IsoParts {
+  kernel: string;
+  initrd: string;
+  squashfs: string;
+  title: string;
+  label: string;
+}
+
+const copy = (from: string, to: string) => copyFileSync(from, to, constants.COPYFILE_FICLONE);
+
+/** Builds the ISO from its parts in work (a scratch directory) and checks it. */
+export async function buildIso(p: IsoParts, work: string, out: string): Promise<void> {
+  const mkimage = requireTool('grub-mkimage', 'grub-common');
+  const xorriso = requireTool('xorriso', 'xorriso');
+  const mkfs = requireTool('mkfs.msdos', 'dosfstools');
+  const mmd = requireTool('mmd', 'mtools');
+  const mcopy = requireTool('mcopy', 'mtools');
+  for (const [dir, pkg] of [
+    [GRUB_BIOS_DIR, 'grub-pc-bin'],
+    [GRUB_EFI_DIR, 'grub-efi-amd64-bin'],
+  ] as const) {
+    try {
+      statSync(join(dir, 'moddep.lst'));
+    } catch {
+      throw new VmstubError(`${dir} is missing: install Debian's ${pkg} to build ISOs`);
+    }
+  }
+  const tree = join(work, 'tree');
+  for (const d of ['live', 'boot/grub', '.disk']) mkdirSync(join(tree, d), { recursive: true });
+  copy(p.kernel, join(tree, 'live/vmlinuz'));
+  copy(p.initrd, join(tree, 'live/initrd.img'));
+  copy(p.squashfs, join(tree, 'live/filesystem.squashfs'));
+  writeFileSync(join(tree, '.disk/info'), `${p.title}\n`);
+  writeFileSync(join(tree, 'boot/grub/grub.cfg'), grubConfig(p.title, p.label));
+  await runChecked(mkimage, [
+    '-O',
+    'i386-pc-eltorito',
+    '-d',
+    GRUB_BIOS_DIR,
+    '-p',
+    '/boot/grub',
+    '-o',
+    join(tree, 'boot/grub/eltorito.img'),
+    ...GRUB_BIOS_MODULES,
+  ]);
+  const early = join(work, 'early.cfg');
+  writeFileSync(early, grubEfiEarlyConfig(p.label));
+  const efi = join(work, 'BOOTX64.EFI');
+  await runChecked(mkimage, [
+    '-O',
+    'x86_64-efi',
+    '-d',
+    GRUB_EFI_DIR,
+    '-p',
+    '/boot/grub',
+    '-c',
+    early,
+    '-o',
+    efi,
+    ...GRUB_EFI_MODULES,
+  ]);
+  // The ESP: the loader and room for the FAT itself, in KiB.
+  const esp = join(work, 'efiboot.img');
+  const kib = Math.ceil(statSync(efi).size / 1024) + 512;
+  await runChecked(mkfs, ['-C', '-n', 'EFIBOOT', esp, String(kib)]);
+  await runChecked(mmd, ['-i', esp, '::EFI', '::EFI/BOOT']);
+  await runChecked(mcopy, ['-i', esp, efi, '::EFI/BOOT/BOOTX64.EFI']);
+  const r = await run(xorriso, xorrisoArgs(tree, esp, out, p.label), {
+    timeoutMs: 30 * 60 * 1000,
+    killWithParent: true,
+  });
+  if (r.code !== 0) {
+    const why =
+      r.stderr.split('\n').find((l) => /FAILURE|SORRY|No space/i.test(l)) ??
+      r.stderr.trim().split('\n').pop();
+    throw new VmstubError(`xorriso failed: ${why ?? 'no output'}`);
+  }
+  await checkIso(out, p.label);
+}
+
+export interface IsoReport {
+  label: string;
+  bios: boolean;
+  uefi: boolean;
+  esp: boolean;
+}
+
+/** Reads back what xorriso wrote: the volume label, the BIOS and UEFI boot entries, the ESP partition. */
+export function parseIsoReport(text: string): IsoReport {
+  const label = /^Volume id\s*:\s*'([^']*)'/m.exec(text)?.[1] ?? '';
+  const entries = text.split('\n').filter((l) => /^El Torito boot img\s*:\s*\d+\s+/.test(l));
+  return {
+    label,
+    bios: entries.some((l) => /\sBIOS\s/.test(l)),
+    uefi: entries.some((l) => /\sUEFI\s/.test(l)),
+    esp: text.split('\n').some((l) => /^GPT type GUID\s*:.*28732ac11ff8d211ba4b00a0c93ec93b/i.test(l)),
+  };
+}
+
+/** The ISO is what it should be, or the build fails. */
+export async function checkIso(iso: string, label: string): Promise<IsoReport> {
+  const xorriso = requireTool('xorriso', 'xorriso');
+  const r = await run(xorriso, [
+    '-indev',
+    iso,
+    '-report_el_torito',
+    'plain',
+    '-report_system_area',
+    'plain',
+    '-pvd_info',
+  ]);
+  const text = r.stdout.toString('utf8') + '\n' + r.stderr;
+  if (r.code !== 0)
+    throw new VmstubError(`${iso} cannot be read back by xorriso: ${text.trim().split('\n').pop()}`);
+  const report = parseIsoReport(text);
+  const missing = [
+    report.label !== label && `volume label ${label} (found '${report.label}')`,
+    !report.bios && 'a BIOS boot entry',
+    !report.uefi && 'a UEFI boot entry',
+    !report.esp && 'an EFI system partition',
+  ].filter(Boolean);
+  if (missing.length) throw new VmstubError(`${iso} lacks ${missing.join(', ')}`);
+  return report;
+}
