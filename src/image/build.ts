@@ -30,6 +30,7 @@ import {
 import { dirname, join } from 'node:path';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
+import { requireForeignArch } from './foreign-arch.js';
 import { buildIso, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
@@ -47,6 +48,7 @@ import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
+import { hostArch } from '../vm/accel.js';
 
 /** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
 export const STAGE_VERSIONS = { bootstrap: 1, packages: 1, root: 1, iso: 1 } as const;
@@ -426,6 +428,7 @@ export async function buildImage(
   o: ImageBuildOptions,
   cache = new StageCache(undefined, o.progress),
 ): Promise<ImageBuildResult> {
+  requireForeignArch(c.arch, hostArch());
   const logFile = join(cache.root, 'logs', `${c.name}-${c.arch}.log`);
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, '');

@@ -168,7 +168,7 @@ export function resolveImageConfig(
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(...issueProblems(issue, input));
   const bad = new Set(problems.map((p) => String(p.path[0])));
   const ok = (k: ImageField) => !bad.has(k) && input[k] !== undefined;
-  const i = input as Parsed;
+  const i = (parsed.success ? parsed.data : input) as Parsed;
 
   for (const k of imageFields)
     if (FIELDS[k].required && input[k] === undefined) problem([k], `${k} is required`);

@@ -61,9 +61,11 @@ test('options map into the definition', () => {
 
 test('bad input is refused before anything exists', () => {
   const bad: [Partial<RunOptions>, RegExp][] = [
-    [{ system: undefined }, /give a SYSTEM image, or --kernel/],
+    [{ system: undefined }, /give a SYSTEM image, --kernel or --iso/],
     [{ system: 'missing.squashfs' }, /system image .*missing.squashfs not found/],
-    [{ kernel: 'k' }, /either a SYSTEM image or --kernel/],
+    [{ kernel: 'k' }, /give one of a SYSTEM image, --kernel or --iso, not a SYSTEM image and --kernel/],
+    [{ iso: 'live.iso' }, /not a SYSTEM image and --iso/],
+    [{ system: undefined, iso: 'missing.iso' }, /ISO .*missing.iso not found/],
     [{ initrd: 'i' }, /--initrd needs --kernel/],
     [{ data: 'nope.img' }, /data disk .* not found \(create it with: vmstub allocate nope.img 8G\)/],
     [{ data: 'data.img', volatileData: '1G' }, /choose one/],
@@ -78,6 +80,15 @@ test('bad input is refused before anything exists', () => {
     [{ fwCfg: ['x=@missing'] }, /file .*missing not found/],
   ];
   for (const [o, re] of bad) assert.throws(() => buildDefinition(opts(o), dir), re, JSON.stringify(o));
+});
+
+test('an ISO alone: booted by the firmware, the name from the file', () => {
+  writeFileSync(join(dir, 'live.iso'), 'CD001');
+  const def = buildDefinition(opts({ system: undefined, iso: 'live.iso', uefi: true }), dir);
+  assert.equal(def.iso, join(dir, 'live.iso'));
+  assert.equal(def.system, undefined);
+  assert.equal(def.uefi, true);
+  assert.match(def.name, /^live-[0-9a-f]{4}$/);
 });
 
 test('share and fw_cfg parsing details', () => {

@@ -260,6 +260,20 @@ const cases: Case[] = [
     has: [['-machine', 'virt']],
     cmdline: 'console=ttyS0,115200n8',
   },
+  {
+    name: 'an ISO: a CD drive on virtio-scsi that the firmware boots first, and no direct kernel boot',
+    plan: plan({ kernel: undefined, initrd: undefined }, { system: undefined, iso: '/images/live,1.iso' }),
+    has: [
+      ['-device', 'virtio-scsi-pci,id=scsi0'],
+      ['-drive', 'file=/images/live,,1.iso,if=none,id=cd,format=raw,media=cdrom,readonly=on'],
+      ['-device', 'scsi-cd,bus=scsi0.0,drive=cd,bootindex=0'],
+    ],
+    lacks: [
+      ['-kernel', ''],
+      ['-append', ''],
+      ['-drive', 'id=system'],
+    ],
+  },
 ];
 
 for (const c of cases) {

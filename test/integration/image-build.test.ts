@@ -1,0 +1,228 @@
+/**
+ * vmstub image build for real: a small Debian 12 image from a config and a hook (from Debian's real
+ * mirror), its system image booted by vmstub run and its ISO booted by SeaBIOS and by OVMF, a hook
+ * change that rebuilds only the later stages, and builds that fail: a hook that exits non-zero, an
+ * output directory that fills up.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Sandbox } from '../helpers/cli.js';
+import { isRoot } from '../helpers/fixture.js';
+
+interface BuildJson {
+  outputs: { format: string; path: string; bytes: number }[];
+  stages: { name: string; hit: boolean; changed: string[]; skipped?: boolean }[];
+}
+
+const BUILD_TIMEOUT = 20 * 60 * 1000;
+const BOOT = 300_000;
+const dir = mkdtempSync(join(tmpdir(), 'vmstub-image-'));
+const out = join(dir, 'out');
+let box: Sandbox;
+
+function writeHook(name: string, marker: string, exit = 0): void {
+  const hook = join(dir, name);
+  writeFileSync(
+    hook,
+    [
+      '#!/bin/sh',
+      'set -eu',
+      `echo "${marker}" > "$1/etc/issue"`,
+      'echo "noninteractive: $DEBIAN_FRONTEND; proc mounted: $(test -e "$1/proc/self" && echo yes)"',
+      ...(exit ? [`echo "giving up" >&2`, `exit ${exit}`] : []),
+      '',
+    ].join('\n'),
+  );
+  chmodSync(hook, 0o755);
+}
+
+function writeConfig(
+  file: string,
+  name: string,
+  hook: string,
+  formats: string[],
+  packages = ['less'],
+): string {
+  const path = join(dir, file);
+  writeFileSync(
+    path,
+    [
+      `name: ${name}`,
+      'distro: debian12',
+      `packages: [${packages.join(', ')}]`,
+      `hook: ${hook}`,
+      'users:',
+      '  - name: alice',
+      '    sudo: true',
+      `formats: [${formats.join(', ')}]`,
+      '',
+    ].join('\n'),
+  );
+  return path;
+}
+
+function build(config: string, outDir = out, extra: string[] = []) {
+  return box.run(['image', 'build', config, '--out', outDir, '--json', ...extra], {
+    timeoutMs: BUILD_TIMEOUT,
+  });
+}
+
+const unsquash = (image: string, path: string) =>
+  spawnSync('unsquashfs', ['-cat', image, path], { encoding: 'utf8' }).stdout;
+
+before(() => {
+  box = new Sandbox();
+  // A cache of its own: the first build is cold, so what the later ones take from it is known.
+  box.env.VMSTUB_CACHE = join(box.home, 'cache');
+  writeHook('hook.sh', 'VMSTUB-HOOK-ONE');
+});
+after(() => {
+  box.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('an image from a config and a hook', () => {
+  let first: BuildJson;
+  const config = () => join(dir, 'live.yaml');
+
+  test('builds a checked squashfs and a hybrid ISO, every stage built', { timeout: BUILD_TIMEOUT }, () => {
+    writeConfig('live.yaml', 'live', 'hook.sh', ['system', 'iso']);
+    const r = build(config());
+    assert.equal(r.code, 0, r.stderr);
+    first = JSON.parse(r.stdout) as BuildJson;
+    assert.deepEqual(
+      first.stages.map((s) => [s.name, s.hit]),
+      [
+        ['bootstrap', false],
+        ['packages', false],
+        ['root', false],
+        ['iso', false],
+      ],
+    );
+    assert.deepEqual(readdirSync(out).sort(), ['live.initrd', 'live.iso', 'live.squashfs', 'live.vmlinuz']);
+    const squashfs = join(out, 'live.squashfs');
+    assert.match(unsquash(squashfs, 'etc/issue'), /VMSTUB-HOOK-ONE/);
+    assert.match(unsquash(squashfs, 'etc/shadow'), /^root:[!*]/m, 'root is locked');
+    assert.match(unsquash(squashfs, 'etc/group'), /^sudo:x:\d+:alice$/m);
+    assert.equal(unsquash(squashfs, 'etc/machine-id'), '', 'a machine-id of its own on every boot');
+    assert.match(
+      unsquash(squashfs, 'etc/apt/sources.list.d/debian.sources'),
+      /URIs: http:\/\/deb.debian.org\/debian/,
+    );
+    // xorriso reports the volume on stderr, the boot records on stdout.
+    const xorriso = spawnSync(
+      'xorriso',
+      ['-indev', join(out, 'live.iso'), '-report_el_torito', 'plain', '-report_system_area', 'plain'],
+      { encoding: 'utf8' },
+    );
+    const report = xorriso.stdout + xorriso.stderr;
+    assert.match(report, /El Torito boot img :\s+1\s+BIOS/);
+    assert.match(report, /El Torito boot img :\s+2\s+UEFI/);
+    assert.match(report, /Volume id\s+: 'LIVE'/);
+  });
+
+  test(
+    "vmstub run boots the system image to the hook's login banner",
+    { timeout: BOOT + 60_000 },
+    async () => {
+      const r = box.run(['run', '--detach', '--name', 'img-system', join(out, 'live.squashfs')]);
+      assert.equal(r.code, 0, r.stderr);
+      await box.waitForConsole('img-system', 'the system image to log in', 'VMSTUB-HOOK-ONE', BOOT);
+      await box.waitForConsole('img-system', 'its login prompt', 'live login:', 60_000);
+      box.run(['stop', '--force', 'img-system']);
+    },
+  );
+
+  for (const firmware of ['bios', 'uefi'] as const) {
+    test(
+      `the ISO boots from a CD drive with ${firmware === 'bios' ? 'SeaBIOS' : 'OVMF'}`,
+      { timeout: BOOT + 60_000 },
+      async () => {
+        const name = `img-iso-${firmware}`;
+        const r = box.run([
+          'run',
+          '--detach',
+          '--name',
+          name,
+          '--iso',
+          join(out, 'live.iso'),
+          ...(firmware === 'uefi' ? ['--uefi'] : []),
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        await box.waitForConsole(name, 'the live system to log in', 'VMSTUB-HOOK-ONE', BOOT);
+        assert.match(box.consoleLog(name), /root=live:CDLABEL=LIVE/);
+        box.run(['stop', '--force', name]);
+      },
+    );
+  }
+
+  test(
+    "a changed hook: --explain names it, and the build starts from the hook's stage",
+    { timeout: BUILD_TIMEOUT },
+    () => {
+      writeHook('hook.sh', 'VMSTUB-HOOK-TWO');
+      const explain = box.run(['image', 'build', config(), '--explain'], { timeoutMs: 60_000 });
+      assert.equal(explain.code, 0, explain.stderr);
+      const lines = explain.stdout.trim().split('\n');
+      assert.match(lines[0]!, /^bootstrap: hit/);
+      assert.match(lines[1]!, /^packages: hit/);
+      assert.match(lines[2]!, /^root: miss \(\w+\): hook changed$/);
+      assert.match(lines[3]!, /^iso: miss \(\w+\): the root stage changed$/);
+      const r = build(config());
+      assert.equal(r.code, 0, r.stderr);
+      const second = JSON.parse(r.stdout) as BuildJson;
+      assert.deepEqual(
+        second.stages.map((s) => [s.name, s.hit]),
+        [
+          ['bootstrap', true],
+          ['packages', true],
+          ['root', false],
+          ['iso', false],
+        ],
+      );
+      assert.match(unsquash(join(out, 'live.squashfs'), 'etc/issue'), /VMSTUB-HOOK-TWO/);
+    },
+  );
+
+  test(
+    'a full output directory: one clear line, and no output file left',
+    { skip: !isRoot && 'mounting a tmpfs needs root', timeout: 120_000 },
+    () => {
+      const small = join(dir, 'small');
+      mkdirSync(small);
+      assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small]).status, 0);
+      try {
+        const r = build(config(), small);
+        assert.notEqual(r.code, 0);
+        const last = r.stderr.trim().split('\n').pop()!;
+        assert.match(last, /^vmstub: .*no space left in .*small/);
+        assert.deepEqual(readdirSync(small), [], 'nothing half-written is left');
+      } finally {
+        spawnSync('umount', [small]);
+      }
+    },
+  );
+
+  test(
+    'a hook that fails: the build fails naming the hook and its log, and delivers nothing',
+    { timeout: BUILD_TIMEOUT },
+    () => {
+      writeHook('broken-hook.sh', 'never', 3);
+      // The same bootstrap as the image above (taken from the cache), no packages: the hook comes soon.
+      const config = writeConfig('broken.yaml', 'broken', 'broken-hook.sh', ['system', 'iso'], []);
+      const failedOut = join(dir, 'broken-out');
+      const r = build(config, failedOut);
+      assert.notEqual(r.code, 0);
+      const last = r.stderr.trim().split('\n').pop()!;
+      assert.match(
+        last,
+        /the hook \S*broken-hook\.sh exited with status 3: giving up \(log: \S+broken-x86_64\.log\)/,
+      );
+      assert.deepEqual(existsSync(failedOut) ? readdirSync(failedOut) : [], []);
+    },
+  );
+});
