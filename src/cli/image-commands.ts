@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { annotate, jsonOption } from './options.js';
@@ -9,7 +10,7 @@ import { mirrorSnapshot } from '../image/mmdebstrap.js';
 import { StageCache } from '../image/stage-cache.js';
 import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
-import { VmstubError } from '../util/errors.js';
+import { usageError, VmstubError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
@@ -72,6 +73,8 @@ const build = () =>
         else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
         return;
       }
+      if (!existsSync(config))
+        throw usageError(`image build: no config file ${config} (an image config FILE.yaml, or 'stub')`);
       const cacheMaxBytes = parseSize(o.cacheMax, '--cache-max');
       const image = readImageConfig(config, hostArch() ?? 'x86_64', {
         arch,

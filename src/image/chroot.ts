@@ -15,7 +15,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { onCleanup, type Registration } from '../util/cleanup.js';
 import { run, which } from '../util/exec.js';
 import { unmountUnder } from '../util/mounts.js';
@@ -71,8 +71,8 @@ function setAside(path: string): () => void {
 }
 
 export interface ChrootSession {
-  /** Runs argv inside the root. */
   readonly root: string;
+  /** Undoes the session: the mounts, and the root's own files put back. */
   end(): Promise<void>;
 }
 
@@ -92,20 +92,16 @@ export async function openChroot(root: string, o: { network: boolean }): Promise
         onCleanup(`unmount ${at}`, () => run(which('umount') ?? 'umount', ['-l', at]).then(() => {})),
       );
     }
-    const files: [string, string | undefined][] = [
-      [SESSION_FILES.policy, POLICY_RC_D],
-      [SESSION_FILES.apt, QUIET_APT],
-      [SESSION_FILES.resolv, o.network && existsSync('/etc/resolv.conf') ? '' : undefined],
-    ];
-    for (const [rel, content] of files) {
-      if (content === undefined) continue;
+    const put = (rel: string, fill: (path: string) => void) => {
       const path = join(root, rel);
-      mkdirSync(join(path, '..'), { recursive: true });
-      const restore = setAside(path);
-      undos.push(onCleanup(`restore ${path}`, restore));
-      if (rel === SESSION_FILES.resolv) copyFileSync('/etc/resolv.conf', path);
-      else writeFileSync(path, content, { mode: 0o755 });
-    }
+      mkdirSync(dirname(path), { recursive: true });
+      undos.push(onCleanup(`restore ${path}`, setAside(path)));
+      fill(path);
+    };
+    put(SESSION_FILES.policy, (p) => writeFileSync(p, POLICY_RC_D, { mode: 0o755 }));
+    put(SESSION_FILES.apt, (p) => writeFileSync(p, QUIET_APT, { mode: 0o644 }));
+    if (o.network && existsSync('/etc/resolv.conf'))
+      put(SESSION_FILES.resolv, (p) => copyFileSync('/etc/resolv.conf', p));
   } catch (e) {
     await end();
     throw e;

@@ -120,19 +120,28 @@ export function requireTool(name: string, debianPackage: string): string {
   return found;
 }
 
+/** A tracked child with its output piped, and its input piped when there is input to give. */
+function spawnPiped(
+  cmd: string,
+  args: readonly string[],
+  opts: Pick<ExecOptions, 'input' | 'env' | 'cwd' | 'killWithParent'>,
+): ChildProcess {
+  return spawnTracked(
+    cmd,
+    args,
+    {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    },
+    opts.killWithParent,
+  );
+}
+
 /** Runs a command to completion and collects its output. Never throws for a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnTracked(
-      cmd,
-      args,
-      {
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        env: opts.env ?? process.env,
-        cwd: opts.cwd,
-      },
-      opts.killWithParent,
-    );
+    const child = spawnPiped(cmd, args, opts);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => out.push(d));
@@ -172,19 +181,10 @@ export function runLines(
   cmd: string,
   args: readonly string[],
   onLine: (line: string) => void,
-  opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; killWithParent?: boolean } = {},
+  opts: Pick<ExecOptions, 'input' | 'env' | 'cwd' | 'killWithParent'> = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; last: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawnTracked(
-      cmd,
-      args,
-      {
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        env: opts.env ?? process.env,
-        cwd: opts.cwd,
-      },
-      opts.killWithParent,
-    );
+    const child = spawnPiped(cmd, args, opts);
     let last = '';
     const feed = (stream: NodeJS.ReadableStream) => {
       let buf = '';

@@ -75,6 +75,7 @@ describe('bad input, disks and damaged state', () => {
     );
     writeFileSync(file('not-yaml.yaml'), 'distro: [debian12\n');
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
+    writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: centos9stream\nformats: [dvd]\n');
     writeFileSync(file('machine.yaml'), 'distro: debian12\ncpus: 0\nforwards: [eighty]\n');
   });
 
@@ -147,7 +148,16 @@ describe('bad input, disks and damaged state', () => {
     [['resume', 'nosuch'], 3, /no instance named nosuch/],
     [['allocate', 'garbage.img', '1K'], 2, /allocate never shrinks a disk/],
     [['allocate', join('no-dir', 'x.img'), '1G'], 2, /directory .*no-dir does not exist/],
-    [['image', 'build', 'nosuch'], 2, /unknown image 'nosuch'/],
+    [
+      ['image', 'build', 'bad-image.yaml'],
+      2,
+      /bad-image\.yaml: 2 problems: distro: CentOS Stream 9: images are built for Debian and Ubuntu releases so far \(line 2\); formats\[0\]: 'dvd' is not one of squashfs, system, iso \(line 3\)/,
+    ],
+    [
+      ['image', 'build', 'nosuch'],
+      2,
+      /image build: no config file nosuch \(an image config FILE\.yaml, or 'stub'\)/,
+    ],
     [
       ['run', '--accel', 'hvf', 'whole.squashfs'],
       2,
