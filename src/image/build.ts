@@ -16,7 +16,6 @@ import {
   chmodSync,
   constants,
   copyFileSync,
-  createReadStream,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -27,7 +26,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
 import { requireForeignArch } from './foreign-arch.js';
@@ -35,7 +34,7 @@ import { buildIso, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
-import { installationPaths } from './stub.js';
+import { fileSha256, installationPaths } from './stub.js';
 import {
   authorizedKeys,
   debSources,
@@ -134,12 +133,6 @@ interface Stage {
   inputs: StageInputs;
   key: string;
   skip?: boolean;
-}
-
-async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 const sha256Of = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
@@ -563,20 +556,21 @@ export async function buildImage(
   mkdirSync(o.outDir, { recursive: true });
   const files: string[] = [];
   const outputs: ImageOutput[] = [];
-  const take = async (format: ImageFormat, from: string, extra: string[] = []) => {
-    const path = join(o.outDir, from.split('/').pop()!);
-    if (!files.includes(path)) {
+  /** Each file is delivered and digested once, though squashfs and system name the same one. */
+  const sums = new Map<string, string>();
+  const deliverOnce = async (from: string): Promise<string> => {
+    const path = join(o.outDir, basename(from));
+    if (!sums.has(path)) {
       deliver(from, path);
       files.push(path);
+      sums.set(path, await fileSha256(path));
     }
-    for (const e of extra) {
-      const p = join(o.outDir, e.split('/').pop()!);
-      if (!files.includes(p)) {
-        deliver(e, p);
-        files.push(p);
-      }
-    }
-    outputs.push({ format, path, bytes: statSync(path).size, sha256: await fileSha256(path) });
+    return path;
+  };
+  const take = async (format: ImageFormat, from: string, extra: string[] = []) => {
+    const path = await deliverOnce(from);
+    for (const e of extra) await deliverOnce(e);
+    outputs.push({ format, path, bytes: statSync(path).size, sha256: sums.get(path)! });
   };
   for (const f of c.formats) {
     if (f === 'iso') await take('iso', join(dirs.iso!, `${c.name}.iso`));

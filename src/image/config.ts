@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
 import type { DebDistro } from '../catalog/types.js';
-import { hostname, packageName, passwordHash, sshKey, url, user } from '../config/fields.js';
+import { HOSTNAME_RE, hostname, packageName, passwordHash, sshKey, url, user } from '../config/fields.js';
 import {
   formatProblems,
   issueProblems,
@@ -208,7 +208,7 @@ export function resolveImageConfig(
   const name = i.name ?? '';
   if (ok('name') && formats.includes('iso') && name.length > 32)
     problem(['name'], 'an ISO volume label holds 32 characters; shorten the name');
-  if (ok('name') && input.hostname === undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(name))
+  if (ok('name') && input.hostname === undefined && !HOSTNAME_RE.test(name))
     problem(['hostname'], `the name '${name}' is not a host name: give hostname`);
 
   if (problems.length || !parsed.success || !distro) {
