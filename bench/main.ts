@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchCreate } from './create.js';
 import { benchHandoff } from './handoff.js';
+import { benchImage } from './image.js';
 import { benchRunner } from './runner.js';
 import { benchStub } from './stub.js';
 
@@ -15,6 +16,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   stub: benchStub,
   handoff: benchHandoff,
   create: benchCreate,
+  image: benchImage,
 };
 
 const wanted = process.argv.slice(2);

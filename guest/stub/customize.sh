@@ -1,10 +1,10 @@
 #!/bin/sh
-# mmdebstrap customize hook for the stub image: runs on the build host with the new root as $1, after
-# the packages are installed and guest/stub/rootfs has been copied in. Every step here was measured
-# under software emulation (TCG); docs/architecture.md, "The stub", has the numbers.
+# The stub's hook (stub.yaml): runs on the build host with the new root as $1, after the packages are
+# installed and guest/stub/rootfs has been copied in; the image builder then writes accounts, host name,
+# network and boot files. Every step here was measured under software emulation (TCG);
+# docs/architecture.md, "The stub", has the numbers.
 set -eu
 root=$1
-here=$(cd "$(dirname "$0")" && pwd)
 
 # An empty machine-id: systemd makes a fresh one on every boot of the read-only image.
 : > "$root/etc/machine-id"
@@ -33,7 +33,7 @@ for generator in \
 	systemd-tpm2-generator; do
 	ln -sf /dev/null "$root/etc/systemd/system-generators/$generator"
 done
-chroot "$root" systemctl enable systemd-networkd.service systemd-resolved.service vmstub-install.service >/dev/null 2>&1
+chroot "$root" systemctl enable vmstub-install.service >/dev/null 2>&1
 
 # The autologin console need not wait for the network (systemd-user-sessions is ordered after
 # network.target): a copy of Debian's serial-getty@.service without that ordering.
@@ -49,15 +49,9 @@ fi
 find "$root/usr/lib/modules" -name '*.ko.xz' -exec xz -d {} +
 chroot "$root" depmod -a "$(ls "$root/usr/lib/modules" | sort -V | tail -n 1)"
 
-# The stub's own initramfs instead of initramfs-tools' (which the kernel package pulls in), then the
-# names vmstub run looks for, and the stub's part of the kernel command line: quiet, and no BPF LSM
-# (systemd spends seconds of emulated CPU attaching its bpf-restrict-fs program otherwise).
-version=$(ls "$root/usr/lib/modules" | sort -V | tail -n 1)
+# vmstub's own initramfs instead of initramfs-tools' (which the kernel package pulls in): the image
+# builder makes it after this hook, with boot/kernel, boot/initramfs and the config's cmdline.
 rm -f "$root"/boot/initrd.img-*
-"$here/make-initramfs.sh" "$root" "$root/boot/initramfs-vmstub-$version.img"
-ln -sf "vmlinuz-$version" "$root/boot/kernel"
-ln -sf "initramfs-vmstub-$version.img" "$root/boot/initramfs"
-echo "quiet lsm=landlock,lockdown,yama,integrity" > "$root/boot/cmdline"
 
 # vmstub's own files (its bundle, the /root/DISTRO.sh install scripts, the banner) are appended to the
 # squashed image as /vmstub, so that a change to vmstub alone does not squash the whole system again.

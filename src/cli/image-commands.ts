@@ -3,24 +3,37 @@ import { resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { annotate, jsonOption } from './options.js';
 import { note, printJson } from './output.js';
-import { buildImage, buildSources, describeStage, explainStages, planStages } from '../image/build.js';
-import { readImageConfig } from '../image/config.js';
+import { buildImage, currentSnapshot, describeStage, explainStages, planStages } from '../image/build.js';
+import { readImageConfig, type ImageConfig } from '../image/config.js';
 import { imagesDir } from '../image/locations.js';
-import { mirrorSnapshot } from '../image/mmdebstrap.js';
 import { StageCache } from '../image/stage-cache.js';
-import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
+import {
+  buildStub,
+  DEFAULT_DEBIAN_MIRROR,
+  DEFAULT_DEBIAN_SECURITY_MIRROR,
+  stubConfig,
+} from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
-import { usageError, VmstubError } from '../util/errors.js';
+import { usageError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
 const DEFAULT_CACHE_MAX = '20G';
 
+/** `--explain`: each stage against the cache, building nothing. */
+async function explain(image: ImageConfig, json: boolean | undefined): Promise<void> {
+  const cache = new StageCache(undefined, note);
+  const snapshot = await currentSnapshot(image, cache, note);
+  const reports = explainStages(planStages(image, snapshot, process.env.SOURCE_DATE_EPOCH ?? null), cache);
+  if (json) printJson({ name: image.name, stages: reports });
+  else for (const r of reports) process.stdout.write(describeStage(r) + '\n');
+}
+
 const build = () =>
   new Command('build')
     .summary("build an image from a config file (FILE.yaml), or vmstub's stub")
     .description(
-      "Builds the image a config file describes (docs/images.md): a root filesystem from the distribution's mirror, the config's packages, its hook, its accounts, then NAME.squashfs (with NAME.vmlinuz and NAME.initrd beside it; vmstub run boots it) and, with formats: [iso], a hybrid BIOS and UEFI live ISO. Each stage is cached under a key made from its inputs; a change rebuilds from the first stage it touches. 'stub' builds vmstub's own stub image. SOURCE_DATE_EPOCH is honoured.",
+      "Builds the image a config file describes (docs/images.md): a root filesystem from the distribution's mirror, the config's packages, its hook, its accounts, then NAME.squashfs (with NAME.vmlinuz and NAME.initrd beside it; vmstub run boots it) and, with formats: [iso], a hybrid BIOS and UEFI live ISO. Each stage is cached under a key made from its inputs; a change rebuilds from the first stage it touches. 'stub' builds vmstub's own stub image from the config shipped with vmstub (guest/stub/stub.yaml), with vmstub itself appended. SOURCE_DATE_EPOCH is honoured.",
     )
     .argument('<CONFIG>', "an image config (FILE.yaml), or 'stub'")
     .addOption(
@@ -58,16 +71,17 @@ const build = () =>
     .action(async (config, o) => {
       const outDir = resolve(o.out ?? imagesDir());
       const arch = o.arch ? parseArch(o.arch) : undefined;
+      const cacheMaxBytes = parseSize(o.cacheMax, '--cache-max');
       if (config === 'stub') {
-        if (o.explain) throw new VmstubError('image build stub: --explain is for image configs so far');
+        const mirrors = { mirror: o.mirror, securityMirror: o.securityMirror };
+        if (o.explain) return explain(stubConfig(arch ?? hostArch() ?? 'x86_64', mirrors), o.json);
         const result = await buildStub({
           arch: arch ?? hostArch() ?? 'x86_64',
           outDir,
-          mirrors: {
-            mirror: o.mirror ?? DEFAULT_DEBIAN_MIRROR,
-            securityMirror: o.securityMirror ?? DEFAULT_DEBIAN_SECURITY_MIRROR,
-          },
+          mirrors,
           progress: note,
+          noCache: o.cache === false,
+          cacheMaxBytes,
         });
         if (o.json) printJson(result);
         else process.stdout.write(`${result.image}: ${formatSize(result.bytes)}, sha256 ${result.sha256}\n`);
@@ -75,21 +89,13 @@ const build = () =>
       }
       if (!existsSync(config))
         throw usageError(`image build: no config file ${config} (an image config FILE.yaml, or 'stub')`);
-      const cacheMaxBytes = parseSize(o.cacheMax, '--cache-max');
       const image = readImageConfig(config, hostArch() ?? 'x86_64', {
         arch,
         mirror: o.mirror,
         securityMirror: o.securityMirror,
       });
+      if (o.explain) return explain(image, o.json);
       const cache = new StageCache(undefined, note);
-      if (o.explain) {
-        const full = await mirrorSnapshot(buildSources(image));
-        if (!full) throw new VmstubError(`cannot reach ${image.mirror} to compare with the cache`);
-        const reports = explainStages(planStages(image, full, process.env.SOURCE_DATE_EPOCH ?? null), cache);
-        if (o.json) printJson({ name: image.name, stages: reports });
-        else for (const r of reports) process.stdout.write(describeStage(r) + '\n');
-        return;
-      }
       const result = await buildImage(
         image,
         { outDir, progress: note, noCache: o.cache === false, cacheMaxBytes },

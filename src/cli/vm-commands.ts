@@ -67,6 +67,10 @@ const runCommand = () =>
       '--iso <FILE>',
       'boot this ISO from a CD drive (BIOS, or UEFI with --uefi) instead of a system image',
     )
+    .option(
+      '--boot-disk <DISK>',
+      'boot this disk image (raw or qcow2: an ISO written to a disk, a cloud image) through the firmware instead of a system image; written to',
+    )
     .option('-d, --data <DISK>', 'data disk (raw or qcow2), seen as /dev/disk/by-id/virtio-data')
     .option('--volatile-data <SIZE>', 'a blank data disk of SIZE, deleted when the VM stops')
     .addOption(
@@ -290,7 +294,11 @@ const listCommand = () =>
               formatSize(i.definition.memoryMiB * 1024 * 1024),
               i.sshPort ? `127.0.0.1:${i.sshPort}` : '-',
               formatUptime(i.uptimeSec),
-              i.definition.system ?? i.definition.iso ?? i.definition.kernel ?? '',
+              i.definition.system ??
+                i.definition.iso ??
+                i.definition.bootDisk?.path ??
+                i.definition.kernel ??
+                '',
             ],
       );
       process.stdout.write(
@@ -318,7 +326,11 @@ const showCommand = () =>
         [
           'system',
           d.system ??
-            (d.iso ? `ISO ${d.iso}` : `kernel ${d.kernel}${d.initrd ? `, initrd ${d.initrd}` : ''}`),
+            (d.iso
+              ? `ISO ${d.iso}`
+              : d.bootDisk
+                ? `boot disk ${d.bootDisk.path}`
+                : `kernel ${d.kernel}${d.initrd ? `, initrd ${d.initrd}` : ''}`),
         ],
         ['memory', formatSize(d.memoryMiB * 1024 * 1024)],
         ['cpus', String(d.cpus)],

@@ -34,7 +34,7 @@ import { buildIso, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
-import { fileSha256, installationPaths } from './stub.js';
+import { fileSha256, installationPaths, treeDigest } from './installation.js';
 import {
   authorizedKeys,
   debSources,
@@ -70,6 +70,17 @@ export const IMAGE_BASE_PACKAGES = [
   // vmstub's system initramfs (boot/initramfs, for vmstub run) is made of the image's busybox and modules
   'busybox-static',
   'kmod',
+];
+
+/** An image without documentation: dpkg's path rules (they stay in the image, so later installs follow them too). */
+export const NO_DOCS_DPKG_OPTIONS = [
+  'path-exclude=/usr/share/man/*',
+  'path-exclude=/usr/share/doc/*',
+  'path-include=/usr/share/doc/*/copyright',
+  'path-exclude=/usr/share/locale/*',
+  'path-include=/usr/share/locale/locale.alias',
+  'path-exclude=/usr/share/info/*',
+  'path-exclude=/usr/share/lintian/*',
 ];
 
 /** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with. */
@@ -137,6 +148,8 @@ interface Stage {
 
 const sha256Of = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
+const bootstrapCacheName = (c: ImageConfig) => `image-bootstrap-${c.distro.id}-${c.arch}`;
+
 /**
  * Every stage's inputs and key, computed before anything is built (so `--explain` can say what would
  * happen). `snapshot` is what the mirror serves now: a newer archive is a new bootstrap.
@@ -150,13 +163,14 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     return key;
   };
   const d = c.distro;
-  const bootstrap = add('bootstrap', `image-bootstrap-${d.id}-${c.arch}`, {
+  const bootstrap = add('bootstrap', bootstrapCacheName(c), {
     distro: d.id,
     suite: d.suite,
     arch: c.arch,
     sources: buildSources(c),
     snapshot,
     packages: bootstrapPackages(c),
+    dpkg: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
   });
   const packages = add(
     'packages',
@@ -166,6 +180,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
   );
   const root = add('root', `image-root-${c.name}-${c.arch}`, {
     from: c.packages.length ? packages : bootstrap,
+    files: c.files ? treeDigest(c.files) : null,
     hook: c.hook ? sha256Of(readFileSync(c.hook)) : null,
     hostname: c.hostname,
     users: c.users,
@@ -173,7 +188,9 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     finalMirror: c.finalMirror,
     finalSecurityMirror: c.finalSecurityMirror,
     live: c.formats.includes('iso'),
+    cmdline: c.cmdline,
     compression: c.compression,
+    compressionLevel: c.compressionLevel ?? null,
     epoch,
     initramfs: systemInitramfsDigest(),
   });
@@ -183,6 +200,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     {
       from: root,
       label: volumeLabel(c.name),
+      cmdline: c.cmdline,
       tools: toolVersions(['xorriso', 'grub-pc-bin', 'grub-efi-amd64-bin']),
     },
     !c.formats.includes('iso'),
@@ -277,16 +295,29 @@ const inRoot = (root: string, cmd: string[], log: (l: string) => void, logFile: 
 const aptInRoot = (root: string, args: string[], log: (l: string) => void, logFile: string) =>
   inRoot(root, ['apt-get', '-y', ...args], log, logFile, `apt-get ${args[0]}`);
 
-/** Drops what apt fetched: an image carries no package lists or downloaded packages. */
-function dropAptState(root: string): void {
-  for (const dir of ['var/lib/apt/lists', 'var/cache/apt/archives']) {
+/**
+ * Drops what the build left that is not the image's: apt's lists and downloads, package managers' logs,
+ * caches that record the build, /run's contents (a tmpfs at boot). mmdebstrap drops the same.
+ */
+function dropBuildState(root: string): void {
+  for (const dir of ['var/lib/apt/lists', 'var/cache/apt/archives', 'run']) {
     const path = join(root, dir);
     if (!existsSync(path)) continue;
     for (const e of readdirSync(path))
       if (e !== 'partial' && e !== 'lock') rmSync(join(path, e), { recursive: true, force: true });
   }
-  for (const f of ['var/cache/apt/pkgcache.bin', 'var/cache/apt/srcpkgcache.bin'])
-    rmSync(join(root, f), { force: true });
+  for (const f of [
+    'var/cache/apt/pkgcache.bin',
+    'var/cache/apt/srcpkgcache.bin',
+    'var/cache/ldconfig/aux-cache',
+    'var/cache/debconf/tmp.ci',
+    'var/log/apt/eipp.log.xz',
+    'var/log/apt/history.log',
+    'var/log/apt/term.log',
+    'var/log/dpkg.log',
+    'var/log/alternatives.log',
+  ])
+    rmSync(join(root, f), { recursive: true, force: true });
 }
 
 function write(root: string, path: string, content: string, mode = 0o644): void {
@@ -377,7 +408,7 @@ async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void,
     rmSync(join(root, 'boot', link), { force: true });
     symlinkSync(target, join(root, 'boot', link));
   }
-  write(root, 'boot/cmdline', '');
+  write(root, 'boot/cmdline', c.cmdline ? `${c.cmdline}\n` : '');
   let initrd = join(root, 'boot', `initrd.img-${version}`);
   if (c.formats.includes('iso')) {
     write(root, 'etc/dracut.conf.d/10-vmstub-live.conf', DRACUT_LIVE_CONF);
@@ -416,18 +447,43 @@ function deliver(from: string, to: string): void {
   }
 }
 
-export async function buildImage(
+/** What the mirror serves now; offline, what the newest cached bootstrap of this image was made from. */
+export async function currentSnapshot(
+  c: ImageConfig,
+  cache: StageCache,
+  progress: (line: string) => void,
+): Promise<Record<string, string>> {
+  const snapshot = await mirrorSnapshot(buildSources(c));
+  if (snapshot) return snapshot;
+  const newest = cache.newest(bootstrapCacheName(c));
+  const cached = newest ? cache.inputsOf(newest)?.snapshot : undefined;
+  if (!cached || typeof cached !== 'object')
+    throw new VmstubError(
+      `cannot reach ${c.mirror} (its InRelease files) to build ${c.name}, and no bootstrap of it is cached`,
+    );
+  progress(`cannot reach ${c.mirror}: using the mirror state of the cached bootstrap ${basename(newest!)}`);
+  return cached as Record<string, string>;
+}
+
+export interface BuiltStages {
+  stages: StageReport[];
+  /** Each built stage's cache entry. */
+  dirs: Partial<Record<StageName, string>>;
+  log: string;
+}
+
+/** Builds every stage of an image, or finds it cached; the results stay in the cache. */
+export async function buildStages(
   c: ImageConfig,
   o: ImageBuildOptions,
-  cache = new StageCache(undefined, o.progress),
-): Promise<ImageBuildResult> {
+  cache: StageCache,
+): Promise<BuiltStages> {
   requireForeignArch(c.arch, hostArch());
   const logFile = join(cache.root, 'logs', `${c.name}-${c.arch}.log`);
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, '');
   const log = (line: string) => writeFileSync(logFile, line + '\n', { flag: 'a' });
-  const snapshot = await mirrorSnapshot(buildSources(c));
-  if (!snapshot) throw new VmstubError(`cannot reach ${c.mirror} (its InRelease files) to build ${c.name}`);
+  const snapshot = await currentSnapshot(c, cache, o.progress);
   const epoch = process.env.SOURCE_DATE_EPOCH ?? null;
   const stages = planStages(c, snapshot, epoch);
   const reports = explainStages(stages, cache);
@@ -461,7 +517,7 @@ export async function buildImage(
       variant: 'minbase',
       packages: bootstrapPackages(c),
       keyring: c.distro.keyring,
-      dpkgOptions: [],
+      dpkgOptions: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
       customizeHooks: [],
     };
     await mmdebstrap(recipe, join(dir, 'root'), logFile, (l) => o.progress(`bootstrap: ${l}`));
@@ -481,7 +537,7 @@ export async function buildImage(
         logFile,
       );
       await aptInRoot(root, ['clean'], log, logFile);
-      dropAptState(root);
+      dropBuildState(root);
     } finally {
       await session.end();
     }
@@ -495,6 +551,16 @@ export async function buildImage(
     const session = await openChroot(root, { network: true });
     let boot: Awaited<ReturnType<typeof bootFiles>>;
     try {
+      if (c.files) {
+        o.progress(`root: copying in ${c.files}`);
+        await logged(
+          `copying ${c.files}`,
+          'cp',
+          ['-a', '--no-preserve=ownership', `${c.files}/.`, `${root}/`],
+          log,
+          logFile,
+        );
+      }
       if (c.hook) {
         await aptInRoot(root, ['update'], log, logFile);
         o.progress(`root: running the hook ${c.hook}`);
@@ -520,7 +586,7 @@ export async function buildImage(
       o.progress('root: accounts, host name, network, the final mirror');
       await configureRoot(root, c, log, logFile);
       await aptInRoot(root, ['clean'], log, logFile);
-      dropAptState(root);
+      dropBuildState(root);
       o.progress('root: boot files');
       boot = await bootFiles(root, c, log, logFile);
     } finally {
@@ -528,7 +594,7 @@ export async function buildImage(
     }
     o.progress(`root: squashing (${c.compression})`);
     const out = join(dir, squashName);
-    await squash(root, out, { compression: c.compression, blockSize: '1M' });
+    await squash(root, out, { compression: c.compression, level: c.compressionLevel, blockSize: '1M' });
     await checkSquashfs(out, c);
     copyFileSync(boot.vmlinuz, join(dir, `${c.name}.vmlinuz`));
     copyFileSync(boot.initrd, join(dir, `${c.name}.initrd`));
@@ -546,6 +612,7 @@ export async function buildImage(
         squashfs: join(dirs.root!, squashName),
         title: `${c.distro.name} ${c.name}`,
         label: volumeLabel(c.name),
+        cmdline: c.cmdline,
       },
       work,
       join(dir, `${c.name}.iso`),
@@ -553,6 +620,16 @@ export async function buildImage(
     rmSync(work, { recursive: true, force: true });
   });
 
+  return { stages: reports, dirs, log: logFile };
+}
+
+export async function buildImage(
+  c: ImageConfig,
+  o: ImageBuildOptions,
+  cache = new StageCache(undefined, o.progress),
+): Promise<ImageBuildResult> {
+  const { stages: reports, dirs, log: logFile } = await buildStages(c, o, cache);
+  const squashName = `${c.name}.squashfs`;
   mkdirSync(o.outDir, { recursive: true });
   const files: string[] = [];
   const outputs: ImageOutput[] = [];

@@ -63,6 +63,10 @@ export const IMAGE_FIELDS = {
     doc: "install the packages' Recommends too (as apt does by default)",
     value: false,
   },
+  files: {
+    schema: z.string(),
+    doc: 'a directory whose contents are copied into the root (owned by root) before the hook, relative to this file',
+  },
   hook: {
     schema: z.string(),
     doc: 'an executable run once with the root directory as $1, relative to this file',
@@ -101,7 +105,24 @@ export const IMAGE_FIELDS = {
     doc: 'what to make: squashfs (NAME.squashfs, .vmlinuz, .initrd), system (the squashfs checked as an image vmstub run boots), iso (a hybrid BIOS and UEFI live ISO)',
     value: ['squashfs'],
   },
+  docs: {
+    schema: z.boolean(),
+    doc: 'keep manuals, documentation and translations (false: only copyright files, as dpkg path-excludes that stay in the image)',
+    value: true,
+  },
+  cmdline: {
+    schema: z.string().check(z.regex(/^[^\n]*$/, { error: 'the kernel command line is one line' })),
+    doc: "kernel command line the image boots with, after vmstub's own (vmstub run and the ISO's menu)",
+    value: '',
+  },
   compression: { schema: z.enum(COMPRESSIONS), doc: 'squashfs compression', value: 'zstd' },
+  compressionLevel: {
+    schema: z
+      .int()
+      .check(z.gte(1, { error: 'is too small (1 to 22)' }), z.lte(22, { error: 'is too large (1 to 22)' })),
+    doc: 'zstd level, 1 to 22 (higher: smaller and slower to build)',
+    default: "mksquashfs's (15)",
+  },
 } satisfies Record<string, ImageFieldDecl>;
 
 export type ImageField = keyof typeof IMAGE_FIELDS;
@@ -131,6 +152,8 @@ export interface ImageConfig {
   kernel: string;
   packages: string[];
   recommends: boolean;
+  /** Absolute path of the directory copied into the root. */
+  files?: string;
   /** Absolute path of the hook. */
   hook?: string;
   users: ImageUser[];
@@ -140,7 +163,10 @@ export interface ImageConfig {
   finalMirror: string;
   finalSecurityMirror: string;
   formats: ImageFormat[];
+  docs: boolean;
+  cmdline: string;
   compression: (typeof COMPRESSIONS)[number];
+  compressionLevel?: number;
   /** The file it came from. */
   file: string;
 }
@@ -194,6 +220,14 @@ export function resolveImageConfig(
       }
     }
   }
+  let files: string | undefined;
+  if (ok('files')) {
+    files = resolve(src.baseDir, i.files!);
+    if (!existsSync(files) || !statSync(files).isDirectory())
+      problem(['files'], `${files} is not a directory`);
+  }
+  if (ok('compressionLevel') && (i.compression ?? 'zstd') !== 'zstd')
+    problem(['compressionLevel'], `mksquashfs takes a level for zstd only (compression is ${i.compression})`);
   const users = ok('users') ? i.users! : [];
   const names = new Set<string>();
   users.forEach((u, n) => {
@@ -226,6 +260,7 @@ export function resolveImageConfig(
     kernel: i.kernel ?? distro.kernelPackage[arch]!,
     packages: [...new Set(i.packages ?? [])],
     recommends: i.recommends ?? false,
+    files,
     hook,
     users: users.map((u) => ({
       name: u.name,
@@ -239,7 +274,10 @@ export function resolveImageConfig(
     finalMirror: i.finalMirror ?? officialMirror,
     finalSecurityMirror: i.finalSecurityMirror ?? (i.finalMirror ? i.finalMirror : officialSecurity),
     formats: [...new Set(formats)],
+    docs: i.docs ?? true,
+    cmdline: (i.cmdline ?? '').trim(),
     compression: i.compression ?? 'zstd',
+    compressionLevel: i.compressionLevel,
     file: src.where,
   };
 }

@@ -54,7 +54,7 @@ export function liveCommandLine(label: string): string {
 }
 
 /** GRUB's menu, on the screen and the first serial port: one live entry, started after a short wait. */
-export function grubConfig(title: string, label: string): string {
+export function grubConfig(title: string, label: string, cmdline = ''): string {
   return [
     'serial --unit=0 --speed=115200',
     'terminal_input console serial',
@@ -63,7 +63,7 @@ export function grubConfig(title: string, label: string): string {
     'set default=0',
     '',
     `menuentry "${title.replace(/"/g, '')} (live)" {`,
-    `  linux /live/vmlinuz ${liveCommandLine(label)}`,
+    `  linux /live/vmlinuz ${[liveCommandLine(label), cmdline].filter(Boolean).join(' ')}`,
     '  initrd /live/initrd.img',
     '}',
     '',
@@ -101,6 +101,8 @@ export interface IsoParts {
   squashfs: string;
   title: string;
   label: string;
+  /** The image's own kernel command line, after the live system's. */
+  cmdline?: string;
 }
 
 const copy = (from: string, to: string) => copyFileSync(from, to, constants.COPYFILE_FICLONE);
@@ -128,7 +130,7 @@ export async function buildIso(p: IsoParts, work: string, out: string): Promise<
   copy(p.initrd, join(tree, 'live/initrd.img'));
   copy(p.squashfs, join(tree, 'live/filesystem.squashfs'));
   writeFileSync(join(tree, '.disk/info'), `${p.title}\n`);
-  writeFileSync(join(tree, 'boot/grub/grub.cfg'), grubConfig(p.title, p.label));
+  writeFileSync(join(tree, 'boot/grub/grub.cfg'), grubConfig(p.title, p.label, p.cmdline));
   await runChecked(mkimage, [
     '-O',
     'i386-pc-eltorito',

@@ -1,119 +1,31 @@
-import { createHash } from 'node:crypto';
-import {
-  copyFileSync,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CATALOG } from '../catalog/index.js';
 import type { Distro } from '../catalog/types.js';
 import { onCleanup } from '../util/cleanup.js';
-import { VmstubError } from '../util/errors.js';
 import type { Arch } from '../util/arch.js';
-import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
-import { appendToSquashfs, checkSystemImage, squash, type SquashOptions } from './squashfs.js';
+import { buildStages } from './build.js';
+import { readImageConfig, type ImageConfig } from './config.js';
+import { fileSha256, installationPaths, treeDigest } from './installation.js';
+import { appendToSquashfs, checkSystemImage } from './squashfs.js';
 import { StageCache, stageKey } from './stage-cache.js';
 
-export const STUB_SUITE = 'trixie';
 export const DEFAULT_DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 export const DEFAULT_DEBIAN_SECURITY_MIRROR = 'http://deb.debian.org/debian-security';
 
-/** The stub's packages: a Debian 13 system that can bootstrap every distribution in the catalog, and no more. */
-export const STUB_PACKAGES = [
-  // boot and run
-  'systemd',
-  'systemd-sysv',
-  'udev',
-  'dbus',
-  'systemd-resolved',
-  'initramfs-tools',
-  'login',
-  'iproute2',
-  'kmod',
-  'util-linux',
-  'procps',
-  'qemu-guest-agent',
-  'busybox-static',
-  // hand over to the installed system
-  'kexec-tools',
-  // bootstrap tools, and the keys that verify what they fetch
-  'debootstrap',
-  'mmdebstrap',
-  'dnf',
-  'rpm',
-  'gpgv',
-  // RPM distributions' signing keys; gpg reads Gentoo's release key to check its fingerprint
-  'distribution-gpg-keys',
-  'gpg',
-  'debian-archive-keyring',
-  'ubuntu-keyring',
-  // filesystems and disks
-  'xfsprogs',
-  'btrfs-progs',
-  'e2fsprogs',
-  'dosfstools',
-  'cryptsetup-bin',
-  'fdisk',
-  // fetching and unpacking
-  'curl',
-  'ca-certificates',
-  'xz-utils',
-  'zstd',
-  'openssh-client',
-  // the installer itself
-  'nodejs',
-];
-
-const KERNEL_PACKAGE: Record<Arch, string> = {
-  x86_64: 'linux-image-cloud-amd64',
-  aarch64: 'linux-image-cloud-arm64',
-  riscv64: 'linux-image-riscv64',
-};
-
-/** Documentation, manuals and translations have no reader in a disposable stub. */
-export const STUB_DPKG_OPTIONS = [
-  'path-exclude=/usr/share/man/*',
-  'path-exclude=/usr/share/doc/*',
-  'path-include=/usr/share/doc/*/copyright',
-  'path-exclude=/usr/share/locale/*',
-  'path-include=/usr/share/locale/locale.alias',
-  'path-exclude=/usr/share/info/*',
-  'path-exclude=/usr/share/lintian/*',
-];
-
-/** Measured on the stub (docs/benchmarks.md): level 19 with 1 MiB blocks is 135 MiB; level 15 with 256 KiB, 143 MiB. */
-export const STUB_SQUASH: SquashOptions = { compression: 'zstd', level: 19, blockSize: '1M' };
-
 export interface StubMirrors {
-  mirror: string;
-  securityMirror: string;
+  mirror?: string;
+  securityMirror?: string;
 }
 
-export function stubRecipe(arch: Arch, m: StubMirrors, guestDir: string): MmdebstrapRecipe {
-  const sources: AptSource[] = [
-    { uri: m.mirror, suite: STUB_SUITE, components: ['main'] },
-    { uri: m.mirror, suite: `${STUB_SUITE}-updates`, components: ['main'] },
-    { uri: m.securityMirror, suite: `${STUB_SUITE}-security`, components: ['main'] },
-  ];
-  return {
-    suite: STUB_SUITE,
+/** The stub's recipe, an image config shipped with vmstub (guest/stub/stub.yaml). */
+export function stubConfig(arch: Arch, m: StubMirrors = {}, guest = installationPaths().guest): ImageConfig {
+  return readImageConfig(join(guest, 'stub.yaml'), arch, {
     arch,
-    sources,
-    variant: 'essential',
-    packages: [...STUB_PACKAGES, KERNEL_PACKAGE[arch]],
-    keyring: '/usr/share/keyrings/debian-archive-keyring.gpg',
-    dpkgOptions: STUB_DPKG_OPTIONS,
-    customizeHooks: [`sync-in ${join(guestDir, 'rootfs')} /`, `${join(guestDir, 'customize.sh')} "$1"`],
-  };
+    mirror: m.mirror,
+    securityMirror: m.securityMirror,
+  });
 }
 
 /** /root/ID.sh: the manual path (`./debian12.sh` at the stub's console), one per catalog entry. */
@@ -160,45 +72,14 @@ export function writeStubOverlay(dir: string, bundle: string, catalog: Distro[])
   for (const d of catalog) writeFileSync(join(top, 'root', `${d.id}.sh`), installScript(d), { mode: 0o755 });
 }
 
-/** A digest of a directory's files: names, modes and contents. */
-export function treeDigest(dir: string): string {
-  const hash = createHash('sha256');
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = statSync(p);
-      hash.update(`${relative(dir, p)}\0${st.mode}\0`);
-      if (st.isDirectory()) walk(p);
-      else hash.update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return hash.digest('hex');
-}
-
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** The running bundle (dist/vmstub.cjs) and the guest files shipped next to it. */
-export function installationPaths(script = process.argv[1] ?? ''): { bundle: string; guest: string } {
-  const bundle = script.endsWith('.cjs')
-    ? resolve(script)
-    : resolve(dirname(script), '..', '..', 'vmstub.cjs');
-  if (!existsSync(bundle)) throw new VmstubError(`the vmstub bundle ${bundle} is missing; run npm run build`);
-  const guest = resolve(dirname(bundle), '..', 'guest', 'stub');
-  if (!existsSync(join(guest, 'customize.sh')))
-    throw new VmstubError(`vmstub's guest files are missing (${guest})`);
-  return { bundle, guest };
-}
-
 export interface StubBuildOptions {
   arch: Arch;
   outDir: string;
   mirrors: StubMirrors;
   progress: (line: string) => void;
+  noCache?: boolean;
+  /** Prune the cache to this many bytes afterwards. */
+  cacheMaxBytes?: number;
 }
 
 export interface StubBuildResult {
@@ -206,85 +87,54 @@ export interface StubBuildResult {
   sha256: string;
   bytes: number;
   stages: { name: string; hit: boolean; key: string }[];
+  log: string;
 }
 
 /**
- * Builds stub-ARCH.squashfs in two cached stages: the root filesystem (mmdebstrap with the stub's
- * packages and guest files; keyed by suite, architecture, packages, mirrors, what the mirrors serve and
- * the guest files), then the image (the root filesystem squashed with this vmstub's bundle, the install
- * scripts and the banner; keyed by the root filesystem and those files).
+ * Builds stub-ARCH.squashfs: the stages of its image config (bootstrap, packages, root: squashed with
+ * the stub's packages, guest files and hook), then the image stage, which appends vmstub's own part
+ * (bundle, install scripts, banner) to that squashfs, so that a change to vmstub alone squashes nothing
+ * again.
  */
 export async function buildStub(
   o: StubBuildOptions,
   cache = new StageCache(undefined, o.progress),
 ): Promise<StubBuildResult> {
-  const { bundle, guest } = installationPaths();
-  const recipe = stubRecipe(o.arch, o.mirrors, guest);
-  const stages: StubBuildResult['stages'] = [];
-  let imageDir: string;
-
-  const snapshot = await mirrorSnapshot(recipe.sources);
-  const rootfsStage = `stub-rootfs-${o.arch}`;
-  let rootfsDir: string;
-  let rootfsKey: string;
-  if (!snapshot) {
-    const newest = cache.newest(rootfsStage);
-    if (!newest)
-      throw new VmstubError(`cannot reach ${o.mirrors.mirror} and no stub root filesystem is cached`);
-    o.progress(`mirror unreachable: using the cached root filesystem ${basename(newest)}`);
-    rootfsDir = newest;
-    rootfsKey = basename(newest).slice(rootfsStage.length + 1);
-    stages.push({ name: 'rootfs', hit: true, key: rootfsKey });
-  } else {
-    rootfsKey = stageKey({
-      suite: recipe.suite,
-      arch: o.arch,
-      packages: [...recipe.packages].sort(),
-      sources: recipe.sources,
-      variant: recipe.variant,
-      dpkg: recipe.dpkgOptions,
-      snapshot,
-      guest: treeDigest(guest),
-    });
-    const started = Date.now();
-    const r = await cache.build(rootfsStage, rootfsKey, async (dir) => {
-      o.progress(`rootfs: miss (${rootfsKey}); bootstrapping Debian ${STUB_SUITE} with mmdebstrap`);
-      const log = join(cache.root, `${rootfsStage}.log`);
-      await mmdebstrap(recipe, join(dir, 'root'), log, (line) => o.progress(`rootfs: ${line}`));
-    });
-    o.progress(
-      `rootfs: ${r.hit ? 'hit' : `built in ${((Date.now() - started) / 1000).toFixed(0)} s`} (${rootfsKey})`,
-    );
-    rootfsDir = r.dir;
-    stages.push({ name: 'rootfs', hit: r.hit, key: rootfsKey });
-  }
-
-  let started = Date.now();
-  const baseKey = stageKey({ rootfsKey, squash: STUB_SQUASH, epoch: process.env.SOURCE_DATE_EPOCH ?? null });
-  const base = await cache.build(`stub-base-${o.arch}`, baseKey, async (dir) => {
-    o.progress(`base: miss (${baseKey}); squashing the root filesystem`);
-    await squash(join(rootfsDir, 'root'), join(dir, 'base.squashfs'), STUB_SQUASH);
-  });
-  o.progress(
-    `base: ${base.hit ? 'hit' : `squashed in ${((Date.now() - started) / 1000).toFixed(0)} s`} (${baseKey})`,
+  const { bundle } = installationPaths();
+  const config = stubConfig(o.arch, o.mirrors);
+  const built = await buildStages(
+    config,
+    { outDir: o.outDir, progress: o.progress, noCache: o.noCache },
+    cache,
   );
-  stages.push({ name: 'base', hit: base.hit, key: baseKey });
+  const stages: StubBuildResult['stages'] = built.stages
+    .filter((s) => !s.skipped)
+    .map((s) => ({ name: s.name, hit: s.hit, key: s.key }));
+  const system = join(built.dirs.root!, `${config.name}.squashfs`);
+  const rootKey = stages.find((s) => s.name === 'root')!.key;
 
   const overlay = mkdtempSync(join(tmpdir(), 'vmstub-overlay-'));
   const overlayCleanup = onCleanup(`temporary directory ${overlay}`, () =>
     rmSync(overlay, { recursive: true, force: true }),
   );
+  let imageDir: string;
   try {
     writeStubOverlay(overlay, bundle, CATALOG);
-    const imageKey = stageKey({ baseKey, overlay: treeDigest(overlay) });
-    started = Date.now();
-    const image = await cache.build(`stub-image-${o.arch}`, imageKey, async (dir) => {
-      o.progress(`image: miss (${imageKey}); appending vmstub to the base`);
-      const out = join(dir, `stub-${o.arch}.squashfs`);
-      copyFileSync(join(base.dir, 'base.squashfs'), out);
-      await appendToSquashfs(overlay, out);
-      await checkSystemImage(out, o.arch);
-    });
+    const imageKey = stageKey({ rootKey, overlay: treeDigest(overlay) });
+    const started = Date.now();
+    const image = await cache.build(
+      `stub-image-${o.arch}`,
+      imageKey,
+      async (dir) => {
+        o.progress(`image: miss (${imageKey}); appending vmstub to the system`);
+        const out = join(dir, `stub-${o.arch}.squashfs`);
+        copyFileSync(system, out);
+        await appendToSquashfs(overlay, out);
+        await checkSystemImage(out, o.arch);
+      },
+      2,
+      { rebuild: o.noCache },
+    );
     o.progress(
       `image: ${image.hit ? 'hit' : `done in ${((Date.now() - started) / 1000).toFixed(1)} s`} (${imageKey})`,
     );
@@ -301,5 +151,15 @@ export async function buildStub(
   copyFileSync(join(imageDir, `stub-${o.arch}.squashfs`), tmp);
   renameSync(tmp, target);
   partial.release();
-  return { image: target, sha256: await fileSha256(target), bytes: statSync(target).size, stages };
+  if (o.cacheMaxBytes !== undefined) {
+    const removed = await cache.pruneToSize(o.cacheMaxBytes, [...Object.values(built.dirs), imageDir]);
+    for (const r of removed) o.progress(`cache: removed ${r.split('/').pop()} (over the cache size)`);
+  }
+  return {
+    image: target,
+    sha256: await fileSha256(target),
+    bytes: statSync(target).size,
+    stages,
+    log: built.log,
+  };
 }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
-import { buildStub, DEFAULT_DEBIAN_MIRROR, DEFAULT_DEBIAN_SECURITY_MIRROR } from '../image/stub.js';
+import { buildStub } from '../image/stub.js';
 import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
@@ -125,7 +125,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     await buildStub({
       arch: spec.arch,
       outDir: imagesDir(),
-      mirrors: { mirror: DEFAULT_DEBIAN_MIRROR, securityMirror: DEFAULT_DEBIAN_SECURITY_MIRROR },
+      mirrors: {},
       progress: (l) => o.note(`stub: ${l}`),
     });
     phases['stub build'] = Math.round((Date.now() - started) / 100) / 10;

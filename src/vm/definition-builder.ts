@@ -8,6 +8,7 @@ import {
   normaliseFwCfgName,
   validateName,
   type Accel,
+  type DiskSpec,
   type FwCfgItem,
   type NetSpec,
   type ShareSpec,
@@ -25,6 +26,7 @@ export interface RunOptions {
   kernel?: string;
   initrd?: string;
   iso?: string;
+  bootDisk?: string;
   memory?: string;
   cpus?: number;
   data?: string;
@@ -120,11 +122,16 @@ function defaultName(system: string | undefined, kernel: string | undefined): st
 
 /** Validates `run`'s options into a definition; every problem is one usage error, before anything is created. */
 export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): VmDefinition {
-  const boots = [o.system && 'a SYSTEM image', o.kernel && '--kernel', o.iso && '--iso'].filter(Boolean);
-  if (!boots.length) throw usageError('run: give a SYSTEM image, --kernel or --iso (see vmstub run --help)');
+  const boots = [
+    o.system && 'a SYSTEM image',
+    o.kernel && '--kernel',
+    o.iso && '--iso',
+    o.bootDisk && '--boot-disk',
+  ].filter(Boolean);
+  const choices = 'a SYSTEM image, --kernel, --iso or --boot-disk';
+  if (!boots.length) throw usageError(`run: give ${choices} (see vmstub run --help)`);
   if (o.initrd && !o.kernel) throw usageError('--initrd needs --kernel');
-  if (boots.length > 1)
-    throw usageError(`give one of a SYSTEM image, --kernel or --iso, not ${boots.join(' and ')}`);
+  if (boots.length > 1) throw usageError(`give one of ${choices}, not ${boots.join(' and ')}`);
   if (o.data && o.volatileData)
     throw usageError('--data and --volatile-data both give the data disk; choose one');
   const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p));
@@ -132,11 +139,13 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   const kernel = abs(o.kernel);
   const initrd = abs(o.initrd);
   const iso = abs(o.iso);
+  const bootDiskPath = abs(o.bootDisk);
   for (const [what, p] of [
     ['system image', system],
     ['kernel', kernel],
     ['initrd', initrd],
     ['ISO', iso],
+    ['boot disk', bootDiskPath],
   ] as const) {
     if (p !== undefined && !existsSync(p)) throw usageError(`${what} ${p} not found`);
   }
@@ -158,7 +167,10 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   const hostfwds = (o.hostfwd ?? []).map(parseHostFwd);
   if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
     throw usageError('--hostfwd needs a user-mode network (--net user)');
-  const name = validateName(o.name ?? defaultName(system ?? iso, kernel));
+  const bootDisk: DiskSpec | undefined = bootDiskPath
+    ? { path: bootDiskPath, format: detectDiskFormat(bootDiskPath) }
+    : undefined;
+  const name = validateName(o.name ?? defaultName(system ?? iso ?? bootDiskPath, kernel));
   const cpus = o.cpus ?? DEFAULTS.cpus;
   return newDefinition(
     name,
@@ -167,6 +179,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       kernel,
       initrd,
       iso,
+      bootDisk,
       memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
       cpus,
       data,

@@ -36,6 +36,8 @@ export interface VmDefinition {
   initrd?: string;
   /** A bootable ISO attached as a CD drive the firmware boots from (no system image or kernel then). */
   iso?: string;
+  /** A bootable disk (an ISO written to a disk, a cloud image) the firmware boots from, writable. */
+  bootDisk?: DiskSpec;
   memoryMiB: number;
   cpus: number;
   data?: DiskSpec;

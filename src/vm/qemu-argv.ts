@@ -60,7 +60,7 @@ export function kernelCommandLine(plan: LaunchPlan): string {
   );
 }
 
-function diskArgs(id: string, disk: DiskSpec, readonly: boolean): string[] {
+function diskArgs(id: string, disk: DiskSpec, readonly: boolean, bootIndex?: number): string[] {
   const drive = [
     `file=${qemuValue(disk.path)}`,
     'if=none',
@@ -68,7 +68,8 @@ function diskArgs(id: string, disk: DiskSpec, readonly: boolean): string[] {
     `format=${disk.format}`,
     readonly ? 'readonly=on' : 'discard=unmap,detect-zeroes=unmap',
   ];
-  return ['-drive', drive.join(','), '-device', `virtio-blk-pci,drive=${id},serial=${id}`];
+  const device = `virtio-blk-pci,drive=${id},serial=${id}${bootIndex === undefined ? '' : `,bootindex=${bootIndex}`}`;
+  return ['-drive', drive.join(','), '-device', device];
 }
 
 /** The QEMU command line for a launch: a pure function of the plan, so every option can be tested by table. */
@@ -135,6 +136,7 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
       '-device', 'scsi-cd,bus=scsi0.0,drive=cd,bootindex=0',
     );
   }
+  if (def.bootDisk) args.push(...diskArgs('boot', def.bootDisk, false, 0));
   if (def.data) args.push(...diskArgs('data', def.data, false));
   else if (plan.volatileData)
     args.push(...diskArgs('data', { path: plan.volatileData, format: 'raw' }, false));

@@ -307,7 +307,10 @@ describe(
         );
         const again = await box.runAsync([...build, '--json'], { timeoutMs: 1_200_000 });
         assert.equal(again.code, 0, again.stderr);
-        assert.match(again.stderr, /removed \.stub-rootfs-x86_64-\w+\.\d+, left by an interrupted build/);
+        assert.match(
+          again.stderr,
+          /removed \.image-bootstrap-debian13-x86_64-\w+\.\d+, left by an interrupted build/,
+        );
         assert.deepEqual(mountsUnder(cache), []);
         assert.ok(existsSync(join(out, 'stub-x86_64.squashfs')));
       },

@@ -6,7 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -137,19 +146,30 @@ describe('an image from a config and a hook', () => {
     },
   );
 
-  for (const firmware of ['bios', 'uefi'] as const) {
+  for (const [firmware, medium] of [
+    ['bios', 'cd'],
+    ['uefi', 'cd'],
+    ['bios', 'disk'],
+    ['uefi', 'disk'],
+  ] as const) {
     test(
-      `the ISO boots from a CD drive with ${firmware === 'bios' ? 'SeaBIOS' : 'OVMF'}`,
+      `the ISO boots ${medium === 'cd' ? 'from a CD drive' : 'written to a disk'} with ${firmware === 'bios' ? 'SeaBIOS' : 'OVMF'}`,
       { timeout: BOOT + 60_000 },
       async () => {
-        const name = `img-iso-${firmware}`;
+        const name = `img-iso-${firmware}-${medium}`;
+        let boot = ['--iso', join(out, 'live.iso')];
+        if (medium === 'disk') {
+          // What dd to a USB stick makes: the ISO's bytes as a whole disk.
+          const disk = join(dir, `usb-${firmware}.img`);
+          copyFileSync(join(out, 'live.iso'), disk);
+          boot = ['--boot-disk', disk];
+        }
         const r = box.run([
           'run',
           '--detach',
           '--name',
           name,
-          '--iso',
-          join(out, 'live.iso'),
+          ...boot,
           ...(firmware === 'uefi' ? ['--uefi'] : []),
         ]);
         assert.equal(r.code, 0, r.stderr);

@@ -31,12 +31,12 @@ test(
     assert.ok(stub.bytes > 64 * 1024 * 1024, `${stub.bytes} bytes`);
     assert.deepEqual(
       stub.stages.map((s) => s.name),
-      ['rootfs', 'base', 'image'],
+      ['bootstrap', 'packages', 'root', 'image'],
     );
     const again = buildStub(box);
     assert.deepEqual(
       again.stages.map((s) => s.hit),
-      [true, true, true],
+      [true, true, true, true],
       'a rebuild with nothing changed is all cache hits',
     );
     assert.equal(again.sha256, stub.sha256);
@@ -74,9 +74,12 @@ test(
     assert.deepEqual(ls.stdout.trim().split('\n').sort(), CATALOG.map((d) => `${d.id}.sh`).sort());
     const os = await guestExec(join(dir, 'qga.sock'), '/bin/sh', [
       '-c',
-      '. /etc/os-release; echo $VERSION_CODENAME; findmnt -no FSTYPE /',
+      '. /etc/os-release; echo $VERSION_CODENAME; findmnt -no FSTYPE /; ls /usr/share/man | wc -l; ls /usr/share/doc/bash; cat /proc/cmdline',
     ]);
-    assert.deepEqual(os.stdout.trim().split('\n'), ['trixie', 'overlay']);
+    const [codename, rootFs, manuals, bashDocs, cmdline] = os.stdout.trim().split('\n');
+    assert.deepEqual([codename, rootFs], ['trixie', 'overlay']);
+    assert.deepEqual([manuals, bashDocs], ['0', 'copyright'], 'stub.yaml says docs: false');
+    assert.match(cmdline ?? '', / quiet lsm=landlock,lockdown,yama,integrity/, "stub.yaml's cmdline");
     assert.doesNotMatch(
       box.consoleLog('stub'),
       /vmstub-init:/,

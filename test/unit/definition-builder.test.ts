@@ -61,11 +61,16 @@ test('options map into the definition', () => {
 
 test('bad input is refused before anything exists', () => {
   const bad: [Partial<RunOptions>, RegExp][] = [
-    [{ system: undefined }, /give a SYSTEM image, --kernel or --iso/],
+    [{ system: undefined }, /give a SYSTEM image, --kernel, --iso or --boot-disk/],
     [{ system: 'missing.squashfs' }, /system image .*missing.squashfs not found/],
-    [{ kernel: 'k' }, /give one of a SYSTEM image, --kernel or --iso, not a SYSTEM image and --kernel/],
+    [
+      { kernel: 'k' },
+      /give one of a SYSTEM image, --kernel, --iso or --boot-disk, not a SYSTEM image and --kernel/,
+    ],
     [{ iso: 'live.iso' }, /not a SYSTEM image and --iso/],
     [{ system: undefined, iso: 'missing.iso' }, /ISO .*missing.iso not found/],
+    [{ system: undefined, iso: 'live.iso', bootDisk: 'live.iso' }, /not --iso and --boot-disk/],
+    [{ system: undefined, bootDisk: 'missing.img' }, /boot disk .*missing.img not found/],
     [{ initrd: 'i' }, /--initrd needs --kernel/],
     [{ data: 'nope.img' }, /data disk .* not found \(create it with: vmstub allocate nope.img 8G\)/],
     [{ data: 'data.img', volatileData: '1G' }, /choose one/],
@@ -89,6 +94,14 @@ test('an ISO alone: booted by the firmware, the name from the file', () => {
   assert.equal(def.system, undefined);
   assert.equal(def.uefi, true);
   assert.match(def.name, /^live-[0-9a-f]{4}$/);
+});
+
+test('a boot disk alone: booted by the firmware, its format from its content, the name from the file', () => {
+  writeFileSync(join(dir, 'usb.img'), Buffer.alloc(4096));
+  const def = buildDefinition(opts({ system: undefined, bootDisk: 'usb.img' }), dir);
+  assert.deepEqual(def.bootDisk, { path: join(dir, 'usb.img'), format: 'raw' });
+  assert.equal(def.system, undefined);
+  assert.match(def.name, /^usb-[0-9a-f]{4}$/);
 });
 
 test('share and fw_cfg parsing details', () => {

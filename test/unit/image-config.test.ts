@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { bootstrapPackages, explainStages, planStages } from '../../src/image/build.js';
+import { bootstrapPackages, currentSnapshot, explainStages, planStages } from '../../src/image/build.js';
 import { imageJsonSchema, readImageConfig } from '../../src/image/config.js';
 import { foreignArchProblem } from '../../src/image/foreign-arch.js';
 import { changedInputs, StageCache } from '../../src/image/stage-cache.js';
@@ -112,6 +112,56 @@ test('what cannot be built is refused with the reason', () => {
   );
 });
 
+test('files, docs, cmdline and compressionLevel: checked, and where each one reaches', () => {
+  const tree = join(dir, 'tree');
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  writeFileSync(join(tree, 'etc', 'motd'), 'hello\n');
+  const c = readImageConfig(
+    file(
+      'extra.yaml',
+      'name: e\ndistro: debian12\npackages: [less]\nfiles: tree\ndocs: false\ncmdline: quiet\ncompressionLevel: 19\nformats: [iso]\n',
+    ),
+    'x86_64',
+  );
+  assert.equal(c.files, tree);
+  assert.equal(c.docs, false);
+  assert.equal(c.cmdline, 'quiet');
+  assert.equal(c.compressionLevel, 19);
+  const keys = (x: typeof c) =>
+    Object.fromEntries(planStages(x, { s: 'd' }, null).map((s) => [s.name, s.key]));
+  const before = keys(c);
+  const differs = (after: Record<string, string>) =>
+    Object.keys(before).filter((k) => before[k] !== after[k]);
+  writeFileSync(join(tree, 'etc', 'motd'), 'changed\n');
+  assert.deepEqual(differs(keys(c)), ['root', 'iso'], "the files' content");
+  writeFileSync(join(tree, 'etc', 'motd'), 'hello\n');
+  assert.deepEqual(
+    differs(keys({ ...c, docs: true })),
+    ['bootstrap', 'packages', 'root', 'iso'],
+    'docs (dpkg rules, from the bootstrap on)',
+  );
+  assert.deepEqual(differs(keys({ ...c, cmdline: '' })), ['root', 'iso']);
+  assert.deepEqual(differs(keys({ ...c, compressionLevel: undefined })), ['root', 'iso']);
+
+  const message = problems(
+    file(
+      'extra-bad.yaml',
+      'name: e\ndistro: debian12\nfiles: nowhere\ncmdline: "a\\nb"\ncompression: xz\ncompressionLevel: 19\n',
+    ),
+  );
+  assert.match(message, /: 3 problems: /);
+  assert.match(message, /files: \S+nowhere is not a directory \(line 3\)/);
+  assert.match(message, /cmdline: the kernel command line is one line \(line 4\)/);
+  assert.match(
+    message,
+    /compressionLevel: mksquashfs takes a level for zstd only \(compression is xz\) \(line 6\)/,
+  );
+  assert.match(
+    problems(file('lvl.yaml', 'name: l\ndistro: debian12\ncompressionLevel: 30\n')),
+    /compressionLevel: .*1 to 22/,
+  );
+});
+
 test('flags replace the file: a problem a flag caused names the flag', () => {
   const path = file('f.yaml', 'name: f\ndistro: debian12\n');
   assert.equal(readImageConfig(path, 'x86_64', { arch: 'aarch64' }).arch, 'aarch64');
@@ -197,4 +247,27 @@ test('a foreign architecture needs binfmt_misc with qemu registered, enabled, wi
   assert.match(foreignArchProblem('aarch64', 'x86_64', binfmt) ?? '', /is disabled/);
   entry('POCF');
   assert.equal(foreignArchProblem('aarch64', 'x86_64', binfmt), undefined);
+});
+
+test('offline, the stages are keyed by the mirror state of the newest cached bootstrap, so what is cached hits', async () => {
+  // Port 9 (discard) on loopback: nothing listens, the mirror is unreachable at once.
+  const c = readImageConfig(
+    file('off.yaml', 'name: off\ndistro: debian12\nmirror: http://127.0.0.1:9/debian\n'),
+    'x86_64',
+  );
+  const cache = new StageCache(join(dir, 'offline-cache'));
+  const notes: string[] = [];
+  await assert.rejects(
+    currentSnapshot(c, cache, (l) => notes.push(l)),
+    /cannot reach http:\/\/127\.0\.0\.1:9\/debian .* no bootstrap of it is cached/,
+  );
+  const then = { 'http://127.0.0.1:9/debian bookworm': 'Sat, 08 Nov 2026 10:11:12 UTC' };
+  const bootstrap = planStages(c, then, null)[0]!;
+  await cache.build(bootstrap.cacheName, bootstrap.key, async () => {}, 2, { inputs: bootstrap.inputs });
+  assert.deepEqual(await currentSnapshot(c, cache, (l) => notes.push(l)), then);
+  assert.match(
+    notes.join('\n'),
+    /cannot reach http:\/\/127\.0\.0\.1:9\/debian: using the mirror state of the cached bootstrap/,
+  );
+  assert.equal(explainStages(planStages(c, then, null), cache)[0]!.hit, true);
 });

@@ -9,69 +9,69 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { CATALOG, findDistro } from '../../src/catalog/index.js';
 import { parseArch } from '../../src/util/arch.js';
 import { mmdebstrapArgs, releaseDate, sourceLine } from '../../src/image/mmdebstrap.js';
 import { mksquashfsArgs } from '../../src/image/squashfs.js';
 import { StageCache, stageKey } from '../../src/image/stage-cache.js';
-import {
-  installScript,
-  stubBanner,
-  stubRecipe,
-  treeDigest,
-  writeStubOverlay,
-  STUB_PACKAGES,
-} from '../../src/image/stub.js';
+import { bootstrapPackages, buildSources, NO_DOCS_DPKG_OPTIONS } from '../../src/image/build.js';
+import { treeDigest } from '../../src/image/installation.js';
+import { installScript, stubBanner, stubConfig, writeStubOverlay } from '../../src/image/stub.js';
+import { VMSTUB } from '../helpers/cli.js';
 
 const mirrors = {
   mirror: 'http://mirror.example/debian',
   securityMirror: 'http://security.example/debian-security',
 };
+const GUEST = resolve(VMSTUB, '..', '..', 'guest', 'stub');
 
-test("stub recipe: trixie with updates and security, the stub packages plus the architecture's kernel, guest hooks", () => {
-  const r = stubRecipe('x86_64', mirrors, '/opt/vmstub/guest/stub');
-  assert.deepEqual(r.sources.map(sourceLine), [
+test("the stub's recipe is an image config: Debian 13 from the given mirrors, the bootstrap tools, the guest hook and files, the architecture's kernel", () => {
+  const c = stubConfig('x86_64', mirrors, GUEST);
+  assert.equal(c.name, 'stub');
+  assert.equal(c.distro.id, 'debian13');
+  assert.deepEqual(buildSources(c).map(sourceLine), [
     'deb http://mirror.example/debian trixie main',
     'deb http://mirror.example/debian trixie-updates main',
     'deb http://security.example/debian-security trixie-security main',
   ]);
-  assert.ok(r.packages.includes('linux-image-cloud-amd64'));
-  for (const p of [
-    'kexec-tools',
-    'debootstrap',
-    'mmdebstrap',
-    'dnf',
-    'rpm',
-    'nodejs',
-    'qemu-guest-agent',
-    'busybox-static',
-  ]) {
-    assert.ok(STUB_PACKAGES.includes(p), p);
-  }
-  assert.deepEqual(r.customizeHooks, [
-    'sync-in /opt/vmstub/guest/stub/rootfs /',
-    '/opt/vmstub/guest/stub/customize.sh "$1"',
-  ]);
-  assert.ok(stubRecipe('aarch64', mirrors, '/g').packages.includes('linux-image-cloud-arm64'));
-  assert.ok(stubRecipe('riscv64', mirrors, '/g').packages.includes('linux-image-riscv64'));
+  assert.equal(c.kernel, 'linux-image-cloud-amd64');
+  for (const p of ['kexec-tools', 'debootstrap', 'mmdebstrap', 'dnf', 'rpm', 'nodejs', 'qemu-guest-agent'])
+    assert.ok(c.packages.includes(p), p);
+  assert.ok(bootstrapPackages(c).includes('busybox-static'), 'the system initramfs is made of busybox');
+  assert.equal(c.hook, join(GUEST, 'customize.sh'));
+  assert.equal(c.files, join(GUEST, 'rootfs'));
+  assert.equal(c.docs, false);
+  assert.deepEqual(c.formats, ['system']);
+  assert.match(c.cmdline, /lsm=landlock/);
+  assert.equal(stubConfig('aarch64', mirrors, GUEST).kernel, 'linux-image-cloud-arm64');
+  assert.equal(stubConfig('riscv64', mirrors, GUEST).kernel, 'linux-image-riscv64');
+  // Without mirrors: Debian's own.
+  assert.equal(stubConfig('x86_64', {}, GUEST).mirror, 'http://deb.debian.org/debian');
 });
 
 test('mmdebstrap argv: mode by privilege, sorted packages, keyring, dpkg rules, hooks, then suite, target, sources', () => {
-  const r = stubRecipe('x86_64', mirrors, '/g');
+  const c = stubConfig('x86_64', mirrors, GUEST);
+  const r = {
+    suite: 'trixie',
+    arch: 'x86_64' as const,
+    sources: buildSources(c),
+    variant: 'minbase' as const,
+    packages: ['zstd', 'curl', 'nodejs'],
+    keyring: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    dpkgOptions: NO_DOCS_DPKG_OPTIONS,
+    customizeHooks: ['/g/hook.sh "$1"'],
+  };
   const asRoot = mmdebstrapArgs(r, '/tmp/target', true);
   assert.equal(asRoot[0], '--mode=root');
   assert.equal(mmdebstrapArgs(r, '/tmp/target', false)[0], '--mode=unshare');
   assert.ok(asRoot.includes('--architectures=amd64'));
-  assert.ok(asRoot.includes('--variant=essential'));
+  assert.ok(asRoot.includes('--variant=minbase'));
+  assert.ok(asRoot.includes('--include=curl,nodejs,zstd'));
   assert.ok(asRoot.includes('--keyring=/usr/share/keyrings/debian-archive-keyring.gpg'));
   assert.ok(asRoot.includes('--dpkgopt=path-exclude=/usr/share/man/*'));
-  const include = asRoot
-    .find((a) => a.startsWith('--include='))!
-    .slice('--include='.length)
-    .split(',');
-  assert.deepEqual(include, [...include].sort());
+  assert.ok(asRoot.includes('--customize-hook=/g/hook.sh "$1"'));
   const suiteAt = asRoot.indexOf('trixie');
   assert.deepEqual(asRoot.slice(suiteAt, suiteAt + 2), ['trixie', '/tmp/target']);
   assert.equal(asRoot.at(-1), 'deb http://security.example/debian-security trixie-security main');

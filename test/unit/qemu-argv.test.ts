@@ -274,6 +274,21 @@ const cases: Case[] = [
       ['-drive', 'id=system'],
     ],
   },
+  {
+    name: 'a boot disk: a writable virtio disk the firmware boots first, and no direct kernel boot',
+    plan: plan(
+      { kernel: undefined, initrd: undefined },
+      { system: undefined, bootDisk: { path: '/images/usb.img', format: 'raw' } },
+    ),
+    has: [
+      ['-drive', 'file=/images/usb.img,if=none,id=boot,format=raw,discard=unmap,detect-zeroes=unmap'],
+      ['-device', 'virtio-blk-pci,drive=boot,serial=boot,bootindex=0'],
+    ],
+    lacks: [
+      ['-kernel', ''],
+      ['-drive', 'id=system'],
+    ],
+  },
 ];
 
 for (const c of cases) {
