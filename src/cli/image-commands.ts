@@ -11,7 +11,8 @@ import {
   buildStub,
   DEFAULT_DEBIAN_MIRROR,
   DEFAULT_DEBIAN_SECURITY_MIRROR,
-  stubConfig,
+  explainStub,
+  type StubStageReport,
 } from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
@@ -25,7 +26,11 @@ async function explain(image: ImageConfig, json: boolean | undefined): Promise<v
   const cache = new StageCache(undefined, note);
   const snapshot = await currentSnapshot(image, cache, note);
   const reports = explainStages(planStages(image, snapshot, process.env.SOURCE_DATE_EPOCH ?? null), cache);
-  if (json) printJson({ name: image.name, stages: reports });
+  printReports(image.name, reports, json);
+}
+
+function printReports(name: string, reports: StubStageReport[], json: boolean | undefined): void {
+  if (json) printJson({ name, stages: reports });
   else for (const r of reports) process.stdout.write(describeStage(r) + '\n');
 }
 
@@ -74,7 +79,15 @@ const build = () =>
       const cacheMaxBytes = parseSize(o.cacheMax, '--cache-max');
       if (config === 'stub') {
         const mirrors = { mirror: o.mirror, securityMirror: o.securityMirror };
-        if (o.explain) return explain(stubConfig(arch ?? hostArch() ?? 'x86_64', mirrors), o.json);
+        if (o.explain) {
+          const reports = await explainStub(
+            arch ?? hostArch() ?? 'x86_64',
+            mirrors,
+            new StageCache(undefined, note),
+            note,
+          );
+          return printReports('stub', reports, o.json);
+        }
         const result = await buildStub({
           arch: arch ?? hostArch() ?? 'x86_64',
           outDir,

@@ -248,7 +248,7 @@ export function explainStages(stages: Stage[], cache: StageCache): StageReport[]
   });
 }
 
-export function describeStage(r: StageReport): string {
+export function describeStage(r: Omit<StageReport, 'name'> & { name: string }): string {
   if (r.skipped) return `${r.name}: not needed`;
   if (r.hit) return `${r.name}: hit (${r.key})`;
   const why = r.changed.length ? r.changed.join('; ') : 'nothing cached yet';

@@ -5,7 +5,7 @@ import { CATALOG } from '../catalog/index.js';
 import type { Distro } from '../catalog/types.js';
 import { onCleanup } from '../util/cleanup.js';
 import type { Arch } from '../util/arch.js';
-import { buildStages } from './build.js';
+import { buildStages, currentSnapshot, explainStages, planStages, type StageReport } from './build.js';
 import { readImageConfig, type ImageConfig } from './config.js';
 import { fileSha256, installationPaths, treeDigest } from './installation.js';
 import { appendToSquashfs, checkSystemImage } from './squashfs.js';
@@ -90,6 +90,48 @@ export interface StubBuildResult {
   log: string;
 }
 
+/** vmstub's own part, written to a temporary directory for the length of `use`. */
+async function withOverlay<T>(bundle: string, use: (dir: string) => Promise<T>): Promise<T> {
+  const overlay = mkdtempSync(join(tmpdir(), 'vmstub-overlay-'));
+  const cleanup = onCleanup(`temporary directory ${overlay}`, () =>
+    rmSync(overlay, { recursive: true, force: true }),
+  );
+  try {
+    writeStubOverlay(overlay, bundle, CATALOG);
+    return await use(overlay);
+  } finally {
+    await cleanup.undo();
+  }
+}
+
+/** The stub's own stage: the root stage's squashfs with vmstub appended. */
+function imageStage(arch: Arch, rootKey: string, overlay: string) {
+  const inputs = { from: rootKey, vmstub: treeDigest(overlay) };
+  return { cacheName: `stub-image-${arch}`, inputs, key: stageKey(inputs) };
+}
+
+export type StubStageReport = StageReport | (Omit<StageReport, 'name'> & { name: 'image' });
+
+/** `image build stub --explain`: the config's stages, then the stub's own. */
+export async function explainStub(
+  arch: Arch,
+  mirrors: StubMirrors,
+  cache: StageCache,
+  progress: (line: string) => void,
+): Promise<StubStageReport[]> {
+  const config = stubConfig(arch, mirrors);
+  const snapshot = await currentSnapshot(config, cache, progress);
+  const reports = explainStages(planStages(config, snapshot, process.env.SOURCE_DATE_EPOCH ?? null), cache);
+  const rootKey = reports.find((r) => r.name === 'root')!.key;
+  const image = await withOverlay(installationPaths().bundle, async (overlay) => {
+    const stage = imageStage(arch, rootKey, overlay);
+    const e = cache.explain(stage.cacheName, stage.key, stage.inputs);
+    const changed = e.changed.map((c) => (c.startsWith('from: ') ? 'the root stage changed' : c));
+    return { name: 'image' as const, hit: e.hit, key: stage.key, changed };
+  });
+  return [...reports.filter((r) => !r.skipped), image];
+}
+
 /**
  * Builds stub-ARCH.squashfs: the stages of its image config (bootstrap, packages, root: squashed with
  * the stub's packages, guest files and hook), then the image stage, which appends vmstub's own part
@@ -113,46 +155,39 @@ export async function buildStub(
   const system = join(built.dirs.root!, `${config.name}.squashfs`);
   const rootKey = stages.find((s) => s.name === 'root')!.key;
 
-  const overlay = mkdtempSync(join(tmpdir(), 'vmstub-overlay-'));
-  const overlayCleanup = onCleanup(`temporary directory ${overlay}`, () =>
-    rmSync(overlay, { recursive: true, force: true }),
-  );
   let imageDir: string;
-  try {
-    writeStubOverlay(overlay, bundle, CATALOG);
-    const imageKey = stageKey({ rootKey, overlay: treeDigest(overlay) });
+  await withOverlay(bundle, async (overlay) => {
+    const stage = imageStage(o.arch, rootKey, overlay);
     const started = Date.now();
     const image = await cache.build(
-      `stub-image-${o.arch}`,
-      imageKey,
+      stage.cacheName,
+      stage.key,
       async (dir) => {
-        o.progress(`image: miss (${imageKey}); appending vmstub to the system`);
+        o.progress(`image: miss (${stage.key}); appending vmstub to the system`);
         const out = join(dir, `stub-${o.arch}.squashfs`);
         copyFileSync(system, out);
         await appendToSquashfs(overlay, out);
         await checkSystemImage(out, o.arch);
       },
       2,
-      { rebuild: o.noCache },
+      { inputs: stage.inputs, rebuild: o.noCache },
     );
     o.progress(
-      `image: ${image.hit ? 'hit' : `done in ${((Date.now() - started) / 1000).toFixed(1)} s`} (${imageKey})`,
+      `image: ${image.hit ? 'hit' : `done in ${((Date.now() - started) / 1000).toFixed(1)} s`} (${stage.key})`,
     );
-    stages.push({ name: 'image', hit: image.hit, key: imageKey });
+    stages.push({ name: 'image', hit: image.hit, key: stage.key });
     imageDir = image.dir;
-  } finally {
-    await overlayCleanup.undo();
-  }
+  });
 
   mkdirSync(o.outDir, { recursive: true });
   const target = join(o.outDir, `stub-${o.arch}.squashfs`);
   const tmp = `${target}.tmp-${process.pid}`;
   const partial = onCleanup(`unfinished ${tmp}`, () => rmSync(tmp, { force: true }));
-  copyFileSync(join(imageDir, `stub-${o.arch}.squashfs`), tmp);
+  copyFileSync(join(imageDir!, `stub-${o.arch}.squashfs`), tmp);
   renameSync(tmp, target);
   partial.release();
   if (o.cacheMaxBytes !== undefined) {
-    const removed = await cache.pruneToSize(o.cacheMaxBytes, [...Object.values(built.dirs), imageDir]);
+    const removed = await cache.pruneToSize(o.cacheMaxBytes, [...Object.values(built.dirs), imageDir!]);
     for (const r of removed) o.progress(`cache: removed ${r.split('/').pop()} (over the cache size)`);
   }
   return {

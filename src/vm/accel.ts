@@ -48,6 +48,8 @@ interface ProbeRecord {
   key: string;
   usable: boolean;
   reason: string;
+  /** Whether a Linux kernel was booted under KVM too (the firmware probe alone is not enough). */
+  kernelChecked: boolean;
 }
 
 /**
@@ -82,12 +84,13 @@ async function probeKernel(qemu: string, kernel: string): Promise<{ usable: bool
 async function probeKvm(qemu: string, kernel?: string): Promise<ProbeRecord & { fresh: boolean }> {
   const dir = join(cacheDir(), 'probes');
   const st = statSync(qemu);
-  // v2: the kernel probe came later; records without it are probed again.
-  const key = `v2:${qemu}:${st.mtimeMs}:${release()}:${statSync('/dev/kvm').rdev}`;
+  // v3: records say whether a kernel was probed; one that passed without a kernel is probed again
+  // when a kernel is at hand.
+  const key = `v3:${qemu}:${st.mtimeMs}:${release()}:${statSync('/dev/kvm').rdev}`;
   const recordPath = join(dir, 'kvm.json');
   try {
     const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as ProbeRecord;
-    if (rec.key === key) return { ...rec, fresh: false };
+    if (rec.key === key && (rec.kernelChecked || !rec.usable || !kernel)) return { ...rec, fresh: false };
   } catch {
     // no record yet
   }
@@ -111,7 +114,7 @@ async function probeKvm(qemu: string, kernel?: string): Promise<ProbeRecord & { 
     '',
   );
   reason ||= detail ?? (r.signal ? 'probe guest hung' : `probe exited with ${r.code}`);
-  const rec: ProbeRecord = { key, usable, reason };
+  const rec: ProbeRecord = { key, usable, reason, kernelChecked: usable && Boolean(kernel) };
   writeFileSync(recordPath, JSON.stringify(rec) + '\n');
   return { ...rec, fresh: true };
 }
@@ -145,7 +148,12 @@ export async function resolveAccel(
   const qemu = which(ARCH_TRAITS[guestArch].binary);
   if (!qemu) return { accel: 'tcg' };
   const probe = await probeKvm(qemu, kernel);
-  if (probe.usable) return { accel: 'kvm' };
+  if (probe.usable && probe.kernelChecked) return { accel: 'kvm' };
+  if (probe.usable)
+    return {
+      accel: 'tcg',
+      note: 'KVM ran its probe, but no Linux kernel was at hand to check that it boots one (on some hosts it does not); using TCG software emulation (--accel kvm to use KVM anyway)',
+    };
   return {
     accel: 'tcg',
     note: probe.fresh

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
+  accessSync,
   closeSync,
+  constants,
   existsSync,
   openSync,
   readFileSync,
@@ -10,7 +12,10 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { release } from 'node:os';
 import { createInterface } from 'node:readline';
+import { stubImagePath } from '../image/locations.js';
+import type { Arch } from '../util/arch.js';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError } from '../util/errors.js';
 import { which } from '../util/exec.js';
@@ -55,6 +60,24 @@ function selfCommand(): { node: string; script: string } {
   return { node: process.execPath, script: process.argv[1]! };
 }
 
+/**
+ * For a firmware boot (an ISO, a boot disk), a kernel KVM can be checked with: the host's own, else
+ * the stub's. Undefined when neither is at hand.
+ */
+async function probeKernel(arch: Arch): Promise<string | undefined> {
+  const own = `/boot/vmlinuz-${release()}`;
+  if (arch === hostArch()) {
+    try {
+      accessSync(own, constants.R_OK);
+      return own;
+    } catch {
+      // not readable by this user (Ubuntu), or not there (a container)
+    }
+  }
+  const stub = stubImagePath(arch);
+  return existsSync(stub) ? (await bootFilesFromImage(stub)).kernel : undefined;
+}
+
 /** Everything one run of a VM needs besides the definition, resolved before QEMU starts. */
 async function resolvePlan(
   def: VmDefinition,
@@ -68,7 +91,7 @@ async function resolvePlan(
     : def.kernel
       ? await bootFilesFromKernel(def.kernel, def.initrd)
       : { arch: hostArch() ?? 'x86_64', kernel: undefined, initrd: undefined, cmdline: undefined };
-  const accel = await resolveAccel(def.accel, boot.arch, boot.kernel);
+  const accel = await resolveAccel(def.accel, boot.arch, boot.kernel ?? (await probeKernel(boot.arch)));
   if (accel.note) note(accel.note);
   if (def.data && !existsSync(def.data.path))
     throw new VmstubError(`data disk ${def.data.path} not found`, ExitCode.usage);

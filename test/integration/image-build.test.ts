@@ -13,6 +13,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -157,6 +158,10 @@ describe('an image from a config and a hook', () => {
       { timeout: BOOT + 60_000 },
       async () => {
         const name = `img-iso-${firmware}-${medium}`;
+        // A firmware boot has no kernel of its own to check KVM with: with no probe on record, KVM is
+        // chosen only once a Linux kernel booted under it (on this kind of host it hangs one).
+        const probes = join(box.env.VMSTUB_CACHE!, 'probes');
+        if (firmware === 'bios' && medium === 'cd') rmSync(probes, { recursive: true, force: true });
         let boot = ['--iso', join(out, 'live.iso')];
         if (medium === 'disk') {
           // What dd to a USB stick makes: the ISO's bytes as a whole disk.
@@ -173,6 +178,13 @@ describe('an image from a config and a hook', () => {
           ...(firmware === 'uefi' ? ['--uefi'] : []),
         ]);
         assert.equal(r.code, 0, r.stderr);
+        const shown = JSON.parse(box.run(['show', '--json', name]).stdout) as { accel: string };
+        if (shown.accel === 'kvm') {
+          const record = JSON.parse(readFileSync(join(probes, 'kvm.json'), 'utf8')) as {
+            kernelChecked: boolean;
+          };
+          assert.equal(record.kernelChecked, true, 'KVM chosen without a kernel having booted under it');
+        }
         await box.waitForConsole(name, 'the live system to log in', 'VMSTUB-HOOK-ONE', BOOT);
         assert.match(box.consoleLog(name), /root=live:CDLABEL=LIVE/);
         box.run(['stop', '--force', name]);

@@ -40,6 +40,16 @@ test(
       'a rebuild with nothing changed is all cache hits',
     );
     assert.equal(again.sha256, stub.sha256);
+    const explain = box.run(['image', 'build', 'stub', '--explain']);
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.deepEqual(
+      explain.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.replace(/ \(\w+\)$/, '')),
+      ['bootstrap: hit', 'packages: hit', 'root: hit', 'image: hit'],
+      '--explain sees the stub as built',
+    );
   },
 );
 
