@@ -2,7 +2,7 @@
  * Dependencies as rpm reads them: version ranges (does a provide satisfy a requirement?) and rich
  * (boolean) dependencies such as "(pkgA >= 2 or pkgB)". Pure functions.
  */
-import { compareEvr, rpmvercmp, type Evr } from '../../util/version.js';
+import { compareEvr, rpmvercmp } from '../../util/version.js';
 import type { Dep, DepFlag } from './metadata.js';
 
 const LESS = 1;
@@ -16,26 +16,21 @@ const SENSE: Record<DepFlag, number> = {
   GT: GREATER,
 };
 
-function evrOf(d: Dep): Evr {
-  return { epoch: d.epoch, version: d.ver ?? '', release: d.rel };
-}
-
-/** rpm's rule: a release (or epoch) one side leaves out is not compared. */
-function compareForRange(a: Evr, b: Evr): number {
-  const epoch = rpmvercmp(a.epoch ?? '0', b.epoch ?? '0');
-  if (epoch) return epoch;
-  const v = rpmvercmp(a.version, b.version);
-  if (v) return v;
-  if (a.release === undefined || b.release === undefined || a.release === '' || b.release === '') return 0;
-  return rpmvercmp(a.release, b.release);
-}
-
-/** Whether a provide (name and range) satisfies a requirement; the names must already match. */
+/**
+ * Whether a provide (name and range) satisfies a requirement; the names must already match. rpm's
+ * rule (rpmdsCompare): epochs, then versions; when those are equal and one side leaves out the
+ * release, they match if that side's range includes equality (`a = 1.2` meets `a > 1.2-1`),
+ * else the releases are not compared.
+ */
 export function rangesOverlap(provide: Dep, require: Dep): boolean {
   if (!provide.flags || !require.flags || provide.ver === undefined || require.ver === undefined) return true;
   const a = SENSE[provide.flags];
   const b = SENSE[require.flags];
-  const sense = compareForRange(evrOf(provide), evrOf(require));
+  let sense = rpmvercmp(provide.epoch || '0', require.epoch || '0') || rpmvercmp(provide.ver, require.ver);
+  if (sense === 0) {
+    if (provide.rel && require.rel) sense = rpmvercmp(provide.rel, require.rel);
+    else if ((provide.rel && b & EQUAL) || (require.rel && a & EQUAL)) return true;
+  }
   if (sense < 0) return Boolean(a & GREATER || b & LESS);
   if (sense > 0) return Boolean(a & LESS || b & GREATER);
   return Boolean((a & EQUAL && b & EQUAL) || (a & LESS && b & LESS) || (a & GREATER && b & GREATER));
@@ -54,8 +49,28 @@ export type RichDep =
 const OPS = new Set(['and', 'or', 'if', 'unless', 'with', 'without', 'else']);
 const CMP: Record<string, DepFlag> = { '=': 'EQ', '==': 'EQ', '<': 'LT', '<=': 'LE', '>': 'GT', '>=': 'GE' };
 
+/**
+ * Parentheses and words, as rpm reads them: a word may hold balanced parentheses of its own
+ * (`libfoo.so.0()(64bit)`, `python3dist(bar)`); a ')' at its depth 0 ends it and closes a group.
+ */
 function tokenize(s: string): string[] {
-  return s.replace(/\(/g, ' ( ').replace(/\)/g, ' ) ').trim().split(/\s+/);
+  const toks: string[] = [];
+  for (let i = 0; i < s.length;) {
+    const c = s[i]!;
+    if (/\s/.test(c)) i++;
+    else if (c === '(' || c === ')') toks.push(s[i++]!);
+    else {
+      const start = i;
+      for (let depth = 0; i < s.length; i++) {
+        const ch = s[i]!;
+        if (depth === 0 && (/\s/.test(ch) || ch === ')')) break;
+        if (ch === '(') depth++;
+        else if (ch === ')') depth--;
+      }
+      toks.push(s.slice(start, i));
+    }
+  }
+  return toks;
 }
 
 /** Parses "(a or (b >= 1.2 and c))" into a tree; throws on text rpm would not accept. */
