@@ -7,13 +7,7 @@ import { buildImage, currentSnapshot, describeStage, explainStages, planStages }
 import { readImageConfig, type ImageConfig } from '../image/config.js';
 import { imagesDir } from '../image/locations.js';
 import { StageCache } from '../image/stage-cache.js';
-import {
-  buildStub,
-  DEFAULT_DEBIAN_MIRROR,
-  DEFAULT_DEBIAN_SECURITY_MIRROR,
-  explainStub,
-  type StubStageReport,
-} from '../image/stub.js';
+import { buildStub, explainStub, type StubStageReport } from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
@@ -49,12 +43,12 @@ const build = () =>
     .addOption(annotate(new Option('--out <DIR>', 'where the outputs go'), { defaultText: imagesDir() }))
     .addOption(
       annotate(new Option('--mirror <URL>', 'the mirror the build uses'), {
-        defaultText: `the config's; for the stub ${DEFAULT_DEBIAN_MIRROR}`,
+        defaultText: "the config's, else the distribution's (deb.debian.org for the stub)",
       }),
     )
     .addOption(
       annotate(new Option('--security-mirror <URL>', 'the security mirror the build uses'), {
-        defaultText: `the config's; for the stub ${DEFAULT_DEBIAN_SECURITY_MIRROR}`,
+        defaultText: "the config's, else --mirror when given, else the distribution's",
       }),
     )
     .addOption(

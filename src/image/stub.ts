@@ -11,9 +11,6 @@ import { fileSha256, installationPaths, treeDigest } from './installation.js';
 import { appendToSquashfs, checkSystemImage } from './squashfs.js';
 import { StageCache, stageKey } from './stage-cache.js';
 
-export const DEFAULT_DEBIAN_MIRROR = 'http://deb.debian.org/debian';
-export const DEFAULT_DEBIAN_SECURITY_MIRROR = 'http://deb.debian.org/debian-security';
-
 export interface StubMirrors {
   mirror?: string;
   securityMirror?: string;
