@@ -91,7 +91,8 @@ async function resolvePlan(
     : def.kernel
       ? await bootFilesFromKernel(def.kernel, def.initrd)
       : { arch: hostArch() ?? 'x86_64', kernel: undefined, initrd: undefined, cmdline: undefined };
-  const accel = await resolveAccel(def.accel, boot.arch, boot.kernel ?? (await probeKernel(boot.arch)));
+  const kvmProbeKernel = boot.kernel ?? (def.accel === 'auto' ? await probeKernel(boot.arch) : undefined);
+  const accel = await resolveAccel(def.accel, boot.arch, kvmProbeKernel);
   if (accel.note) note(accel.note);
   if (def.data && !existsSync(def.data.path))
     throw new VmstubError(`data disk ${def.data.path} not found`, ExitCode.usage);
