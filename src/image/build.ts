@@ -425,7 +425,7 @@ async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void,
 }
 
 /** Copies a finished file into the output directory whole, or leaves nothing there. */
-function deliver(from: string, to: string): void {
+export function deliver(from: string, to: string): void {
   const tmp = `${to}.tmp-${process.pid}`;
   const partial = onCleanup(`unfinished ${tmp}`, () => rmSync(tmp, { force: true }));
   try {

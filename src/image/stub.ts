@@ -1,11 +1,18 @@
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CATALOG } from '../catalog/index.js';
 import type { Distro } from '../catalog/types.js';
 import { onCleanup } from '../util/cleanup.js';
 import type { Arch } from '../util/arch.js';
-import { buildStages, currentSnapshot, explainStages, planStages, type StageReport } from './build.js';
+import {
+  buildStages,
+  currentSnapshot,
+  deliver,
+  explainStages,
+  planStages,
+  type StageReport,
+} from './build.js';
 import { readImageConfig, type ImageConfig } from './config.js';
 import { fileSha256, installationPaths, treeDigest } from './installation.js';
 import { appendToSquashfs, checkSystemImage } from './squashfs.js';
@@ -178,11 +185,7 @@ export async function buildStub(
 
   mkdirSync(o.outDir, { recursive: true });
   const target = join(o.outDir, `stub-${o.arch}.squashfs`);
-  const tmp = `${target}.tmp-${process.pid}`;
-  const partial = onCleanup(`unfinished ${tmp}`, () => rmSync(tmp, { force: true }));
-  copyFileSync(join(imageDir!, `stub-${o.arch}.squashfs`), tmp);
-  renameSync(tmp, target);
-  partial.release();
+  deliver(join(imageDir!, `stub-${o.arch}.squashfs`), target);
   if (o.cacheMaxBytes !== undefined) {
     const removed = await cache.pruneToSize(o.cacheMaxBytes, [...Object.values(built.dirs), imageDir!]);
     for (const r of removed) o.progress(`cache: removed ${r.split('/').pop()} (over the cache size)`);
