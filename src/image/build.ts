@@ -34,7 +34,8 @@ import { buildIso, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
-import { fileSha256, installationPaths, treeDigest } from './installation.js';
+import { installationPaths, treeDigest } from './installation.js';
+import { fileSha256 } from '../util/digest.js';
 import {
   authorizedKeys,
   debSources,

@@ -1,6 +1,6 @@
-/** Where vmstub's own files are, and digests of files and trees (cache keys, results). */
+/** Where vmstub's own files are, and digests of trees (cache keys). */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { VmstubError } from '../util/errors.js';
 
@@ -17,12 +17,6 @@ export function treeDigest(dir: string): string {
     }
   };
   walk(dir);
-  return hash.digest('hex');
-}
-
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 

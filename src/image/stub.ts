@@ -14,7 +14,8 @@ import {
   type StageReport,
 } from './build.js';
 import { readImageConfig, type ImageConfig } from './config.js';
-import { fileSha256, installationPaths, treeDigest } from './installation.js';
+import { installationPaths, treeDigest } from './installation.js';
+import { fileSha256 } from '../util/digest.js';
 import { appendToSquashfs, checkSystemImage } from './squashfs.js';
 import { StageCache, stageKey } from './stage-cache.js';
 

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import {
-  createReadStream,
   mkdirSync,
   openSync,
   readSync,
@@ -14,6 +13,7 @@ import {
 import { dirname, join, posix } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { detectKernelFormat, kernelArch, unpackZboot } from '../boot/kernel-image.js';
+import { fileSha256 } from '../util/digest.js';
 import { usageError, VmstubError } from '../util/errors.js';
 import { requireTool, runChecked, run } from '../util/exec.js';
 import { cacheDir } from '../util/paths.js';
@@ -83,12 +83,6 @@ function readHead(path: string, length = 4096): Buffer {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /**
  * The image's sha256, remembered per (device, inode, size, mtime) so that booting the same image again
  * does not read all of it again.
@@ -98,7 +92,7 @@ async function imageDigest(image: string, cache: string): Promise<string> {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
   const memo = join(cache, 'digests', createHash('sha256').update(key).digest('hex').slice(0, 32));
   if (existsSync(memo)) return readFileSync(memo, 'utf8').trim();
-  const digest = await sha256File(image);
+  const digest = await fileSha256(image);
   mkdirSync(dirname(memo), { recursive: true });
   writeFileSync(memo, digest + '\n');
   return digest;
@@ -223,7 +217,7 @@ export async function bootFilesFromKernel(kernel: string, initrd?: string): Prom
   const format = detectKernelFormat(readHead(kernel));
   const arch = kernelArch(format);
   if (arch) return { kernel, initrd, arch };
-  const digest = await sha256File(kernel);
+  const digest = await fileSha256(kernel);
   const out = join(cacheDir(), 'boot-files', `kernel-${digest}`);
   let loadable: { data: Buffer; arch: Arch };
   try {
