@@ -27,6 +27,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { findInstalledKernel } from '../boot/discover.js';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
 import { requireForeignArch } from './foreign-arch.js';
@@ -279,15 +280,12 @@ const copyTree = (from: string, to: string) =>
     if (r.code !== 0) throw new VmstubError(`cannot copy ${from}: ${r.stderr.trim()}`);
   });
 
-/** The newest kernel in a root, and its version. */
+/** The image's kernel, found as the boot handoff finds an installed system's, and its version. */
 function installedKernel(root: string): { version: string; vmlinuz: string } {
-  const versions = readdirSync(join(root, 'usr/lib/modules')).sort((a, b) =>
-    a.localeCompare(b, 'en', { numeric: true }),
-  );
-  const version = versions.pop();
-  if (!version || !existsSync(join(root, 'boot', `vmlinuz-${version}`)))
+  const found = findInstalledKernel(root);
+  if (!found?.version)
     throw new VmstubError('the image has no kernel in /boot (is the kernel package right?)');
-  return { version, vmlinuz: join(root, 'boot', `vmlinuz-${version}`) };
+  return { version: found.version, vmlinuz: found.kernel };
 }
 
 const inRoot = (root: string, cmd: string[], log: (l: string) => void, logFile: string, what?: string) =>
@@ -403,7 +401,7 @@ async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void,
     logFile,
   );
   for (const [link, target] of [
-    ['kernel', `vmlinuz-${version}`],
+    ['kernel', basename(vmlinuz)],
     ['initramfs', systemInitrd],
   ] as const) {
     rmSync(join(root, 'boot', link), { force: true });
