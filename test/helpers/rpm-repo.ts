@@ -40,32 +40,59 @@ export interface SigningKey {
 
 const gpgEnv = (home: string) => ({ ...process.env, GNUPGHOME: home });
 
-export function makeSigningKey(dir: string, name: string): SigningKey {
+export interface SigningKeyOptions {
+  /** gpg's expiry for the key ("never", "2021-01-01"). */
+  expires?: string;
+  /** The clock gpg runs with (--faked-system-time, e.g. "20200101T000000"): keys made in the past. */
+  at?: string;
+  /** A certify-only primary key with a signing subkey, as Gentoo's and many distributions' keys are. */
+  signingSubkey?: boolean;
+}
+
+const fakedTime = (at: string | undefined) => (at ? [`--faked-system-time=${at}`] : []);
+
+export function makeSigningKey(dir: string, name: string, o: SigningKeyOptions = {}): SigningKey {
   const home = join(dir, `gnupg-${name}`);
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const uid = `vmstub fixture ${name} <${name}@vmstub.invalid>`;
-  execFileSync(
-    'gpg',
-    ['--batch', '--quiet', '--passphrase', '', '--quick-gen-key', uid, 'rsa2048', 'sign', 'never'],
-    {
-      env: gpgEnv(home),
-      stdio: 'ignore',
-    },
-  );
-  const publicKey = join(dir, `RPM-GPG-KEY-${name}`);
-  writeFileSync(
-    publicKey,
-    execFileSync('gpg', ['--batch', '--armor', '--export', uid], {
+  const gpg = (args: string[]) =>
+    execFileSync('gpg', ['--batch', '--quiet', ...fakedTime(o.at), ...args], {
       env: gpgEnv(home),
       stdio: ['ignore', 'pipe', 'ignore'],
-    }),
-  );
-  const colons = execFileSync('gpg', ['--batch', '--with-colons', '--fingerprint', uid], {
-    env: gpgEnv(home),
-    stdio: ['ignore', 'pipe', 'ignore'],
-  }).toString();
-  const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]+):/m.exec(colons)![1]!;
+    });
+  const usage = o.signingSubkey ? 'cert' : 'sign';
+  gpg(['--passphrase', '', '--quick-gen-key', uid, 'rsa2048', usage, o.expires ?? 'never']);
+  const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]+):/m.exec(
+    gpg(['--with-colons', '--fingerprint', uid]).toString(),
+  )![1]!;
+  if (o.signingSubkey) gpg(['--passphrase', '', '--quick-add-key', fingerprint, 'rsa2048', 'sign', 'never']);
+  const publicKey = join(dir, `RPM-GPG-KEY-${name}`);
+  writeFileSync(publicKey, gpg(['--armor', '--export', uid]));
   return { home, uid, publicKey, fingerprint };
+}
+
+/** Set a key's expiry anew (a new self-signature), at the given clock. */
+export function setExpiry(key: SigningKey, expires: string, at: string): void {
+  execFileSync(
+    'gpg',
+    [
+      '--batch',
+      '--quiet',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      ...fakedTime(at),
+      '--quick-set-expire',
+      key.fingerprint,
+      expires,
+    ],
+    { env: gpgEnv(key.home), stdio: 'ignore' },
+  );
+  writeFileSync(
+    key.publicKey,
+    execFileSync('gpg', ['--batch', '--armor', '--export', key.uid], { env: gpgEnv(key.home) }),
+  );
 }
 
 function specFile(p: FixtureRpm): string {
@@ -140,7 +167,8 @@ export function buildRpms(dir: string, pkgs: FixtureRpm[]): string[] {
   return out;
 }
 
-export function signRpms(files: string[], key: SigningKey): void {
+/** rpmsign with the key; `at` signs as of that time (gpg's --faked-system-time). */
+export function signRpms(files: string[], key: SigningKey, at?: string): void {
   execFileSync(
     'rpmsign',
     [
@@ -151,6 +179,7 @@ export function signRpms(files: string[], key: SigningKey): void {
       `_gpg_name ${key.uid}`,
       '--define',
       `_gpg_path ${key.home}`,
+      ...(at ? ['--define', `_gpg_sign_cmd_extra_args --batch ${fakedTime(at).join(' ')}`] : []),
       ...files,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RPM_FORCE_DEBIAN: '1' } },

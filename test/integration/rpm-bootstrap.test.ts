@@ -45,6 +45,7 @@ describe(
     let url = '';
     let zstdUrl = '';
     let tamperedUrl = '';
+    let resignedUrl = '';
     const servers: Server[] = [];
 
     const freshCache = () => {
@@ -77,8 +78,14 @@ describe(
       const bytes = readFileSync(victim);
       bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0xff, bytes.length - 100);
       writeFileSync(victim, bytes);
+      // The same flipped package with the repository's metadata made anew: only the signature can tell.
+      const resigned = makeRepo(join(work, 'repo-flipped-regenerated'), [
+        ...rpms.filter((f) => !f.endsWith('libfoo-2.5-1.noarch.rpm')),
+        victim,
+      ]);
       for (const [dir, set] of [
         [repo, (u: string) => (url = u)],
+        [resigned, (u: string) => (resignedUrl = u)],
         [zstdRepo, (u: string) => (zstdUrl = u)],
         [tampered, (u: string) => (tamperedUrl = u)],
       ] as const) {
@@ -177,7 +184,10 @@ describe(
       const { target, result } = bootstrap('wrong-key', url, ['--key', keyB.publicKey]);
       const r = await result;
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /rpm-bootstrap: rpm -U failed: .*(NOKEY|signature|verif)/i);
+      assert.match(
+        r.stderr,
+        /rpm-bootstrap: signature check failed: \S+\.rpm is signed with key [0-9a-f]{8}, which is not one of the keys given \([0-9A-F]{8} \(vmstub fixture b /,
+      );
       assert.equal(
         r.stderr
           .trim()
@@ -198,6 +208,18 @@ describe(
       assert.deepEqual(readdirSync(target), [], 'nothing written into the root');
       const cached = readdirSync(join(sandbox.env.VMSTUB_CACHE!, 'rpm-bootstrap', 'packages'));
       assert.ok(!cached.some((f) => f.includes('libfoo-2.5')), 'the bad download is not kept');
+    });
+
+    it('refuses a package changed after signing though the metadata lists its checksum, and installs nothing', async () => {
+      const { target, result } = bootstrap('flipped', resignedUrl, ['--key', keyA.publicKey]);
+      const r = await result;
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /rpm-bootstrap: signature check failed: libfoo-2\.5-1\.noarch\.rpm does not match its signature: it changed after it was signed/,
+      );
+      assert.deepEqual(installedIn(target), []);
+      assert.ok(!existsSync(join(target, 'usr/bin/pkgmgr')));
     });
 
     it('says what is missing when nothing provides a requirement', async () => {

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { basename, join } from 'node:path';
 import { run } from '../../util/exec.js';
 import { download, fileChecksum, type FetchOptions } from '../rpm/fetch.js';
+import { readKeyFile, signatureVerdict, type OpenPgpKey } from '../openpgp.js';
 
 export interface Stage3Options {
   mirror: string;
@@ -57,8 +58,18 @@ export function sha512From(digests: string, file: string): string {
 
 const gpgEnv = (home: string) => ({ ...process.env, GNUPGHOME: home, LC_ALL: 'C' });
 
+export interface PinnedKeyring {
+  /** A keyring file with the pinned key (and its subkeys) alone. */
+  path: string;
+  key: OpenPgpKey;
+}
+
 /** A keyring with only the key of that fingerprint, from whatever the key URL served. */
-export async function pinnedKeyring(keyFile: string, fingerprint: string, workDir: string): Promise<string> {
+export async function pinnedKeyring(
+  keyFile: string,
+  fingerprint: string,
+  workDir: string,
+): Promise<PinnedKeyring> {
   const home = mkdtempSync(join(workDir, 'gnupg-'));
   const want = fingerprint.replace(/\s+/g, '').toUpperCase();
   const imported = await run('gpg', ['--batch', '--quiet', '--import', keyFile], { env: gpgEnv(home) });
@@ -71,21 +82,33 @@ export async function pinnedKeyring(keyFile: string, fingerprint: string, workDi
   const keyring = join(workDir, 'release-key.gpg');
   writeFileSync(keyring, exported.stdout);
   rmSync(home, { recursive: true, force: true });
-  return keyring;
+  const key = (await readKeyFile(keyring)).find((k) => k.fingerprint === want);
+  if (!key) throw new Error(`the release key file has no key with fingerprint ${want}`);
+  return { path: keyring, key };
 }
 
-/** The signed text of a clear-signed file, or an error when the signature does not verify. */
-export async function verifiedText(file: string, keyring: string): Promise<string> {
+/**
+ * The signed text of a clear-signed file, or an error saying why its signature is not good enough: it
+ * must verify through the pinned key or one of its own subkeys, and that key must not have expired
+ * or been revoked (gpgv alone accepts a signature by an expired key, and exits 0).
+ */
+export async function verifiedText(file: string, keyring: PinnedKeyring): Promise<string> {
   const out = `${file}.verified`;
   rmSync(out, { force: true });
-  const r = await run('gpgv', ['--keyring', keyring, '--output', out, file], {
+  const r = await run('gpgv', ['--status-fd', '1', '--keyring', keyring.path, '--output', out, file], {
     env: { ...process.env, LC_ALL: 'C' },
   });
-  if (r.code !== 0) {
-    const why = r.stderr.split('\n').find((l) => /BAD|no signature|not found|Can't check|no valid/i.test(l));
-    throw new Error(
-      `${basename(file)}: signature check failed${why ? ` (${why.replace(/^gpgv: /, '').trim()})` : ''}`,
-    );
+  const verdict = signatureVerdict(r.stdout.toString(), keyring.key);
+  if (!verdict.ok || r.code !== 0) {
+    rmSync(out, { force: true });
+    const why = verdict.ok
+      ? r.stderr
+          .trim()
+          .split('\n')
+          .pop()
+          ?.replace(/^gpgv: /, '')
+      : verdict.why;
+    throw new Error(`${basename(file)}: signature check failed: ${why ?? `gpgv exit ${r.code}`}`);
   }
   return readFileSync(out, 'utf8');
 }

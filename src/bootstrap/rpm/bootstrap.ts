@@ -18,6 +18,8 @@ import {
   type RpmPackage,
 } from './metadata.js';
 import { MissingFiles, Resolver, type Resolution } from './resolve.js';
+import { checkSignatures, expiryNotices } from './signatures.js';
+import { readKeyFile, type OpenPgpKey } from '../openpgp.js';
 
 export interface RpmRepo {
   id: string;
@@ -216,9 +218,26 @@ export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapRes
   o.log?.(`${resolution.packages.length} packages: ${resolution.packages.map((p) => p.name).join(' ')}`);
   const files = await fetchPackages(resolution.packages, meta, o);
   const db = ['--root', o.root, '--dbpath', o.dbpath];
+  const keys: OpenPgpKey[] = [];
+  const importKeys = async (paths: string[]) => {
+    for (const path of paths) {
+      const read = await readKeyFile(path);
+      await rpm(['rpmkeys', ...db, '--import', path], `importing the key ${path}`);
+      keys.push(...read);
+      for (const notice of expiryNotices(read, new Date())) o.log?.(`warning: ${notice}`);
+    }
+  };
   mkdirSync(join(o.root, o.dbpath), { recursive: true });
   await rpm(['rpm', ...db, '--initdb'], 'rpm --initdb');
-  for (const key of o.keys) await rpm(['rpmkeys', ...db, '--import', key], `importing the key ${key}`);
+  await importKeys(o.keys);
+  const nameOf = new Map(files.map((f, i) => [f, basename(resolution.packages[i]!.href)]));
+  const verify = (paths: string[]) =>
+    checkSignatures(
+      paths,
+      db,
+      keys,
+      paths.map((f) => nameOf.get(f)!),
+    );
   let rest = files;
   if (o.keysFromFirstPackage?.length) {
     const first = files[resolution.packages.findIndex((p) => p.name === o.packages[0])];
@@ -228,22 +247,22 @@ export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapRes
       ['rpm', ...db, '-U', '--nosignature', '--noscripts', '--nodeps', first],
       `installing ${basename(first)}`,
     );
-    const keys = o.keysFromFirstPackage.flatMap((k) => {
-      const path = join(o.root, k);
-      if (!existsSync(path)) throw new Error(`${basename(first)} has no ${k}`);
-      return statSync(path).isDirectory()
-        ? readdirSync(path)
-            .sort()
-            .map((f) => join(path, f))
-        : [path];
-    });
-    for (const key of keys) await rpm(['rpmkeys', ...db, '--import', key], `importing the key ${key}`);
-    await rpm(
-      ['rpmkeys', ...db, ...VERIFY, '--checksig', first],
-      `checking ${basename(first)} against its own keys`,
+    await importKeys(
+      o.keysFromFirstPackage.flatMap((k) => {
+        const path = join(o.root, k);
+        if (!existsSync(path)) throw new Error(`${basename(first)} has no ${k}`);
+        return statSync(path).isDirectory()
+          ? readdirSync(path)
+              .sort()
+              .map((f) => join(path, f))
+          : [path];
+      }),
     );
+    await verify([first]);
     rest = files.filter((f) => f !== first);
   }
+  o.log?.(`checking ${rest.length} signatures`);
+  await verify(rest);
   o.log?.(`rpm: installing ${rest.length} packages into ${o.root}`);
   await rpm(['rpm', ...db, ...VERIFY, '-U', '--quiet', ...rest], 'rpm -U');
   return { resolution, files };
