@@ -38,9 +38,13 @@ interface Provider {
 export class Resolver {
   private readonly byName = new Map<string, RpmPackage[]>();
   private readonly providers = new Map<string, Provider[]>();
+  /** Packages by the names they obsolete. */
+  private readonly obsoleters = new Map<string, RpmPackage[]>();
 
   constructor(packages: RpmPackage[]) {
     for (const p of packages) {
+      for (const o of p.obsoletes)
+        if (o.name !== p.name) this.obsoleters.set(o.name, [...(this.obsoleters.get(o.name) ?? []), p]);
       const list = this.byName.get(p.name) ?? [];
       list.push(p);
       this.byName.set(p.name, list);
@@ -65,8 +69,40 @@ export class Resolver {
   }
 
   resolve(requested: string[], exclude: ReadonlySet<string> = new Set()): Resolution {
-    return new Closure(this.byName, this.providers, exclude).run(requested);
+    return new Closure(this.byName, this.providers, this.obsoleters, exclude).run(requested);
   }
+}
+
+/** A version that is a hash (libsolv ignores those when it compares what packages have in common). */
+const isHash = (v: string | undefined) => v !== undefined && v.length >= 4 && /^[0-9a-f]+$/.test(v);
+
+/**
+ * For each package, how many others provide a capability it provides at a higher version: what
+ * libsolv's sort_by_common_dep counts to put java-17 before java-11 when both provide java-headless.
+ */
+function commonDepBadness(pkgs: RpmPackage[]): Map<RpmPackage, number> {
+  const badness = new Map(pkgs.map((p) => [p, 0]));
+  if (pkgs.length < 2) return badness;
+  const byCap = new Map<string, { pkg: RpmPackage; dep: Dep }[]>();
+  for (const pkg of pkgs)
+    for (const dep of pkg.provides)
+      if (dep.flags === 'EQ' && dep.ver !== undefined && !isHash(dep.ver)) {
+        const list = byCap.get(dep.name) ?? [];
+        list.push({ pkg, dep });
+        byCap.set(dep.name, list);
+      }
+  const evr = (d: Dep) => ({ epoch: d.epoch ?? '0', ver: d.ver ?? '', rel: d.rel ?? '' });
+  for (const list of byCap.values()) {
+    if (list.length < 2) continue;
+    list.sort((a, b) => newestFirst(evr(a.dep), evr(b.dep)));
+    let bad = 0;
+    for (let i = 1; i < list.length; i++) {
+      if (list[i]!.pkg !== list[i - 1]!.pkg && newestFirst(evr(list[i - 1]!.dep), evr(list[i]!.dep)) < 0)
+        bad++;
+      badness.set(list[i]!.pkg, badness.get(list[i]!.pkg)! + bad);
+    }
+  }
+  return badness;
 }
 
 class Closure {
@@ -80,6 +116,7 @@ class Closure {
   constructor(
     private readonly byName: Map<string, RpmPackage[]>,
     private readonly providers: Map<string, Provider[]>,
+    private readonly obsoleters: Map<string, RpmPackage[]>,
     private readonly exclude: ReadonlySet<string>,
   ) {}
 
@@ -88,7 +125,7 @@ class Closure {
       const dep: Dep = { name };
       if (this.satisfied(dep)) continue;
       const byName = this.byName.get(name)?.filter((p) => !this.obsoleted(p));
-      const pick = byName?.[0] ?? this.best(dep);
+      const pick = (byName?.[0] && this.replacement(byName[0])) ?? byName?.[0] ?? this.best(dep);
       if (!pick) throw new Error(`no package named ${name} in the repositories`);
       this.select(pick, 'requested');
     }
@@ -145,18 +182,29 @@ class Closure {
     return this.candidates(dep).some((p) => this.selected.get(p.name) === p);
   }
 
-  /** The provider to choose: the package named as the capability, then the shortest name, then by name; newest version. */
+  /**
+   * The provider to choose, as libsolv's policy orders them: the newest version of each name; the
+   * package named as the capability first; then, among packages that provide a capability of the same
+   * name at different versions (java-headless = 1:11 and = 1:17), the higher version (libsolv's
+   * sort_by_common_dep); then the shortest name, then by name.
+   */
   private best(dep: Dep, alsoInRange: Dep[] = []): RpmPackage | undefined {
     const all = this.candidates(dep);
     const ranges = alsoInRange.map((r) => new Set(this.candidates(r)));
     const inAll = all.filter((p) => ranges.every((inRange) => inRange.has(p)));
-    const c = inAll.length ? inAll : all;
+    const newest = new Map<string, RpmPackage>();
+    for (const p of inAll.length ? inAll : all) {
+      const have = newest.get(p.name);
+      if (!have || newestFirst(p, have) < 0) newest.set(p.name, p);
+    }
+    const c = [...newest.values()];
+    const badness = commonDepBadness(c);
     c.sort(
       (a, b) =>
         Number(b.name === dep.name) - Number(a.name === dep.name) ||
+        badness.get(a)! - badness.get(b)! ||
         a.name.length - b.name.length ||
-        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) ||
-        newestFirst(a, b),
+        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
     );
     return c[0];
   }
@@ -264,6 +312,25 @@ class Closure {
       if (this.order.length !== before) return true;
     }
     return this.order.length !== before;
+  }
+
+  /**
+   * What dnf installs when asked for a package that another obsoletes (rust-analysis, folded into rust
+   * in EL9): the newest obsoleter, by the shortest name first. Undefined when nothing obsoletes it.
+   */
+  private replacement(p: RpmPackage): RpmPackage | undefined {
+    const by = (this.obsoleters.get(p.name) ?? []).filter((o) =>
+      o.obsoletes.some((d) => d.name === p.name && rangesOverlap(selfProvide(p), d)),
+    );
+    by.sort(
+      (a, b) =>
+        a.name.length - b.name.length ||
+        (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) ||
+        newestFirst(a, b),
+    );
+    const name = by[0]?.name;
+    // The newest of that name, as long as it still obsoletes p.
+    return name ? this.byName.get(name)?.find((o) => by.includes(o)) : undefined;
   }
 
   private obsoleted(p: RpmPackage): boolean {
