@@ -86,19 +86,25 @@ function commonDepBadness(pkgs: RpmPackage[]): Map<RpmPackage, number> {
   const byCap = new Map<string, { pkg: RpmPackage; dep: Dep }[]>();
   for (const pkg of pkgs)
     for (const dep of pkg.provides)
-      if (dep.flags === 'EQ' && dep.ver !== undefined && !isHash(dep.ver)) {
+      if (
+        (dep.flags === 'EQ' || dep.flags === 'LE' || dep.flags === 'LT') &&
+        dep.ver !== undefined &&
+        !isHash(dep.ver)
+      ) {
         const list = byCap.get(dep.name) ?? [];
         list.push({ pkg, dep });
         byCap.set(dep.name, list);
       }
   const evr = (d: Dep) => ({ epoch: d.epoch ?? '0', ver: d.ver ?? '', rel: d.rel ?? '' });
+  // Higher versions first; at the same version, "< v" after "= v" and "<= v".
+  const order = (a: Dep, b: Dep) =>
+    newestFirst(evr(a), evr(b)) || Number(a.flags === 'LT') - Number(b.flags === 'LT');
   for (const list of byCap.values()) {
     if (list.length < 2) continue;
-    list.sort((a, b) => newestFirst(evr(a.dep), evr(b.dep)));
+    list.sort((a, b) => order(a.dep, b.dep));
     let bad = 0;
     for (let i = 1; i < list.length; i++) {
-      if (list[i]!.pkg !== list[i - 1]!.pkg && newestFirst(evr(list[i - 1]!.dep), evr(list[i]!.dep)) < 0)
-        bad++;
+      if (list[i]!.pkg !== list[i - 1]!.pkg && order(list[i - 1]!.dep, list[i]!.dep) < 0) bad++;
       badness.set(list[i]!.pkg, badness.get(list[i]!.pkg)! + bad);
     }
   }
@@ -186,7 +192,8 @@ class Closure {
    * The provider to choose, as libsolv's policy orders them: the newest version of each name; the
    * package named as the capability first; then, among packages that provide a capability of the same
    * name at different versions (java-headless = 1:11 and = 1:17), the higher version (libsolv's
-   * sort_by_common_dep); then the shortest name, then by name.
+   * sort_by_common_dep); then the newest version of its name before an older one that alone provides
+   * it (libsolv's dislike_old_versions); then the shortest name, then by name.
    */
   private best(dep: Dep, alsoInRange: Dep[] = []): RpmPackage | undefined {
     const all = this.candidates(dep);
@@ -199,10 +206,12 @@ class Closure {
     }
     const c = [...newest.values()];
     const badness = commonDepBadness(c);
+    const old = (p: RpmPackage) => Number(this.byName.get(p.name)?.[0] !== p);
     c.sort(
       (a, b) =>
         Number(b.name === dep.name) - Number(a.name === dep.name) ||
         badness.get(a)! - badness.get(b)! ||
+        old(a) - old(b) ||
         a.name.length - b.name.length ||
         (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
     );
@@ -343,6 +352,12 @@ class Closure {
   private checkConflicts(): void {
     for (const p of this.order)
       for (const c of p.conflicts) {
+        // A rich conflict is a condition on the whole set, as rpm reads it: (A if B) conflicts unless B is in and A is not.
+        if (isRich(c)) {
+          if (this.holds(parseRich(c.name)))
+            throw new Error(`${nevra(p)} conflicts with ${c.name}, which what is chosen satisfies`);
+          continue;
+        }
         const hit = this.candidates(c).find((q) => q !== p && this.selected.get(q.name) === q);
         if (hit) throw new Error(`${nevra(p)} conflicts with ${nevra(hit)} (${formatDep(c)})`);
       }
