@@ -92,6 +92,17 @@ test('resolver: newest version, several constraints on one name, preferred alter
     () => new Resolver([pkg('a', '1', { requires: [dep('nope >= 1')] })]).resolve(['a']),
     /nothing provides nope >= 1 \(a needs it\)/,
   );
+  // Provided, but only by a version of a name another package's requirement already chose.
+  const pinned = new Resolver([
+    pkg('app', '1', { requires: [dep('lib'), dep('plugin')] }),
+    pkg('lib', '2', { provides: [dep('api = 2')] }),
+    pkg('lib', '1', { provides: [dep('api = 1')] }),
+    pkg('plugin', '1', { requires: [dep('api = 1')] }),
+  ]);
+  assert.throws(
+    () => pinned.resolve(['app']),
+    /plugin needs api = 1, which lib-1-1\.noarch provides, but lib-2-1\.noarch is already chosen/,
+  );
 });
 
 test('primary.xml and repomd.xml: fields, entities, architectures', () => {

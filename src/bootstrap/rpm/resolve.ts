@@ -226,7 +226,16 @@ class Closure {
       this.missingFiles.add(dep.name);
       return;
     }
-    throw new Error(`nothing provides ${formatDep(dep)} (${by.replace(/ needs .*/, '')} needs it)`);
+    const who = by.replace(/ needs .*/, '');
+    // Provided, but only by another version of a name already chosen: say so, not "nothing provides".
+    const blocked = (this.providers.get(dep.name) ?? []).find(
+      ({ pkg, dep: prov }) => rangesOverlap(prov, dep) && this.selected.has(pkg.name),
+    );
+    if (blocked)
+      throw new Error(
+        `${who} needs ${formatDep(dep)}, which ${nevra(blocked.pkg)} provides, but ${nevra(this.selected.get(blocked.pkg.name)!)} is already chosen`,
+      );
+    throw new Error(`nothing provides ${formatDep(dep)} (${who} needs it)`);
   }
 
   private holds(r: RichDep): boolean {
