@@ -28,6 +28,10 @@ const HASHES: Record<string, string> = {
 
 export class ChecksumMismatch extends Error {}
 
+/** A status asking again will not change (404, 403, 410...): the mirror does not have the file. */
+class NotOnMirror extends Error {}
+const RETRYABLE_4XX = new Set([408, 425, 429]);
+
 export function hashName(c: Checksum): string {
   const h = HASHES[c.type];
   if (!h) throw new Error(`unknown checksum type ${c.type}`);
@@ -54,6 +58,10 @@ async function open(url: string, timeoutMs: number, from: number): Promise<Opene
     const cause = (e as { cause?: { message?: string } }).cause?.message;
     throw new Error(`${url}: ${cause ?? (e as Error).message}`, { cause: e });
   }
+  if (res.status >= 400 && res.status < 500 && !RETRYABLE_4XX.has(res.status))
+    throw new NotOnMirror(
+      `${url}: HTTP ${res.status}${res.status === 404 ? ' (the mirror does not have it)' : ''}`,
+    );
   if (!(res.ok || res.status === 206) || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
   const resumed =
     from > 0 && res.status === 206 && (res.headers.get('content-range') ?? '').startsWith(`bytes ${from}-`);
@@ -97,8 +105,9 @@ export async function download(
       renameSync(tmp, dest);
       return;
     } catch (e) {
-      // A wrong checksum is not a network hiccup: the mirror serves other bytes than it lists.
-      if (e instanceof ChecksumMismatch || attempt >= retries || url.startsWith('file:')) {
+      // A wrong checksum or a 404 is not a network hiccup: asking again gets the same answer.
+      const final = e instanceof ChecksumMismatch || e instanceof NotOnMirror;
+      if (final || attempt >= retries || url.startsWith('file:')) {
         rmSync(tmp, { force: true });
         throw e;
       }

@@ -111,6 +111,7 @@ export class PrimaryReader {
   private list: DepList | undefined;
   private field: string | undefined;
   private text = '';
+  private sawMetadata = false;
   private readonly xml: XmlStream;
 
   constructor(
@@ -131,11 +132,13 @@ export class PrimaryReader {
   }
 
   end(): RpmPackage[] {
+    if (!this.sawMetadata) throw new Error('not primary metadata: it has no <metadata> element');
     this.xml.end();
     return this.packages;
   }
 
   private open(n: string, a: Record<string, string>): void {
+    if (n === 'metadata') this.sawMetadata = true;
     if (n === 'package') {
       this.cur = { provides: [], requires: [], conflicts: [], obsoletes: [], files: [], repo: this.repo };
       return;
