@@ -13,7 +13,6 @@ function debian(
     vendor: 'debian',
     name: `Debian ${r.version} (${r.suite})`,
     installable: true,
-    verified: 'real-mirror',
     filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: Object.fromEntries(r.arches.map((a) => [a, mirror])),
     securityMirror: Object.fromEntries(r.arches.map((a) => [a, 'http://deb.debian.org/debian-security'])),
@@ -77,7 +76,6 @@ function ubuntu(
     vendor: 'ubuntu',
     name: `Ubuntu ${r.version} (${r.suite})`,
     installable: true,
-    verified: 'fixture-mirror',
     filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: Object.fromEntries(r.arches.map((a) => [a, onArchive(a) ? UBUNTU_ARCHIVE : UBUNTU_PORTS])),
     securityMirror: Object.fromEntries(

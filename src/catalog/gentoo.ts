@@ -14,7 +14,6 @@ export const GENTOO_DISTROS: GentooDistro[] = [
     family: 'gentoo',
     arches: ['x86_64', 'aarch64'],
     installable: true,
-    verified: 'fixture-bootstrap',
     filesystems: ['xfs', 'btrfs', 'ext4'],
     mirror: 'https://distfiles.gentoo.org',
     stage3: {

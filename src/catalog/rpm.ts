@@ -34,7 +34,6 @@ function el(r: Release): RpmDistro {
     family: 'el',
     vendor: 'centos',
     installable: true,
-    verified: 'fixture-bootstrap',
     // RHEL dropped btrfs (EL8 and later have no module; EL6/7 only a technology preview)
     filesystems: ['xfs', 'ext4'],
     repos: [

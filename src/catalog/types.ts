@@ -15,12 +15,6 @@ export interface DistroBase {
   filesystems: Filesystem[];
   /** False until vmstub can install it; `vmstub distros` says so. */
   installable: boolean;
-  /**
-   * How the install path is verified here: against the distribution's real mirror, or only against a
-   * fixture mirror the tests build (our machines reach Debian's mirror and nothing else); fixture-bootstrap:
-   * only the first step (rpm bootstrap, stage3) ran, against fixtures, the rest never here.
-   */
-  verified: 'real-mirror' | 'fixture-mirror' | 'fixture-bootstrap' | 'not-yet';
   /** Said by `vmstub distros` and when installing: end of life, archive-only mirrors and the like. */
   note?: string;
 }

@@ -12,6 +12,7 @@ import {
   type CreateOptions,
   type CreateResult,
 } from '../installer/create.js';
+import { evidenceFor, verifiedLabel } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
@@ -24,27 +25,21 @@ const distros = () =>
     .addOption(jsonOption('the catalog as JSON'))
     .action(async (o) => {
       if (o.json) {
-        printJson(CATALOG);
+        printJson(CATALOG.map((d) => ({ ...d, evidence: evidenceFor(d.id) })));
         return;
       }
-      const verified = {
-        'real-mirror': 'real mirror',
-        'fixture-mirror': 'fixture mirror only',
-        'fixture-bootstrap': 'fixture (bootstrap only)',
-        'not-yet': '-',
-      };
       const rows = CATALOG.map((d) => [
         d.id,
         d.name,
         d.family,
         d.arches.join(','),
         d.installable ? 'yes' : 'not yet',
-        verified[d.verified],
+        verifiedLabel(d.id),
         d.note ?? '',
       ]);
       process.stdout.write(
         formatTable(
-          ['ID', 'NAME', 'FAMILY', 'ARCHITECTURES', 'INSTALLABLE', 'VERIFIED AGAINST', 'NOTE'],
+          ['ID', 'NAME', 'FAMILY', 'ARCHITECTURES', 'INSTALLABLE', 'VERIFIED (FURTHEST, AGAINST)', 'NOTE'],
           rows,
         ),
       );

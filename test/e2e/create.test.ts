@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox } from '../helpers/cli.js';
+import { recordEvidence } from '../helpers/evidence.js';
 import { isRoot } from '../helpers/fixture.js';
 import { useStub } from '../helpers/stub.js';
 
@@ -141,6 +142,7 @@ describe(
         ).trim(),
         'active\nactive\nactive\nactive',
       );
+      recordEvidence(import.meta.url, [{ distro: 'debian12', source: 'real-mirror', reached: 'ssh' }]);
     });
 
     it('has the machine the spec file asked for: memory, CPUs, and the port forward', async () => {

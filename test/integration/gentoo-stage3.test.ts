@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
+import { recordEvidence } from '../helpers/evidence.js';
 import { isRoot } from '../helpers/fixture.js';
 import { makeSigningKey, type SigningKey } from '../helpers/rpm-repo.js';
 
@@ -141,6 +142,14 @@ describe(
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readFileSync(join(root, 'etc/os-release'), 'utf8'), 'NAME=Gentoo\nID=gentoo\n');
       assert.equal(getXattr(join(root, 'etc/ping-capable'), 'user.vmstub'), 'kept');
+      recordEvidence(import.meta.url, [
+        {
+          distro: 'gentoo',
+          source: 'fixture',
+          reached: 'bootstrap',
+          what: 'a stage3 the test makes, signed by a test key',
+        },
+      ]);
     });
 
     it('refuses a tarball that differs from the signed SHA512, and unpacks nothing', async () => {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findInstalledKernel } from '../../src/boot/discover.js';
 import { mountsUnder, Sandbox } from '../helpers/cli.js';
+import { recordEvidence } from '../helpers/evidence.js';
 import type { FixtureMirror } from '../helpers/deb-mirror.js';
 import { UBUNTU as distro, ubuntuFixtureMirror, ubuntuInstallArgs } from '../helpers/ubuntu-fixture.js';
 import { isRoot } from '../helpers/fixture.js';
@@ -191,6 +192,14 @@ describe(
         { encoding: 'utf8' },
       );
       assert.ok(Number(initramfs) < 60, `slim initramfs: ${initramfs.trim()} modules`);
+      recordEvidence(import.meta.url, [
+        {
+          distro: 'ubuntu2404',
+          source: 'fixture',
+          reached: 'install',
+          what: "Debian 12's packages under noble's suite names",
+        },
+      ]);
     });
   },
 );

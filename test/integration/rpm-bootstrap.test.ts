@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
+import { recordEvidence } from '../helpers/evidence.js';
+import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { isRoot } from '../helpers/fixture.js';
 import {
   buildRpms,
@@ -159,6 +161,15 @@ describe(
       assert.ok(existsSync(join(target, 'var/lib/rpm/rpmdb.sqlite')), 'the database is where --dbpath says');
       assert.ok(!existsSync(join(target, 'root/.rpmdb')));
       assert.ok(!existsSync(join(target, 'usr/share/unrelated')));
+      recordEvidence(
+        import.meta.url,
+        RPM_DISTROS.map((d) => ({
+          distro: d.id,
+          source: 'fixture',
+          reached: 'bootstrap',
+          what: "vmstub's RPM bootstrap on packages the test builds, not the distribution's",
+        })),
+      );
     });
 
     it('reads zstd metadata, and can take the key from the release package itself', async () => {

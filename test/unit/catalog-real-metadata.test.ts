@@ -12,6 +12,7 @@ import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.js';
 import { resolveSpec } from '../../src/installer/spec.js';
 import { VMSTUB } from '../helpers/cli.js';
+import { recordEvidence } from '../helpers/evidence.js';
 
 const REAL = resolve(VMSTUB, '..', '..', 'test', 'fixtures', 'real');
 
@@ -59,8 +60,24 @@ function missing(id: string, locale: string): string[] {
 test('every package CentOS Stream 9 installs, in both passes and for several locales, is in the real repositories', () => {
   for (const locale of ['en_US.UTF-8', 'de_DE.UTF-8', 'ja_JP.UTF-8', 'C.UTF-8'])
     assert.deepEqual(missing('centos9stream', locale), [], locale);
+  recordEvidence(import.meta.url, [
+    {
+      distro: 'centos9stream',
+      source: 'real-metadata',
+      reached: 'metadata',
+      what: 'every package of both passes is in the real BaseOS or AppStream',
+    },
+  ]);
 });
 
 test('AlmaLinux 9 installs the same packages but its own release package, which CentOS does not publish', () => {
   assert.deepEqual(missing('almalinux9', 'en_US.UTF-8'), ['almalinux-release']);
+  recordEvidence(import.meta.url, [
+    {
+      distro: 'almalinux9',
+      source: 'real-metadata',
+      reached: 'metadata',
+      what: "CentOS Stream 9's: all but almalinux-release",
+    },
+  ]);
 });
