@@ -216,3 +216,35 @@ test('spec files: YAML in, a clear line for what cannot be read', () => {
   assert.throws(() => readSpecFile(join(dir, 'list.yaml')), /must be a mapping/);
   assert.throws(() => readSpecFile(join(dir, 'missing.yaml')), /cannot read .*missing\.yaml: ENOENT/);
 });
+
+test('the second pass in each package manager’s own words: yum, dnf and dnf5', () => {
+  const argvOf = (id: string) => {
+    const plan = buildPlan(resolveSpec({ distro: id, locale: 'en_US.UTF-8' }, defaults));
+    const action = plan.steps.find((s) => s.id === 'packages')!.actions[0]!;
+    assert.ok(
+      action.kind === 'exec' && action.chroot,
+      `${id}: the target's own package manager, in the chroot`,
+    );
+    return action.argv;
+  };
+  for (const [id, tool] of [
+    ['centos6', 'yum'],
+    ['centos7', 'yum'],
+    ['centos8stream', 'dnf'],
+    ['centos9stream', 'dnf'],
+    ['centos10stream', 'dnf'],
+    ['fedora42', 'dnf5'],
+  ] as const) {
+    const argv = argvOf(id);
+    assert.equal(argv[0], tool, id);
+    assert.ok(argv.includes('-y') && argv.includes('install'), id);
+    if (tool === 'yum') {
+      // yum has no --repo and no weak dependencies: every other repository off, vmstub's on.
+      assert.deepEqual(argv.slice(3, 5), ['--disablerepo=*', '--enablerepo=vmstub-*'], id);
+      assert.ok(!argv.some((a) => a.includes('install_weak_deps')), id);
+    } else {
+      assert.ok(argv.includes('--repo=vmstub-*'), id);
+      assert.ok(argv.includes('--setopt=install_weak_deps=False'), id);
+    }
+  }
+});
