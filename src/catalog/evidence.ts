@@ -41,7 +41,7 @@ const SOURCE: Record<EvidenceSource, string> = {
   fixture: 'fixture',
 };
 const REACHED_TEXT: Record<Reached, string> = {
-  metadata: 'package names',
+  metadata: 'real data checked',
   bootstrap: 'bootstrap',
   install: 'install',
   'first-boot': 'first boot',
@@ -51,5 +51,24 @@ const REACHED_TEXT: Record<Reached, string> = {
 /** "SSH, real mirror (x86_64)" for the furthest record; "not verified here" when there is none. */
 export function verifiedLabel(distro: string, records: readonly Evidence[] = EVIDENCE_RECORDS): string {
   const best = evidenceFor(distro, records)[0];
-  return best ? `${REACHED_TEXT[best.reached]}, ${SOURCE[best.source]} (${best.arch})` : 'not verified here';
+  if (!best) return 'not verified here';
+  if (best.reached === 'metadata') return `real data checked (${best.arch})`;
+  return `${REACHED_TEXT[best.reached]}, ${SOURCE[best.source]} (${best.arch})`;
+}
+
+/**
+ * The furthest record, and whether a test also checked the entry against real published data
+ * (metadata, signed packages, signed release files); for the RPM family, whose mirrors nobody here
+ * can reach, also when none did.
+ */
+export function distroLabel(
+  d: { id: string; family: string },
+  records: readonly Evidence[] = EVIDENCE_RECORDS,
+): string {
+  const all = evidenceFor(d.id, records);
+  const label = verifiedLabel(d.id, records);
+  const realData = all.some((e) => e.source === 'real-metadata');
+  if (realData && all[0]!.reached !== 'metadata') return `${label}; real data checked`;
+  if (!realData && (d.family === 'el' || d.family === 'fedora')) return `${label}; no real metadata here`;
+  return label;
 }

@@ -12,7 +12,7 @@ import {
   type CreateOptions,
   type CreateResult,
 } from '../installer/create.js';
-import { evidenceFor, verifiedLabel } from '../catalog/evidence.js';
+import { distroLabel, evidenceFor } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
@@ -34,7 +34,7 @@ const distros = () =>
         d.family,
         d.arches.join(','),
         d.installable ? 'yes' : 'not yet',
-        verifiedLabel(d.id),
+        distroLabel(d),
         d.note ?? '',
       ]);
       process.stdout.write(

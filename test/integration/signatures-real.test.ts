@@ -16,6 +16,8 @@ import { checkSignatures, expiryNotices } from '../../src/bootstrap/rpm/signatur
 import { parseLatest, pinnedKeyring, verifiedText } from '../../src/bootstrap/gentoo/stage3.js';
 import { readKeyFile, type OpenPgpKey } from '../../src/bootstrap/openpgp.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
+import { recordEvidence } from '../helpers/evidence.js';
+import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { makeRepo, makeSigningKey, setExpiry, signRpms } from '../helpers/rpm-repo.js';
 
 const REAL = resolve('test/fixtures/real');
@@ -99,6 +101,16 @@ describe('real RPM packages and keys', () => {
     assert.equal(fetched.size, 4, 'every package listed in the regenerated primary');
     const { db, keys } = await database('real', realKeys);
     await checkSignatures(signed(), db, keys);
+    // The catalog's centos7 key is the same file (Debian's distribution-gpg-keys) as this one.
+    assert.ok(RPM_DISTROS.find((d) => d.id === 'centos7')!.keys.files[0]!.endsWith('/RPM-GPG-KEY-CentOS-7'));
+    recordEvidence(import.meta.url, [
+      {
+        distro: 'centos7',
+        source: 'real-metadata',
+        reached: 'metadata',
+        what: 'a real CentOS 7 package verifies with the key the catalog names, and not with others',
+      },
+    ]);
   });
 
   it('are refused with any other key, each naming the key it was signed with', async () => {
@@ -196,6 +208,14 @@ describe('Gentoo’s real release key and pointer file', () => {
         `latest-stage3-amd64-systemd\\.txt: signature check failed: signed by subkey ${GENTOO_SUBKEY} of the pinned key ${GENTOO_FINGERPRINT}, which expired on 2023-07-01 in the key file given: a current copy of the key is needed$`,
       ),
     );
+    recordEvidence(import.meta.url, [
+      {
+        distro: 'gentoo',
+        source: 'real-metadata',
+        reached: 'metadata',
+        what: "its real signed pointer file, found signed by the pinned key's subkey (the real key export we have has expired)",
+      },
+    ]);
   });
 
   it('refuses the real file with one line of its signed text changed', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { evidenceFor, verifiedLabel, type Evidence } from '../../src/catalog/evidence.js';
+import { distroLabel, evidenceFor, verifiedLabel, type Evidence } from '../../src/catalog/evidence.js';
 import { CATALOG } from '../../src/catalog/index.js';
 import { VMSTUB } from '../helpers/cli.js';
 import { readRecords } from '../helpers/evidence.js';
@@ -56,4 +56,12 @@ test('the label is the furthest a test got, a real mirror before a fixture at th
     ['test/integration/b.test.ts', 'test/unit/a.test.ts'],
   );
   assert.equal(verifiedLabel('z', records), 'not verified here');
+  assert.equal(
+    distroLabel({ id: 'x', family: 'el' }, records),
+    'bootstrap, fixture (x86_64); real data checked',
+  );
+  assert.equal(distroLabel({ id: 'y', family: 'deb' }, records), 'SSH, real mirror (x86_64)');
+  assert.equal(distroLabel({ id: 'z', family: 'el' }, records), 'not verified here; no real metadata here');
+  const metadataOnly: Evidence[] = [{ ...records[0]!, distro: 'm' }];
+  assert.equal(distroLabel({ id: 'm', family: 'el' }, metadataOnly), 'real data checked (x86_64)');
 });
