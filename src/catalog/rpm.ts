@@ -51,6 +51,7 @@ function el(r: Release): RpmDistro {
     sshdDropIn: true,
     xfsV4: false,
     archived: false,
+    sha1KeyBindings: false,
     ...r,
   };
 }
@@ -76,6 +77,8 @@ function oldCentos(r: Release): RpmDistro {
     sshdDropIn: false,
     xfsV4: true,
     archived: true,
+    // CentOS 6's and 7's keys: SHA-1 self-signatures (checked with the stub's rpm: stub-rpm.test.ts)
+    sha1KeyBindings: true,
     note: 'end of life: installed from vault.centos.org, without updates since',
     ...r,
   });
@@ -132,6 +135,8 @@ export const RPM_DISTROS: RpmDistro[] = [
     rpmdb: { path: '/var/lib/rpm', backend: 'bdb' },
     sshdDropIn: false,
     archived: true,
+    // RPM-GPG-KEY-CentOS-Official: SHA-1 self-signatures (Stream 9 and 10 use its SHA-256 copy)
+    sha1KeyBindings: true,
     note: 'end of life: installed from vault.centos.org',
   }),
   el({

@@ -83,6 +83,12 @@ export interface RpmDistro extends DistroBase {
   xfsV4: boolean;
   /** The release is archived: its own repository files point at dead mirrors. */
   archived: boolean;
+  /**
+   * Its signing key is bound by SHA-1 self-signatures, which current OpenPGP policy (rpm-sequoia, the
+   * stub's rpm) rejects since 2023: the first pass lets rpm accept SHA-1 for key bindings only, never
+   * for the signatures on packages (src/bootstrap/rpm/policy.ts).
+   */
+  sha1KeyBindings: boolean;
 }
 
 export interface GentooDistro extends DistroBase {

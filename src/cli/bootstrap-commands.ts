@@ -38,6 +38,10 @@ const rpmBootstrapCommand = () =>
         'key file inside the first PACKAGE, when no independent copy exists (weaker)',
       ),
     )
+    .option(
+      '--sha1-key-bindings',
+      "accept SHA-1 in the keys' self-signatures (CentOS 6 and 7 keys), never in package signatures",
+    )
     .addOption(repeatable('--exclude <CAP>', 'a requirement to leave out'))
     .option('--solve-only', 'print what would be installed, and why, and stop')
     .addOption(
@@ -69,6 +73,7 @@ const rpmBootstrapCommand = () =>
         dbpath: a.dbpath,
         keys,
         keysFromFirstPackage: a.keyFromFirst ?? [],
+        sha1KeyBindings: a.sha1KeyBindings === true,
         cacheDir: join(cacheDir(), 'rpm-bootstrap'),
         exclude: a.exclude ?? [],
         log: solveOnly ? undefined : (l) => process.stderr.write(`${l}\n`),

@@ -167,6 +167,7 @@ const RUN: Runners = {
       dbpath: a.dbpath,
       keys: a.keys,
       keysFromFirstPackage: a.keysFromFirstPackage,
+      sha1KeyBindings: a.sha1KeyBindings,
       cacheDir,
       log: (l) => cx.log(l),
     });

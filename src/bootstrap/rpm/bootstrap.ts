@@ -18,6 +18,7 @@ import {
   type RpmPackage,
 } from './metadata.js';
 import { MissingFiles, Resolver, type Resolution } from './resolve.js';
+import { rpmPolicyEnv } from './policy.js';
 import { checkSignatures, expiryNotices } from './signatures.js';
 import { readKeyFile, type OpenPgpKey } from '../openpgp.js';
 
@@ -49,6 +50,8 @@ export interface RpmBootstrapOptions {
   log?: (line: string) => void;
   /** Downloads at once. */
   parallel?: number;
+  /** Let rpm accept the SHA-1 self-signatures of an old release's key (policy.ts); never for packages. */
+  sha1KeyBindings?: boolean;
 }
 
 export interface RepoMetadata {
@@ -190,9 +193,9 @@ export async function fetchPackages(
 
 const RPM_ENV = { ...process.env, RPM_FORCE_DEBIAN: '1', LC_ALL: 'C' };
 
-async function rpm(argv: string[], what: string): Promise<string> {
+async function rpmRun(argv: string[], what: string, env: NodeJS.ProcessEnv): Promise<string> {
   const [cmd, ...args] = argv;
-  const r = await run(cmd!, args, { env: RPM_ENV });
+  const r = await run(cmd!, args, { env: { ...RPM_ENV, ...env } });
   const out = r.stdout.toString();
   if (r.code !== 0) {
     const lines = `${r.stderr}\n${out}`
@@ -218,6 +221,8 @@ export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapRes
   o.log?.(`${resolution.packages.length} packages: ${resolution.packages.map((p) => p.name).join(' ')}`);
   const files = await fetchPackages(resolution.packages, meta, o);
   const db = ['--root', o.root, '--dbpath', o.dbpath];
+  const policy = rpmPolicyEnv(o.sha1KeyBindings === true, o.cacheDir);
+  const rpm = (argv: string[], what: string) => rpmRun(argv, what, policy);
   const keys: OpenPgpKey[] = [];
   const importKeys = async (paths: string[]) => {
     for (const path of paths) {
@@ -232,12 +237,7 @@ export async function rpmBootstrap(o: RpmBootstrapOptions): Promise<BootstrapRes
   await importKeys(o.keys);
   const nameOf = new Map(files.map((f, i) => [f, basename(resolution.packages[i]!.href)]));
   const verify = (paths: string[]) =>
-    checkSignatures(
-      paths,
-      db,
-      keys,
-      paths.map((f) => nameOf.get(f)!),
-    );
+    checkSignatures(paths, db, keys, { names: paths.map((f) => nameOf.get(f)!), env: policy });
   let rest = files;
   if (o.keysFromFirstPackage?.length) {
     const first = files[resolution.packages.findIndex((p) => p.name === o.packages[0])];

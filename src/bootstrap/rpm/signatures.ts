@@ -97,23 +97,26 @@ const RPM_ENV = { ...process.env, RPM_FORCE_DEBIAN: '1', LC_ALL: 'C', TZ: 'UTC' 
 
 /**
  * Every file's signature checked against the keys already imported into root's rpm database; throws
- * one line naming each package refused (the first few, by `names` or the files' own) and why.
+ * one line naming each package refused (the first few, by `names` or the files' own) and why. `env`
+ * is added to rpm's environment (the OpenPGP policy, policy.ts).
  */
 export async function checkSignatures(
   files: string[],
   db: string[],
   keys: OpenPgpKey[],
-  names: string[] = files.map((f) => basename(f)),
+  o: { names?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<void> {
   if (!files.length) return;
+  const names = o.names ?? files.map((f) => basename(f));
+  const env = { ...RPM_ENV, ...o.env };
   const checked = await run('rpmkeys', [...db, '--define', '_pkgverify_level signature', '-Kv', ...files], {
-    env: RPM_ENV,
+    env,
   });
   const byFile = parseCheckOutput(checked.stdout.toString());
   const queried = await run(
     'rpm',
     [...db, '-qp', '--nomanifest', '--nosignature', '--qf', '%{RSAHEADER:pgpsig}\\n', ...files],
-    { env: RPM_ENV },
+    { env },
   );
   const sigLines = queried.stdout.toString().split('\n');
   const signatureOf = (i: number) => (queried.code === 0 ? parsePgpsig(sigLines[i] ?? '') : undefined);

@@ -19,6 +19,9 @@ const DESCRIBE: Describers = {
             `     keys: from ${a.packages[0]} itself (${a.keysFromFirstPackage.join(', ')}), then checked against it`,
           ]
         : a.keys.map((k) => `     key: ${k}`)),
+      ...(a.sha1KeyBindings
+        ? ['     its SHA-1 key self-signatures accepted (package signatures still need SHA-2)']
+        : []),
     ].join('\n'),
   'gentoo-stage3': (a) =>
     [

@@ -90,6 +90,8 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
         dbpath: d.rpmdb.path,
         keys,
         ...(keysFromRelease ? { keysFromFirstPackage: d.keys.files } : {}),
+        // Only for the distribution's own key: a keyring the user gives is held to the current policy.
+        ...(d.sha1KeyBindings && !spec.keyring ? { sha1KeyBindings: true } : {}),
       },
     ],
   });

@@ -43,6 +43,8 @@ export type Action =
       /** Key files in the stub, or (keysFromFirstPackage) inside the first package. */
       keys: string[];
       keysFromFirstPackage?: string[];
+      /** The release's key is bound by SHA-1 self-signatures: rpm may accept those (bootstrap/rpm/policy.ts). */
+      sha1KeyBindings?: boolean;
     }
   /** Find, verify and unpack the newest Gentoo stage3 (src/bootstrap/gentoo) into the target. */
   | {
