@@ -52,10 +52,12 @@ const wantsJson = (argv: string[]): boolean => {
   return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 };
 
-// `vmstub list | head`: a reader that goes away is no error; what vmstub still does goes on unseen.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
-});
+// `vmstub list | head`, a closed terminal or a killed parent: a reader that goes away is no error, and
+// what vmstub still does goes on unseen; above all the undoing after a signal, which writes as it goes.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
 
 const argv = process.argv.slice(2);
 main(argv).then(

@@ -60,7 +60,12 @@ export class Sandbox {
     args: string[],
     at: RegExp,
     signal: NodeJS.Signals,
-    o: { delayMs?: number; timeoutMs?: number } = {},
+    o: {
+      delayMs?: number;
+      timeoutMs?: number;
+      /** Close the pipes vmstub writes to first, as a closed terminal or a killed parent would. */
+      readerGone?: boolean;
+    } = {},
   ): Promise<CliResult & { killedAt: string | undefined }> {
     const child = spawn(process.execPath, [VMSTUB, ...args], {
       env: this.env,
@@ -73,6 +78,10 @@ export class Sandbox {
       const m = at.exec(stdout + stderr);
       if (m && killedAt === undefined) {
         killedAt = m[0];
+        if (o.readerGone) {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }
         setTimeout(() => child.kill(signal), o.delayMs ?? 0);
       }
     };

@@ -291,6 +291,25 @@ describe(
     );
 
     it(
+      'SIGTERM after its output pipes were closed: the undoing still runs to the end',
+      { timeout: 600_000 },
+      async () => {
+        // The progress it writes in the meantime, and the undoing's own lines, meet a closed pipe (EPIPE).
+        const r = await box.runAndKill(build, BOOTSTRAP_RUNNING, 'SIGTERM', {
+          delayMs: 3000,
+          readerGone: true,
+        });
+        assert.equal(r.code, 143, 'exits as interrupted, not by an unhandled write error');
+        await assertNothingLeft(cache, 'stub build, SIGTERM, reader gone');
+        assert.deepEqual(
+          readdirSync(join(cache, 'images')).filter((f) => f.startsWith('.')),
+          [],
+          'no half-built stage, no lock',
+        );
+      },
+    );
+
+    it(
       'SIGKILL: the watchdog ends mmdebstrap; the next build clears the stage and succeeds',
       { timeout: 1_200_000 },
       async () => {
