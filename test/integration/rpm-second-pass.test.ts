@@ -71,14 +71,18 @@ describe(
             ? { files: { '/etc/os-release': { content: 'ID="centos"\nVERSION_ID="9"\n' } } }
             : { files: { [`/usr/share/fixture/${name}`]: { content: `${name}\n` } } }),
       }));
+      /** A CentOS Stream 9 mirror tree with these packages in BaseOS and an empty AppStream, served. */
+      const serveMirror = async (name: string, rpms: string[]) => {
+        const tree = join(work, name);
+        makeRepo(join(tree, 'BaseOS', 'x86_64', 'os'), rpms);
+        makeRepo(join(tree, 'AppStream', 'x86_64', 'os'), []);
+        const served = await serveDirectory(tree, '9-stream');
+        servers.push(served.server);
+        return served.url;
+      };
       const rpms = buildRpms(work, packages);
       signRpms(rpms, key);
-      const tree = join(work, 'mirror');
-      makeRepo(join(tree, 'BaseOS', 'x86_64', 'os'), rpms);
-      makeRepo(join(tree, 'AppStream', 'x86_64', 'os'), []);
-      const served = await serveDirectory(tree, '9-stream');
-      servers.push(served.server);
-      mirror = served.url;
+      mirror = await serveMirror('mirror', rpms);
 
       // The same packages, the first pass's signed by the distribution's key and the rest by another.
       const mixed = buildRpms(join(work, 'mixed'), packages);
@@ -89,12 +93,7 @@ describe(
         mixed.filter((f) => !isFirst(f)),
         makeSigningKey(work, 'other'),
       );
-      const mixedTree = join(work, 'mirror-mixed');
-      makeRepo(join(mixedTree, 'BaseOS', 'x86_64', 'os'), mixed);
-      makeRepo(join(mixedTree, 'AppStream', 'x86_64', 'os'), []);
-      const servedMixed = await serveDirectory(mixedTree, '9-stream');
-      servers.push(servedMixed.server);
-      mixedMirror = servedMixed.url;
+      mixedMirror = await serveMirror('mirror-mixed', mixed);
     });
 
     /**
