@@ -18,7 +18,8 @@ export interface OpenPgpKey {
   expires?: Date;
 }
 
-const epoch = (field: string | undefined) => (field ? new Date(Number(field) * 1000) : undefined);
+/** A time gpg prints as seconds since 1970; none for an empty field. */
+const epochDate = (s: string | undefined) => (s && /^\d+$/.test(s) ? new Date(Number(s) * 1000) : undefined);
 
 /** The keys in `gpg --show-keys --with-colons --fixed-list-mode` output. */
 export function parseKeyListing(colons: string): OpenPgpKey[] {
@@ -29,7 +30,7 @@ export function parseKeyListing(colons: string): OpenPgpKey[] {
     const f = line.split(':');
     switch (f[0]) {
       case 'pub':
-        current = { fingerprint: '', subkeys: [], uid: '', expires: epoch(f[6]) };
+        current = { fingerprint: '', subkeys: [], uid: '', expires: epochDate(f[6]) };
         keys.push(current);
         last = 'pub';
         break;
@@ -127,8 +128,6 @@ export function signatureVerdict(
   if (!problems.length && lines.some(([w]) => w === 'GOODSIG')) return { ok: true };
   return { ok: false, why: problems[0] ?? 'it carries no signature' };
 }
-
-const epochDate = (s: string | undefined) => (s && /^\d+$/.test(s) ? new Date(Number(s) * 1000) : undefined);
 
 function problemOf(state: string, keyId: string, pinned: OpenPgpKey, expiredAt: Date | undefined): string {
   const signer = pinned.fingerprint.endsWith(keyId.toUpperCase())

@@ -52,7 +52,7 @@ const REACHED_TEXT: Record<Reached, string> = {
 export function verifiedLabel(distro: string, records: readonly Evidence[] = EVIDENCE_RECORDS): string {
   const best = evidenceFor(distro, records)[0];
   if (!best) return 'not verified here';
-  if (best.reached === 'metadata') return `real data checked (${best.arch})`;
+  if (best.reached === 'metadata') return `${REACHED_TEXT.metadata} (${best.arch})`;
   return `${REACHED_TEXT[best.reached]}, ${SOURCE[best.source]} (${best.arch})`;
 }
 

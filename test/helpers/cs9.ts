@@ -14,13 +14,15 @@ import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { isRich, parseRich, rangesOverlap, selfProvide, type RichDep } from '../../src/bootstrap/rpm/deps.js';
 import { PrimaryReader, type Dep, type RpmPackage } from '../../src/bootstrap/rpm/metadata.js';
+import { decodeEntities } from '../../src/bootstrap/rpm/xml.js';
 import { rpmEvrCompare } from '../../src/util/version.js';
 import { VMSTUB } from './cli.js';
 
 export const REAL = resolve(VMSTUB, '..', '..', 'test', 'fixtures', 'real');
 export const ARCHES = new Set(['x86_64', 'noarch']);
 
-const repodataFile = (repo: string, suffix: string) => {
+/** The file of a real repository's repodata/ whose name ends so (its names begin with a checksum). */
+export const repodataFile = (repo: string, suffix: string) => {
   const dir = join(REAL, repo, 'repodata');
   return join(
     dir,
@@ -55,7 +57,9 @@ function readBaseos(): BaseosPackage[] {
   )) {
     const [, name, arch, epoch, ver, rel, body] = m as unknown as string[];
     if (!ARCHES.has(arch!)) continue;
-    const files = [...body!.matchAll(/<file(?: type="[^"]*")?>([^<]*)<\/file>/g)].map((f) => decode(f[1]!));
+    const files = [...body!.matchAll(/<file(?: type="[^"]*")?>([^<]*)<\/file>/g)].map((f) =>
+      decodeEntities(f[1]!),
+    );
     const p = { name: name!, arch: arch!, epoch: epoch!, ver: ver!, rel: rel!, files };
     const key = `${name}.${arch}`;
     const have = newest.get(key);
@@ -64,11 +68,6 @@ function readBaseos(): BaseosPackage[] {
   return [...newest.values()];
 }
 
-const decode = (s: string) =>
-  s.replace(
-    /&(lt|gt|quot|apos|amp);/g,
-    (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!,
-  );
 const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fetchPackages, loadRepo, type RpmBootstrapOptions } from '../../src/bootstrap/rpm/bootstrap.js';
 import { checkSignatures, expiryNotices } from '../../src/bootstrap/rpm/signatures.js';
@@ -17,10 +17,10 @@ import { parseLatest, pinnedKeyring, verifiedText } from '../../src/bootstrap/ge
 import { readKeyFile, type OpenPgpKey } from '../../src/bootstrap/openpgp.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
 import { recordEvidence } from '../helpers/evidence.js';
+import { REAL } from '../helpers/cs9.js';
 import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { makeRepo, makeSigningKey, setExpiry, signRpms } from '../helpers/rpm-repo.js';
 
-const REAL = resolve('test/fixtures/real');
 const RPMS = join(REAL, 'rpms');
 const KEYS = join(REAL, 'rpm-gpg-keys');
 const PACKAGES = {

@@ -9,16 +9,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SHA1_KEY_BINDINGS_POLICY } from '../../src/bootstrap/rpm/policy.js';
 import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { Sandbox } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
+import { REAL } from '../helpers/cs9.js';
 import { isRoot } from '../helpers/fixture.js';
 import { buildStub } from '../helpers/stub.js';
 
-const RPMS = resolve('test/fixtures/real/rpms');
+const RPMS = join(REAL, 'rpms');
 
 describe('the stub’s rpm with the real keys and packages', { skip: !isRoot && 'needs root (chroot)' }, () => {
   const box = new Sandbox();

@@ -4,23 +4,18 @@
  * January 2025, for the architecture installed (or noarch).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { RPM_DISTROS } from '../../src/catalog/rpm.js';
 import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.js';
 import { resolveSpec } from '../../src/installer/spec.js';
-import { VMSTUB } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
-
-const REAL = resolve(VMSTUB, '..', '..', 'test', 'fixtures', 'real');
+import { repodataFile } from '../helpers/cs9.js';
 
 /** name -> architectures, from a repodata file whose <package> elements carry name and arch attributes or children. */
 function packagesIn(repo: string, kind: 'primary' | 'filelists'): Map<string, Set<string>> {
-  const dir = join(REAL, repo, 'repodata');
-  const file = readdirSync(dir).find((f) => f.endsWith(`-${kind}.xml.gz`))!;
-  const xml = gunzipSync(readFileSync(join(dir, file))).toString('utf8');
+  const xml = gunzipSync(readFileSync(repodataFile(repo, `-${kind}.xml.gz`))).toString('utf8');
   const found = new Map<string, Set<string>>();
   const pattern =
     kind === 'filelists'

@@ -19,7 +19,7 @@ import {
 } from './metadata.js';
 import { MissingFiles, Resolver, type Resolution } from './resolve.js';
 import { rpmPolicyEnv } from './policy.js';
-import { checkSignatures, expiryNotices } from './signatures.js';
+import { checkSignatures, expiryNotices, RPM_ENV } from './signatures.js';
 import { readKeyFile, type OpenPgpKey } from '../openpgp.js';
 
 export interface RpmRepo {
@@ -190,8 +190,6 @@ export async function fetchPackages(
   );
   return paths;
 }
-
-const RPM_ENV = { ...process.env, RPM_FORCE_DEBIAN: '1', LC_ALL: 'C' };
 
 async function rpmRun(argv: string[], what: string, env: NodeJS.ProcessEnv): Promise<string> {
   const [cmd, ...args] = argv;

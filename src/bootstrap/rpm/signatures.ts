@@ -93,7 +93,8 @@ export function expiryNotices(keys: OpenPgpKey[], now: Date): string[] {
     );
 }
 
-const RPM_ENV = { ...process.env, RPM_FORCE_DEBIAN: '1', LC_ALL: 'C', TZ: 'UTC' };
+/** rpm as the bootstrap runs it: Debian's rpm without its warning, messages and dates unlocalised. */
+export const RPM_ENV = { ...process.env, RPM_FORCE_DEBIAN: '1', LC_ALL: 'C', TZ: 'UTC' };
 
 /**
  * Every file's signature checked against the keys already imported into root's rpm database; throws
