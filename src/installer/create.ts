@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub } from '../image/stub.js';
-import { ExitCode, VmstubError, conflictError, timeoutError } from '../util/errors.js';
+import { ExitCode, type ExitCodeValue, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
 import { hostArch } from '../vm/accel.js';
 import { allocateDisk } from '../vm/allocate.js';
@@ -231,6 +231,7 @@ async function installAndVerify(
     attempt: number;
     follow?: boolean;
     unmake?: Registration;
+    bootedAgain?: boolean;
   },
 ): Promise<CreateResult> {
   const { phases, started } = run;
@@ -270,6 +271,12 @@ async function installAndVerify(
     guard.release();
     if (e instanceof StubDied) {
       await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
+      // Seen once under TCG: the stub's kernel died in its first seconds, and the same boot again went
+      // on. Nothing was written yet, so one more boot is safe; a second death is reported.
+      if (e.panickedBeforeInstall && !run.bootedAgain) {
+        o.note(`${e.message.replace(/;.*/, '')} before the install began; booting it once more`);
+        return installAndVerify(name, paths, o, { ...run, follow: false, bootedAgain: true });
+      }
       writeInstallStatus(paths, {
         phase: 'failed',
         step: 'stub boot',
@@ -331,7 +338,16 @@ async function installAndVerify(
 const STUB_START_TIMEOUT_SEC = 600;
 
 /** The stub itself failed (its kernel died, or it never started the install): the VM is of no more use. */
-class StubDied extends VmstubError {}
+class StubDied extends VmstubError {
+  constructor(
+    message: string,
+    /** Its kernel died before the install began: this boot wrote nothing to the disk. */
+    readonly panickedBeforeInstall = false,
+    code?: ExitCodeValue,
+  ) {
+    super(message, code);
+  }
+}
 
 async function follow(
   paths: InstancePaths,
@@ -402,11 +418,13 @@ async function follow(
       if (panic && !handedOver)
         throw new StubDied(
           `the stub's kernel died (${panic.trim()}); see vmstub console ${name} --log; to try again: vmstub resume ${name}`,
+          !installStarted,
         );
     }
     if (!installStarted && Date.now() > startDeadline)
       throw new StubDied(
         `the stub did not start the install within ${STUB_START_TIMEOUT_SEC} s; see vmstub console ${name} --log; to try again: vmstub resume ${name}`,
+        false,
         ExitCode.timeout,
       );
     if (Date.now() > deadline) throw timeoutError('the install did not finish within 4 hours');

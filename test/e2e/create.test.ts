@@ -29,6 +29,9 @@ describe(
       return r.stdout;
     };
     const ssh = (...command: string[]) => sshAs('root', ...command);
+    /** What a failed create leaves to read: the end of the VM's console, where a panic shows. */
+    const consoleTail = () =>
+      `console (last 60 lines):\n${box.run(['console', NAME, '--log']).stdout.split('\n').slice(-60).join('\n')}`;
 
     before(() => useStub(box));
 
@@ -105,7 +108,7 @@ describe(
       { timeout: 45 * 60_000 },
       async () => {
         const r = await box.runAsync(['resume', NAME, '--json'], { timeoutMs: 45 * 60_000 });
-        assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+        assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}\n${consoleTail()}`);
         assert.match(
           r.stderr,
           /install interrupted at bootstrap; starting the install over on the same disk \(attempt 2\)/,
@@ -178,7 +181,7 @@ describe(
       const before = ssh('cat', '/proc/sys/kernel/random/boot_id').trim();
       assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
       const r = box.run(['start', '--wait-ssh=900', NAME], { timeoutMs: 960_000 });
-      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
       assert.notEqual(ssh('cat', '/proc/sys/kernel/random/boot_id').trim(), before, 'a new boot');
       assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m);
       assert.match(box.consoleLog(NAME), /vmstub-handoff|kexec/i);
