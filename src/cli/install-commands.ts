@@ -16,7 +16,9 @@ import { distroLabel, evidenceFor } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
-import { fwCfgSpec, installInStub, stubSpec } from '../installer/stub-install.js';
+import { BOOTSTRAP_SITES } from '../installer/root-cache.js';
+import { EventSink } from '../events/sink.js';
+import { INSTALL_LOG, fwCfgSpec, installInStub, stubSpec } from '../installer/stub-install.js';
 import { ExitCode, usageError } from '../util/errors.js';
 
 const distros = () =>
@@ -86,6 +88,16 @@ const create = () =>
     'create',
   )
     .addOption(sshTimeoutOption())
+    .addOption(
+      new Option(
+        '--bootstrap-on <SITE>',
+        'where the bootstrap runs: the host (natively, its result cached for later creates), the guest (the stub), or auto (the host under TCG where it can, and wherever a cached root of this recipe exists)',
+      )
+        .choices(BOOTSTRAP_SITES)
+        .default('auto' as const),
+    )
+    .option('--fresh', 'bootstrap again even if a root filesystem of this recipe is cached')
+    .option('--explain', 'say where the bootstrap runs and why, and what a cached root matched or not')
     .option('--dry-run', 'print the plan and stop')
     .addOption(eventsJsonOption())
     .action(async (name, o) => {
@@ -98,7 +110,16 @@ const create = () =>
         return;
       }
       await followInstall(name, o.json === true, (hooks) =>
-        createWithInstall({ name, input, source, sshTimeoutSec: o.sshTimeout, ...hooks }),
+        createWithInstall({
+          name,
+          input,
+          source,
+          sshTimeoutSec: o.sshTimeout,
+          bootstrapOn: o.bootstrapOn,
+          fresh: o.fresh === true,
+          explain: o.explain === true,
+          ...hooks,
+        }),
       );
     });
 
@@ -194,7 +215,7 @@ const install = () =>
         source = { where: "the host's install spec" };
       }
       if (o.targetDir) input.target = 'directory';
-      const spec = await stubSpec(input, source);
+      const spec = distro ? await stubSpec(input, source) : await hostSpecOrReport(input, source);
       if (o.dryRun) {
         print(formatPlan(buildPlan(spec), true));
         return;
@@ -210,5 +231,21 @@ const install = () =>
       if (o.json) process.stdout.write(JSON.stringify({ type: 'result', status }) + '\n');
       process.exitCode = status;
     });
+
+/**
+ * The host's spec, resolved in the stub; a spec this stub cannot read (a stub image older than the
+ * vmstub that sent it) is reported over the events port too, so create ends at once instead of waiting.
+ */
+async function hostSpecOrReport(input: SpecInput, source: SpecSource) {
+  try {
+    return await stubSpec(input, source);
+  } catch (e) {
+    const reason = `${(e as Error).message} (is the stub image older than this vmstub? vmstub image build stub makes it anew)`;
+    const events = new EventSink();
+    events.emit({ type: 'install-failed', step: 'start', reason, log: INSTALL_LOG });
+    events.close();
+    throw e;
+  }
+}
 
 export const installCommands = () => [distros(), plan(), create(), resume(), install()];

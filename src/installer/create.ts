@@ -6,7 +6,8 @@ import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub } from '../image/stub.js';
 import { ExitCode, type ExitCodeValue, VmstubError, conflictError, timeoutError } from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
-import { hostArch } from '../vm/accel.js';
+import { hostArch, resolveAccel } from '../vm/accel.js';
+import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk } from '../vm/allocate.js';
 import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
@@ -26,7 +27,14 @@ import {
 import { onCleanup, type Registration } from '../util/cleanup.js';
 import { describeInstallStatus, installStatus, writeInstallStatus } from './install-state.js';
 import { hostPublicKeys, hostTimezone } from './host-defaults.js';
-import { buildPlan } from './plan/index.js';
+import { ROOT_TARBALL_SERIAL, buildPlan } from './plan/index.js';
+import {
+  cachedRoot,
+  chooseBootstrapSite,
+  hasCachedRoot,
+  hostAbilities,
+  type BootstrapSite,
+} from './root-cache.js';
 import {
   resolveSpecAndMachine,
   type InstallSpec,
@@ -45,6 +53,12 @@ export interface CreateOptions {
   note: (text: string) => void;
   onEvent: (e: InstallEvent | StubEvent) => void;
   tick?: () => void;
+  /** Where the bootstrap runs (auto: the host under TCG, where it can). */
+  bootstrapOn?: BootstrapSite;
+  /** Bootstrap again even if a root filesystem of this recipe is cached. */
+  fresh?: boolean;
+  /** Print what the choice of bootstrap and cached root was made from. */
+  explain?: boolean;
 }
 
 export interface CreateResult {
@@ -93,6 +107,40 @@ export function createSpec(
   return resolved;
 }
 
+/**
+ * Decides where the bootstrap runs and, on the host, finds or makes the root filesystem: sets
+ * spec.rootTarball and returns the tar stream to attach, or undefined for a bootstrap in the stub.
+ */
+async function rootForInstall(
+  spec: InstallSpec,
+  def: VmDefinition,
+  o: Pick<CreateOptions, 'bootstrapOn' | 'fresh' | 'explain' | 'note'>,
+  phases: Record<string, number>,
+): Promise<string | undefined> {
+  const boot = await bootFilesFromImage(def.system!);
+  const { accel } = await resolveAccel(def.accel, spec.arch, boot.kernel);
+  const choice = chooseBootstrapSite(
+    spec,
+    o.bootstrapOn ?? 'auto',
+    accel,
+    hostAbilities(spec),
+    hasCachedRoot(spec),
+  );
+  if (o.explain)
+    o.note(`bootstrap: ${choice.site === 'host' ? 'on the host' : 'in the stub'} (${choice.reason})`);
+  spec.rootTarball = choice.site === 'host';
+  if (choice.site === 'guest') return undefined;
+  const t = Date.now();
+  const root = await cachedRoot(spec, { fresh: o.fresh, note: o.note });
+  if (o.explain) for (const line of root.explanation) o.note(`root filesystem: ${line}`);
+  phases[root.hit ? 'root from cache' : 'host bootstrap'] = Math.round((Date.now() - t) / 100) / 10;
+  if (root.hit)
+    o.note(
+      `root filesystem: cached (${Object.keys(root.installed).length} packages); --fresh bootstraps again`,
+    );
+  return root.tarball;
+}
+
 /** The instance name must be free before any work starts; an unfinished install of that name says how to go on. */
 function refuseExisting(name: string): void {
   const paths = instancePaths(name);
@@ -139,6 +187,8 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     hostfwds: machine.hostfwds,
     sshUser: spec.users.find((u) => u.sudo)?.name ?? 'root',
   });
+  // The bootstrap on the host comes before the instance exists: interrupted, it leaves nothing.
+  const root = await rootForInstall(spec, def, o, phases);
   const paths = createInstance(def);
   // Until the install runs, an interrupted create takes back what it made: the disk holds nothing yet.
   const unmake = onCleanup(`the half-created instance ${o.name}`, () => {
@@ -162,7 +212,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     await unmake.undo();
     throw e;
   }
-  return installAndVerify(o.name, paths, o, { phases, started, attempt: 1, unmake });
+  return installAndVerify(o.name, paths, o, { phases, started, attempt: 1, unmake, rootTarball: root });
 }
 
 /**
@@ -204,6 +254,11 @@ export async function resumeInstall(
       `${name}'s data disk ${def.data?.path ?? ''} is gone; remove it with vmstub rm ${name}`,
     );
   const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
+  const phases: Record<string, number> = {};
+  // The root filesystem the first attempt was given, found (or bootstrapped) again.
+  const rootTarball = spec.rootTarball
+    ? await rootForInstall(spec, def, { ...o, bootstrapOn: 'host' }, phases)
+    : undefined;
   writeFileSync(paths.installSpec, JSON.stringify({ ...spec, resume: true }, null, 2) + '\n', {
     mode: 0o600,
   });
@@ -211,7 +266,12 @@ export async function resumeInstall(
     `${name}: ${describeInstallStatus(status)}; starting the install over on the same disk (attempt ${status.attempt + 1})`,
   );
   return {
-    ...(await installAndVerify(name, paths, full, { phases: {}, started, attempt: status.attempt + 1 })),
+    ...(await installAndVerify(name, paths, full, {
+      phases,
+      started,
+      attempt: status.attempt + 1,
+      rootTarball,
+    })),
     resumed: 'started over',
   };
 }
@@ -232,6 +292,8 @@ async function installAndVerify(
     follow?: boolean;
     unmake?: Registration;
     bootedAgain?: boolean;
+    /** The root filesystem bootstrapped on the host, attached for this boot. */
+    rootTarball?: string;
   },
 ): Promise<CreateResult> {
   const { phases, started } = run;
@@ -247,6 +309,7 @@ async function installAndVerify(
         // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
         extraAppend: ['vmstub.install'],
         extraFwCfg: [{ name: fwCfgName('installSpec'), file: paths.installSpec }],
+        extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
       });
     } catch (e) {
       await run.unmake?.undo();

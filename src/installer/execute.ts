@@ -30,6 +30,9 @@ export interface ExecuteOptions {
   logFile: string;
   /** Where the target goes; the stub's default, or a directory on the host for tests and plain directories. */
   target?: string;
+  /** Where staged files and the bootstrap's hooks go instead of the stub's STAGING and HOOKS (on the host). */
+  staging?: string;
+  hooks?: string;
 }
 
 export interface InstallResult {
@@ -97,6 +100,8 @@ interface ExecContext {
   step: Step;
   /** Where the target is, here: the stub's mount point, or a directory (install --target-dir). */
   target: string;
+  staging: string;
+  hooks: string;
   inTarget: (path: string) => string;
   /** Values learnt while installing ({{ROOT_UUID}}), filled into file contents. */
   vars: Record<string, string>;
@@ -117,9 +122,7 @@ const RUN: Runners = {
       a.progress === 'bootstrap'
         ? new BootstrapProgress((p) => cx.emit({ type: 'progress', step: cx.step.id, ...p }))
         : undefined;
-    const argv = a.chroot
-      ? ['chroot', cx.target, ...a.argv]
-      : a.argv.map((x) => (x === TARGET ? cx.target : x));
+    const argv = a.chroot ? ['chroot', cx.target, ...a.argv] : a.argv.map((x) => relocate(x, cx));
     cx.log(`$ ${argv.join(' ')}`);
     await exec(
       argv,
@@ -133,9 +136,9 @@ const RUN: Runners = {
   write: async (a, cx) => {
     const path =
       a.in === 'staging'
-        ? join(STAGING, a.path)
+        ? join(cx.staging, a.path)
         : a.in === 'hooks'
-          ? join(HOOKS, a.path)
+          ? join(cx.hooks, a.path)
           : cx.inTarget(a.path);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, cx.substitute(a.content), { mode: a.mode ?? 0o644 });
@@ -269,6 +272,11 @@ const RUN: Runners = {
   },
 };
 
+/** A command's argument with the stub's directories (TARGET, STAGING, HOOKS) where they are this time. */
+function relocate(arg: string, cx: ExecContext): string {
+  return arg.replaceAll(TARGET, cx.target).replaceAll(STAGING, cx.staging).replaceAll(HOOKS, cx.hooks);
+}
+
 const runAction = (a: Action, cx: ExecContext): Promise<void> =>
   (RUN[a.kind] as (a: Action, cx: ExecContext) => Promise<void>)(a, cx);
 
@@ -300,7 +308,9 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
     hostname: plan.spec.hostname,
     steps: plan.steps.map((s) => ({ id: s.id, title: s.title })),
   });
-  for (const dir of [STAGING, HOOKS]) {
+  const staging = o.staging ?? STAGING;
+  const hooks = o.hooks ?? HOOKS;
+  for (const dir of [staging, hooks]) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
   }
@@ -320,6 +330,8 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         plan,
         step,
         target,
+        staging,
+        hooks,
         inTarget,
         vars,
         substitute,

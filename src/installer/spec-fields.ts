@@ -112,6 +112,12 @@ export const SPEC_FIELDS = {
     value: false,
     internal: true,
   },
+  rootTarball: {
+    schema: z.boolean(),
+    doc: 'the bootstrap was done on the host: unpack its root filesystem from the disk with serial vmstub-root',
+    value: false,
+    internal: true,
+  },
   mirror: {
     schema: url(),
     doc: "the distribution's mirror",

@@ -228,6 +228,8 @@ export interface SpecFile {
  */
 export function readSpecFile(path: string): SpecFile {
   const { value, lineOf } = readYamlMapping(path, 'distro: debian12');
-  if ('resume' in value) throw usageError(`${path}: resume: is vmstub resume's to set, not a file's`);
+  for (const k of allFields)
+    if (fieldDecl(k).internal && k in value)
+      throw usageError(`${path}: ${k}: is vmstub's to set, not a file's`);
   return { input: value as SpecInput, source: { where: path, lineOf, baseDir: dirname(path) } };
 }

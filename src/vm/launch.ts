@@ -186,6 +186,8 @@ export interface StartOptions {
   extraAppend?: string[];
   /** fw_cfg items for this boot only (the install spec of vmstub create). */
   extraFwCfg?: { name: string; file: string }[];
+  /** Read-only disks for this boot only (the root filesystem vmstub create bootstrapped on the host). */
+  extraDisks?: { serial: string; path: string }[];
 }
 
 export async function startInstance(
@@ -220,7 +222,12 @@ export async function startInstance(
     const wantsSsh = def.nets.some((n) => n.kind === 'user');
     for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       const sshPort = wantsSsh ? await freeLoopbackPort() : undefined;
-      const { binary, args } = buildQemuArgv({ ...plan, sshPort, extraFwCfg: opts.extraFwCfg });
+      const { binary, args } = buildQemuArgv({
+        ...plan,
+        sshPort,
+        extraFwCfg: opts.extraFwCfg,
+        extraDisks: opts.extraDisks,
+      });
       const supSock = paths.supervisorSocket;
       const argv = [
         ...args,

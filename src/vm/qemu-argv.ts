@@ -36,6 +36,8 @@ export interface LaunchPlan {
   bridgeHelper?: string;
   /** fw_cfg items vmstub adds itself (after the user's). */
   extraFwCfg?: { name: string; file: string }[];
+  /** Read-only raw disks vmstub adds for one boot, by serial (create's cached root filesystem). */
+  extraDisks?: { serial: string; path: string }[];
 }
 
 interface ArchTraits {
@@ -140,6 +142,8 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
   if (def.data) args.push(...diskArgs('data', def.data, false));
   else if (plan.volatileData)
     args.push(...diskArgs('data', { path: plan.volatileData, format: 'raw' }, false));
+  for (const d of plan.extraDisks ?? [])
+    args.push(...diskArgs(d.serial, { path: d.path, format: 'raw' }, true));
 
   plan.shares.forEach((share, i) => {
     if (share.mode === 'virtiofs') {

@@ -134,7 +134,11 @@ describe('bad input, disks and damaged state', () => {
     ],
     [['create', 'web1', '--config', 'nope.yaml'], 2, /cannot read nope\.yaml: ENOENT/],
     [['create', 'web1', '--config', 'not-yaml.yaml'], 2, /not-yaml\.yaml is not valid YAML/],
-    [['create', 'web1', '--config', 'resume.yaml'], 2, /resume: is vmstub resume's to set/],
+    [
+      ['create', 'web1', '--config', 'resume.yaml'],
+      2,
+      /resume.yaml: resume: is vmstub's to set, not a file's/,
+    ],
     [
       ['create', 'web1', '--config', 'three-problems.yaml'],
       2,

@@ -155,6 +155,14 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a boot's extra disk (create's cached root filesystem): read-only raw, found by its serial",
+    plan: plan({ extraDisks: [{ serial: 'vmstub-root', path: '/cache/roots/ab,c.tar' }] }),
+    has: [
+      ['-drive', 'file=/cache/roots/ab,,c.tar,if=none,id=vmstub-root,format=raw,readonly=on'],
+      ['-device', 'virtio-blk-pci,drive=vmstub-root,serial=vmstub-root'],
+    ],
+  },
+  {
     name: 'virtiofs share: vhost-user-fs, shared memfd memory backend',
     plan: plan({
       shares: [{ tag: 'fs', path: '/srv', mode: 'virtiofs', socket: '/run/web1/virtiofs-0.sock' }],

@@ -32,7 +32,17 @@ import {
   sshdDropIn,
   targetSteps,
 } from './common.js';
-import { HOOKS, STAGING, TARGET, chroot, rootFsType, type Action, type Plan, type Step } from './types.js';
+import {
+  HOOKS,
+  ROOT_TARBALL_DISK,
+  STAGING,
+  TARGET,
+  chroot,
+  rootFsType,
+  type Action,
+  type Plan,
+  type Step,
+} from './types.js';
 
 /** How often apt retries a failed download (with a growing delay) before the install fails. */
 const DOWNLOAD_RETRIES = 5;
@@ -110,10 +120,14 @@ function bootstrapStep(d: DebDistro, spec: InstallSpec): Step {
   };
 }
 
-export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
+/**
+ * The steps that make the root filesystem from the mirror: staging the initramfs configuration and the
+ * hooks, then the bootstrap tool. They run in the stub, or on the host (src/installer/root-cache.ts),
+ * the same steps either way.
+ */
+export function debBootstrapSteps(spec: InstallSpec, d: DebDistro): Step[] {
   const fsType = rootFsType(spec);
-  const steps: Step[] = targetSteps(spec, d.kernelSeries);
-
+  const steps: Step[] = [];
   steps.push({
     id: 'prepare',
     title:
@@ -176,6 +190,38 @@ export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
       ],
     });
   }
+  return steps;
+}
+
+/** The root filesystem the host bootstrapped, from the read-only disk it is attached as: a tar stream. */
+export const unpackStep = (): Step => ({
+  id: 'unpack',
+  title: 'Unpack the root filesystem bootstrapped on the host',
+  actions: [
+    {
+      kind: 'exec',
+      argv: [
+        'tar',
+        '--extract',
+        '--numeric-owner',
+        '--preserve-permissions',
+        '--xattrs',
+        '--xattrs-include=*',
+        '--acls',
+        '-f',
+        ROOT_TARBALL_DISK,
+        '-C',
+        TARGET,
+      ],
+    },
+  ],
+});
+
+export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
+  const fsType = rootFsType(spec);
+  const steps: Step[] = targetSteps(spec, d.kernelSeries);
+  if (spec.rootTarball) steps.push(unpackStep());
+  else steps.push(...debBootstrapSteps(spec, d));
 
   const aptActions: Action[] = [
     { kind: 'write', path: aptSourcesPath(d), content: aptSources(d, spec) },

@@ -8,6 +8,9 @@ export const STAGING = '/run/vmstub-install/early';
 /** mmdebstrap hook directories the installer writes (--hook-dir). */
 export const HOOKS = '/run/vmstub-install/hooks';
 export const DATA_DISK = '/dev/disk/by-id/virtio-data';
+/** The read-only disk that carries, as a plain tar stream, a root filesystem bootstrapped on the host. */
+export const ROOT_TARBALL_SERIAL = 'vmstub-root';
+export const ROOT_TARBALL_DISK = `/dev/disk/by-id/virtio-${ROOT_TARBALL_SERIAL}`;
 
 /** Values only known while installing, written into file contents as {{NAME}}. */
 export const ROOT_UUID = '{{ROOT_UUID}}';
