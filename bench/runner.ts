@@ -3,9 +3,9 @@
  * next to the very same QEMU command line (as vmstub recorded it) started by hand, in one run.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Sandbox, VMSTUB } from '../test/helpers/cli.js';
 import { fixtureSystemImage } from '../test/helpers/fixture.js';
 import { median, type BenchResult } from './report.js';
@@ -34,7 +34,11 @@ async function firstGuestLine(log: string, t0: bigint, timeoutMs = 60_000): Prom
   throw new Error(`no console output in ${log}`);
 }
 
-async function vmstubRun(box: Sandbox, image: string, i: number): Promise<{ ms: number; argv: string[] }> {
+async function vmstubRun(
+  box: Sandbox,
+  image: string,
+  i: number,
+): Promise<{ ms: number; argv: string[]; inputs: Map<string, Buffer> }> {
   const name = `bench${i}`;
   const t0 = process.hrtime.bigint();
   const child = spawn(
@@ -49,14 +53,32 @@ async function vmstubRun(box: Sandbox, image: string, i: number): Promise<{ ms: 
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.on('exit', r)));
   const argv = JSON.parse(readFileSync(join(box.instanceDir(name), 'state.json'), 'utf8'))
     .qemuCommand as string[];
+  const inputs = inputsUnder(argv, box.instanceDir(name));
   box.run(['stop', '--force', name]);
   box.run(['rm', name]);
-  return { ms, argv };
+  return { ms, argv, inputs };
 }
 
-/** The recorded command line with the instance's run files moved to a scratch directory. */
-async function handRun(argv: string[], instanceDir: string): Promise<number> {
+/** The files QEMU's command line reads from the instance directory (fw_cfg items), by relative path. */
+function inputsUnder(argv: string[], instanceDir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const a of argv)
+    for (const m of a.matchAll(/file=([^,]+)/g))
+      if (m[1]!.startsWith(`${instanceDir}/`) && existsSync(m[1]!))
+        out.set(m[1]!.slice(instanceDir.length + 1), readFileSync(m[1]!));
+  return out;
+}
+
+/**
+ * The recorded command line with the instance's run files moved to a scratch directory, holding
+ * copies of the files it reads (the instance itself is gone by then).
+ */
+async function handRun(argv: string[], instanceDir: string, inputs: Map<string, Buffer>): Promise<number> {
   const scratch = mkdtempSync(join(tmpdir(), 'bench-qemu-'));
+  for (const [rel, data] of inputs) {
+    mkdirSync(dirname(join(scratch, rel)), { recursive: true });
+    writeFileSync(join(scratch, rel), data);
+  }
   const args = argv.slice(1).map((a) => a.split(instanceDir).join(scratch));
   const t0 = process.hrtime.bigint();
   const qemu = spawn(argv[0]!, args, { stdio: ['pipe', 'pipe', 'ignore'] });
@@ -86,7 +108,7 @@ export async function benchRunner(): Promise<BenchResult> {
     for (let i = 1; i <= RUNS; i++) {
       vmstub.push((await vmstubRun(box, fixture.image, i)).ms);
       const argv = warm.argv.map((a) => a.split(instanceDir).join(box.instanceDir(`bench${i}`)));
-      hand.push(await handRun(argv, box.instanceDir(`bench${i}`)));
+      hand.push(await handRun(argv, box.instanceDir(`bench${i}`), warm.inputs));
     }
     const overhead = median(vmstub) - median(hand);
     return {

@@ -6,7 +6,17 @@
  * again without bootstrapping; the stub then runs only the machine-specific steps.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { findDistro } from '../catalog/index.js';
 import type { DebDistro } from '../catalog/types.js';
@@ -29,6 +39,9 @@ const ROOT_CACHE_VERSION = 1;
 const KEEP_PER_RELEASE = 2;
 const TARBALL = 'root.tar';
 const INSTALLED = 'installed.json';
+const CHECKSUM = 'root.tar.sha256';
+/** Below this much free space, a failed bootstrap is put down to a full disk. */
+const LOW_SPACE_BYTES = 256 * 1024 * 1024;
 
 export const BOOTSTRAP_SITES = ['auto', 'host', 'guest'] as const;
 export type BootstrapSite = (typeof BOOTSTRAP_SITES)[number];
@@ -222,16 +235,27 @@ export async function cachedRoot(spec: InstallSpec, o: RootOptions): Promise<Cac
   else explanation.push(`the newest cached root of ${name} differs: ${seen.changed.join('; ')}`);
 
   const logFile = join(cache.root, 'logs', `${name}.log`);
-  const built = await cache.build(
-    name,
-    key,
-    async (dir) => {
-      o.note(`bootstrapping ${plan.distro.name} on the host (mmdebstrap, natively; log: ${logFile})`);
-      await bootstrapInto(plan, dir, logFile, o.note);
-    },
-    KEEP_PER_RELEASE,
-    { inputs, rebuild: o.fresh },
-  );
+  const build = (rebuild: boolean) =>
+    cache.build(
+      name,
+      key,
+      async (dir) => {
+        o.note(`bootstrapping ${plan.distro.name} on the host (mmdebstrap, natively; log: ${logFile})`);
+        await bootstrapInto(plan, dir, logFile, o.note);
+      },
+      KEEP_PER_RELEASE,
+      { inputs, rebuild },
+    );
+  let built = await withSpaceCheck(cache.root, () => build(o.fresh === true));
+  if (built.hit) {
+    const damage = await verifyTarball(built.dir);
+    if (damage) {
+      const line = `the cached root ${basename(built.dir)} is damaged (${damage}); bootstrapping again`;
+      o.note(line);
+      explanation.push(line);
+      built = await withSpaceCheck(cache.root, () => build(true));
+    }
+  }
   const installed = JSON.parse(readFileSync(join(built.dir, INSTALLED), 'utf8')) as Record<string, string>;
   return { tarball: join(built.dir, TARBALL), hit: built.hit, key, explanation, installed };
 }
@@ -297,8 +321,54 @@ async function bootstrapInto(plan: Plan, dir: string, logFile: string, note: (l:
     '.',
   ]);
   if (tar.code !== 0) throw new VmstubError(`cannot pack the bootstrapped root: ${tar.stderr.trim()}`);
+  writeFileSync(join(dir, CHECKSUM), `${await sha256File(join(dir, TARBALL))}\n`);
   await removeTree(root);
   for (const d of ['staging', 'hooks']) rmSync(join(dir, d), { recursive: true, force: true });
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (d) => hash.update(d))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** What is wrong with a cached root's tar stream (truncated, a byte changed), or undefined. */
+export async function verifyTarball(dir: string): Promise<string | undefined> {
+  const tarball = join(dir, TARBALL);
+  if (!existsSync(tarball)) return 'its tar stream is missing';
+  const want = existsSync(join(dir, CHECKSUM)) ? readFileSync(join(dir, CHECKSUM), 'utf8').trim() : '';
+  if (!want) return 'it has no checksum';
+  const got = await sha256File(tarball);
+  return got === want ? undefined : `sha256 ${got.slice(0, 12)}..., made as ${want.slice(0, 12)}...`;
+}
+
+/** A bootstrap that fails on a (nearly) full disk says so, naming the directory, instead of a tool's last line. */
+async function withSpaceCheck<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    const free = freeBytes(dir);
+    if (free !== undefined && free < LOW_SPACE_BYTES)
+      throw new VmstubError(
+        `the disk of ${dir} is full (${Math.round(free / 2 ** 20)} MiB free): a root filesystem needs about 1 GiB while it is made; free some space or set VMSTUB_CACHE`,
+      );
+    throw e;
+  }
+}
+
+function freeBytes(dir: string): number | undefined {
+  for (let d = dir; ; d = join(d, '..')) {
+    try {
+      const st = statfsSync(d);
+      return st.bavail * st.bsize;
+    } catch {
+      if (d === '/') return undefined;
+    }
+  }
 }
 
 /** Removes MACHINE_IDENTITY from a root (a trailing * matches any file name beginning so). */

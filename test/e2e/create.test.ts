@@ -1,7 +1,9 @@
 /**
  * The main job, for real: `vmstub create NAME --distro debian12` from Debian's mirror under TCG, to a
  * verified SSH login; then what the user sees through `vmstub ssh`, and a stop and start through the
- * boot handoff. Slow (about ten minutes here): it is the one test of the whole path.
+ * boot handoff. First with the bootstrap in the stub (interrupted and resumed; about ten minutes here),
+ * then bootstrapped on the host (--fresh) and again from the cached root with the mirror gone: the same
+ * packages and configuration as the install in the stub, and no two machines alike.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +12,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
+import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
+import { plannedFiles, systemFacts } from '../helpers/system-facts.js';
+import type { Plan } from '../../src/installer/plan/index.js';
 import { isRoot } from '../helpers/fixture.js';
 import { useStub } from '../helpers/stub.js';
 
@@ -29,6 +34,23 @@ describe(
       return r.stdout;
     };
     const ssh = (...command: string[]) => sshAs('root', ...command);
+    const sshTo = (name: string, ...command: string[]) => {
+      const r = box.run(['ssh', '--user', 'root', name, '--', ...command], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `ssh ${name}: ${command.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    /** What makes a machine itself; each must differ between two creates of the same recipe. */
+    const identity = (name: string) => {
+      const get = (...c: string[]) => sshTo(name, ...c).trim();
+      return {
+        machineId: get('cat', '/etc/machine-id'),
+        hostKey: get('cat', '/etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]!,
+        randomSeed: get('sha256sum', '/var/lib/systemd/random-seed').split(' ')[0]!,
+        dhcpDuid: /DUID: *(\S+)/.exec(get('networkctl', 'status', '--no-pager', 'enp0s3'))?.[1] ?? '',
+        hostname: get('hostname'),
+        bootId: get('cat', '/proc/sys/kernel/random/boot_id'),
+      };
+    };
     /** What a failed create leaves to read: the end of the VM's console, where a panic shows. */
     const consoleTail = () =>
       `console (last 60 lines):\n${box.run(['console', NAME, '--log']).stdout.split('\n').slice(-60).join('\n')}`;
@@ -54,17 +76,8 @@ describe(
         `forwards: ['127.0.0.1:${forwardPort}:22']`,
       ].join('\n') + '\n',
     );
-    const createArgs = [
-      'create',
-      NAME,
-      '--config',
-      specFile,
-      '--locale',
-      'de_DE.UTF-8',
-      '--user',
-      'alice',
-      '--json',
-    ];
+    const systemArgs = ['--config', specFile, '--locale', 'de_DE.UTF-8', '--user', 'alice'];
+    const createArgs = ['create', NAME, ...systemArgs, '--bootstrap-on', 'guest', '--json'];
     /** Every line of --json output is one JSON object: NDJSON from the first line to the last. */
     const ndjson = (stdout: string) =>
       stdout
@@ -193,5 +206,68 @@ describe(
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(ssh('hostname'), new RegExp(NAME));
     });
+
+    // The same system bootstrapped on the host, through a loopback mirror that passes deb.debian.org on
+    // (so that it can be taken away for the offline create after it).
+    let mirror: FaultyMirror | undefined;
+    const inStub: Record<string, string> = {};
+    const files: string[] = [];
+    const viaMirror = () => [
+      '--mirror',
+      `${mirror!.url}/debian`,
+      '--security-mirror',
+      `${mirror!.url}/debian-security`,
+    ];
+    const createOnHost = async (name: string, extra: string[]) => {
+      const r = await box.runAsync(['create', name, ...systemArgs, ...viaMirror(), '--explain', ...extra], {
+        timeoutMs: 30 * 60_000,
+      });
+      assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
+      return r.stderr;
+    };
+    after(() => mirror?.close());
+
+    it('what the install in the stub made, recorded before it stops', () => {
+      files.push(...plannedFiles(JSON.parse(box.run(['plan', ...systemArgs, '--json']).stdout) as Plan));
+      assert.ok(files.includes('/etc/fstab') && files.includes('/etc/initramfs-tools/conf.d/vmstub.conf'));
+      Object.assign(inStub, systemFacts(ssh, files, NAME));
+      assert.ok(inStub.packages!.split('\n').length > 100, inStub.packages);
+      assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
+    });
+
+    it(
+      'bootstrapped on the host (--fresh): the same packages and configuration as the install in the stub',
+      { timeout: 30 * 60_000 },
+      async () => {
+        mirror = await faultyMirror('http://deb.debian.org/', []);
+        const stderr = await createOnHost('web2', ['--fresh']);
+        assert.match(stderr, /bootstrap: on the host \(/);
+        assert.match(stderr, /--fresh: bootstrapping again whatever is cached/);
+        assert.match(stderr, /bootstrapping Debian 12 \(bookworm\) on the host/);
+        const onHost = systemFacts((...c) => sshTo('web2', ...c), files, 'web2', `${mirror.url}/`);
+        assert.equal(onHost.packages, inStub.packages, 'the same packages at the same versions');
+        assert.equal(onHost.config, inStub.config, 'the same files written, the same units enabled');
+      },
+    );
+
+    it(
+      'again from the cached root with the mirror gone: a machine of its own, not a copy',
+      { timeout: 30 * 60_000 },
+      async () => {
+        const first = identity('web2');
+        await mirror!.close();
+        const stderr = await createOnHost('web3', []);
+        assert.match(stderr, /cannot reach the mirror: using the root cached /);
+        assert.doesNotMatch(stderr, /bootstrapping Debian/);
+        const second = identity('web3');
+        for (const k of Object.keys(first) as (keyof typeof first)[]) {
+          assert.ok(first[k] && second[k], `${k} is set on both: ${first[k]} / ${second[k]}`);
+          assert.notEqual(first[k], second[k], `${k} differs`);
+        }
+        const known = readFileSync(join(box.instanceDir('web3'), 'ssh', 'known_hosts'), 'utf8');
+        assert.ok(known.includes(second.hostKey), 'the new host key is the one vmstub recorded');
+        for (const n of ['web2', 'web3']) box.run(['stop', '--force', n]);
+      },
+    );
   },
 );

@@ -49,9 +49,12 @@ describe('a stub whose kernel dies', () => {
     () => {
       installStub(box, '#!/bin/sh\necho init gives up\nexit 1\n', []);
       const started = Date.now();
-      const r = box.run(['create', 'doomed', '--distro', 'debian12', '--memory', '256M'], {
-        timeoutMs: 240_000,
-      });
+      const r = box.run(
+        ['create', 'doomed', '--distro', 'debian12', '--memory', '256M', '--bootstrap-on', 'guest'],
+        {
+          timeoutMs: 240_000,
+        },
+      );
       assert.equal(r.code, 1, r.stderr);
       const panic = /Kernel panic - not syncing: Attempted to kill init!/.source;
       assert.match(
@@ -97,9 +100,12 @@ printf '{"type":"install-failed","step":"fixture","reason":"the second boot repo
 exec sh
 `;
     installStub(box, init, ['virtio_pci', 'virtio_blk', 'virtio_console']);
-    const r = box.run(['create', 'shaky', '--distro', 'debian12', '--memory', '256M'], {
-      timeoutMs: 240_000,
-    });
+    const r = box.run(
+      ['create', 'shaky', '--distro', 'debian12', '--memory', '256M', '--bootstrap-on', 'guest'],
+      {
+        timeoutMs: 240_000,
+      },
+    );
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /kernel died \(Kernel panic.*\) before the install began; booting it once more\n/);
     assert.match(r.stderr, /install failed at step fixture: the second boot reported/);

@@ -45,10 +45,15 @@ describe(
       'create killed outright (SIGKILL): the VM installs on; resume follows it to SSH',
       { timeout: 45 * MINUTES },
       async () => {
-        const r = await box.runAndKill(['create', 'k9', '--distro', 'debian12'], /\] Bootstrap/, 'SIGKILL', {
-          delayMs: 10_000,
-          timeoutMs: 20 * MINUTES,
-        });
+        const r = await box.runAndKill(
+          ['create', 'k9', '--distro', 'debian12', '--bootstrap-on', 'guest'],
+          /\] Bootstrap/,
+          'SIGKILL',
+          {
+            delayMs: 10_000,
+            timeoutMs: 20 * MINUTES,
+          },
+        );
         assert.equal(r.code, 137, r.stderr);
         assert.deepEqual([status('k9').state, status('k9').install?.phase], ['running', 'installing']);
         const again = await box.runAsync(['resume', 'k9'], { timeoutMs: 40 * MINUTES });
@@ -65,7 +70,9 @@ describe(
       { timeout: 45 * MINUTES },
       async () => {
         const name = 'qk';
-        const creating = box.runAsync(['create', name, '--distro', 'debian12'], { timeoutMs: 30 * MINUTES });
+        const creating = box.runAsync(['create', name, '--distro', 'debian12', '--bootstrap-on', 'guest'], {
+          timeoutMs: 30 * MINUTES,
+        });
         await waitFor(
           'the bootstrap',
           () => /bootstrap/.test(status(name).install?.step ?? ''),
@@ -93,9 +100,12 @@ describe(
       { timeout: 60 * MINUTES },
       async () => {
         const name = 'small';
-        const r = await box.runAsync(['create', name, '--distro', 'debian12', '--disk', '400M'], {
-          timeoutMs: 30 * MINUTES,
-        });
+        const r = await box.runAsync(
+          ['create', name, '--distro', 'debian12', '--bootstrap-on', 'guest', '--disk', '400M'],
+          {
+            timeoutMs: 30 * MINUTES,
+          },
+        );
         assert.equal(r.code, 1, r.stderr);
         const line =
           r.stderr
@@ -126,9 +136,15 @@ describe(
       { timeout: 60 * MINUTES },
       async () => {
         const [a, aAgain, b] = await Promise.all([
-          box.runAsync(['create', 'c1', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
-          box.runAsync(['create', 'c1', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
-          box.runAsync(['create', 'c2', '--distro', 'debian12'], { timeoutMs: 50 * MINUTES }),
+          box.runAsync(['create', 'c1', '--distro', 'debian12', '--bootstrap-on', 'guest'], {
+            timeoutMs: 50 * MINUTES,
+          }),
+          box.runAsync(['create', 'c1', '--distro', 'debian12', '--bootstrap-on', 'guest'], {
+            timeoutMs: 50 * MINUTES,
+          }),
+          box.runAsync(['create', 'c2', '--distro', 'debian12', '--bootstrap-on', 'guest'], {
+            timeoutMs: 50 * MINUTES,
+          }),
         ]);
         const c1 = [a, aAgain].sort((x, y) => (x.code ?? 9) - (y.code ?? 9));
         assert.equal(c1[0]!.code, 0, c1[0]!.stderr);
