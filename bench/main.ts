@@ -28,9 +28,19 @@ if (unknown.length) {
   process.exit(2);
 }
 const out: string[] = [`Measured ${new Date().toISOString().slice(0, 10)} on ${machineLine()}.`, ''];
+let failed = 0;
 for (const name of wanted.length ? wanted : Object.keys(benchmarks)) {
   process.stderr.write(`bench: ${name}...\n`);
-  const result = await benchmarks[name]!();
+  let result: BenchResult;
+  try {
+    result = await benchmarks[name]!();
+  } catch (e) {
+    // One benchmark that fails does not end the run: the others still measure, and the run exits 1.
+    failed++;
+    process.stderr.write(`bench: ${name} FAILED: ${(e as Error).message}\n`);
+    out.push(`### ${name}\n\nFAILED: ${(e as Error).message}\n`);
+    continue;
+  }
   out.push(toMarkdown(result));
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
@@ -39,3 +49,4 @@ for (const name of wanted.length ? wanted : Object.keys(benchmarks)) {
   );
 }
 process.stdout.write(out.join('\n'));
+if (failed) process.exitCode = 1;
