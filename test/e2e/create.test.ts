@@ -46,7 +46,11 @@ describe(
         machineId: get('cat', '/etc/machine-id'),
         hostKey: get('cat', '/etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]!,
         randomSeed: get('sha256sum', '/var/lib/systemd/random-seed').split(' ')[0]!,
-        dhcpDuid: /DUID: *(\S+)/.exec(get('networkctl', 'status', '--no-pager', 'enp0s3'))?.[1] ?? '',
+        // The DHCP client identity: networkd's DUID, made from the machine-id, on the one ethernet link.
+        dhcpDuid:
+          /DUID: *(\S+)/.exec(
+            get('sh', '-c', `'networkctl status --no-pager $(ls /sys/class/net | grep -vx lo | head -n1)'`),
+          )?.[1] ?? '',
         hostname: get('hostname'),
         bootId: get('cat', '/proc/sys/kernel/random/boot_id'),
       };
