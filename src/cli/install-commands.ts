@@ -16,6 +16,7 @@ import { distroLabel, evidenceFor } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
+import { cloneInstance } from '../installer/clone.js';
 import { BOOTSTRAP_SITES } from '../installer/root-cache.js';
 import { EventSink } from '../events/sink.js';
 import { INSTALL_LOG, fwCfgSpec, installInStub, stubSpec } from '../installer/stub-install.js';
@@ -173,6 +174,24 @@ const resume = () =>
       );
     });
 
+const clone = () =>
+  new Command('clone')
+    .summary(
+      'copy a stopped instance (copy-on-write) into a new one with an identity of its own, to a verified SSH login',
+    )
+    .description(
+      "The source's disk becomes a read-only layer under two qcow2 overlays, the source's and the clone's, so the source keeps working and nothing is copied. Before the clone's system first starts, the stub makes its host name, machine-id, random seed and SSH host keys anew; the new host keys are recorded and SSH is verified. The clone has the source's memory, CPUs, users and keys; not its port forwards or shares. A source whose clones exist cannot be removed until they are.",
+    )
+    .argument('<SOURCE>', 'a stopped instance made by vmstub create')
+    .argument('<NAME>', 'the new instance')
+    .addOption(sshTimeoutOption())
+    .addOption(eventsJsonOption())
+    .action(async (source, name, o) => {
+      await followInstall(name, o.json === true, (hooks) =>
+        cloneInstance(source, { name, sshTimeoutSec: o.sshTimeout, ...hooks }),
+      );
+    });
+
 const install = () =>
   withSpecOptions(
     new Command('install')
@@ -248,4 +267,4 @@ async function hostSpecOrReport(input: SpecInput, source: SpecSource) {
   }
 }
 
-export const installCommands = () => [distros(), plan(), create(), resume(), install()];
+export const installCommands = () => [distros(), plan(), create(), resume(), clone(), install()];

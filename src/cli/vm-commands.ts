@@ -6,7 +6,7 @@ import { annotate, jsonOption, repeatable, stubOption, waitSshOption, wholeNumbe
 import { formatTable, note, printJson } from './output.js';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, conflictError, timeoutError, usageError } from '../util/errors.js';
-import { requireTool } from '../util/exec.js';
+import { requireTool, runChecked } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
 import { hintFwCfg, knownHostsLines } from '../installer/create.js';
@@ -25,6 +25,7 @@ import {
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
+import { backingChain, dependentsOf } from '../installer/clone.js';
 import {
   createInstance,
   instancePaths,
@@ -443,6 +444,16 @@ const sshCommand = () =>
       );
     });
 
+/** A copy-on-write disk (a clone's, or a source's since it was cloned), kept as one raw image. */
+async function flattenDisk(name: string, disk: string): Promise<string> {
+  mkdirSync(keptDisksDir(), { recursive: true, mode: 0o700 });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+  let target = join(keptDisksDir(), `${name}-${stamp}.img`);
+  for (let n = 2; existsSync(target); n++) target = join(keptDisksDir(), `${name}-${stamp}-${n}.img`);
+  await runChecked(requireTool('qemu-img', 'qemu-utils'), ['convert', '-U', '-O', 'raw', disk, target]);
+  return target;
+}
+
 /** A disk inside the instance directory would go with it: it moves to keptDisksDir() instead. */
 function keepDisk(name: string, disk: string): string {
   mkdirSync(keptDisksDir(), { recursive: true, mode: 0o700 });
@@ -473,28 +484,44 @@ const rmCommand = () =>
         def = undefined; // a damaged instance can still be removed; its disks are still kept
       }
       if (isRunning(paths)) throw conflictError(`${name} is running; stop it first (vmstub stop ${name})`);
+      const dependents = await dependentsOf(paths);
+      if (dependents.length)
+        throw conflictError(
+          `${name}'s disk is under its clones' (${dependents.join(', ')}); remove them first (vmstub rm ${dependents[0]})`,
+        );
       const disks = new Set<string>();
+      // A copy-on-write disk's layers are kept as one flattened image, and not one by one.
+      const layered =
+        def?.data?.format === 'qcow2' && existsSync(def.data.path) ? await backingChain(def.data.path) : [];
       if (def?.data) disks.add(resolve(def.data.path));
       const created = paths.createdDisk;
-      if (existsSync(created)) disks.add(created);
+      if (existsSync(created) && !layered.includes(created)) disks.add(created);
       const kept: { disk: string; from?: string }[] = [];
       const deleted: string[] = [];
       for (const disk of disks) {
         if (!existsSync(disk)) continue;
+        const own = disk.startsWith(`${paths.dir}/`);
         if (o.disks) {
+          if (!own && layered.length > 1) continue; // not ours to delete: outside the instance, layered
           rmSync(disk);
           deleted.push(disk);
-        } else if (disk.startsWith(`${paths.dir}/`)) {
+        } else if (own && layered.length > 1 && disk === layered[0]) {
+          kept.push({ disk: await flattenDisk(name, disk), from: disk });
+        } else if (own) {
           kept.push({ disk: keepDisk(name, disk), from: disk });
         } else kept.push({ disk });
       }
+      // The frozen layers inside the instance go with it: flattened into the kept image, or asked for.
+      if (o.disks) deleted.push(...layered.slice(1).filter((f) => f.startsWith(`${paths.dir}/`)));
       removeInstance(paths);
       if (o.json) {
         printJson({ removed: name, keptDisks: kept.map((k) => k.disk), deletedDisks: deleted });
         return;
       }
       for (const k of kept)
-        process.stdout.write(`kept disk ${k.disk}${k.from ? ' (moved out of the instance)' : ''}\n`);
+        process.stdout.write(
+          `kept disk ${k.disk}${k.from?.endsWith('.qcow2') ? ' (its copy-on-write layers flattened into one image)' : k.from ? ' (moved out of the instance)' : ''}\n`,
+        );
       process.stdout.write(
         `removed instance ${name}${deleted.length ? ` and disk ${deleted.join(', ')}` : ''}\n`,
       );

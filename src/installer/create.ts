@@ -281,7 +281,7 @@ export async function resumeInstall(
  * follows the install to the handoff and checks SSH. Interrupted while the install runs, it stops the
  * VM and records the install as interrupted, with the step it had reached.
  */
-async function installAndVerify(
+export async function installAndVerify(
   name: string,
   paths: InstancePaths,
   o: CreateOptions,
@@ -363,21 +363,30 @@ async function installAndVerify(
     throw timeoutError(
       `${name} was installed but did not answer SSH within ${o.sshTimeoutSec} s; see vmstub console ${name} --log`,
     );
-  const login = spawnSync(
-    requireTool('ssh', 'openssh-client'),
-    sshArgs(
-      {
-        port,
-        user: def.sshUser,
-        knownHosts: paths.knownHosts,
-        hostKeyAlias: `vmstub-${name}`,
-        identity: existsSync(paths.sshKey) ? paths.sshKey : undefined,
-      },
-      ['true'],
-      ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30'],
-    ),
-    { encoding: 'utf8', timeout: 120_000 },
-  );
+  const tryLogin = () =>
+    spawnSync(
+      requireTool('ssh', 'openssh-client'),
+      sshArgs(
+        {
+          port,
+          user: def.sshUser,
+          knownHosts: paths.knownHosts,
+          hostKeyAlias: `vmstub-${name}`,
+          identity: existsSync(paths.sshKey) ? paths.sshKey : undefined,
+        },
+        ['true'],
+        ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30'],
+      ),
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+  let login = tryLogin();
+  // Seen once in a first boot under TCG: the banner came, then the next connection was closed before
+  // its key exchange. A refused key or login is final; a connection cut before the exchange is tried
+  // again, twice, a few seconds apart.
+  for (let again = 0; again < 2 && login.status !== 0 && CUT_BEFORE_KEX.test(login.stderr ?? ''); again++) {
+    await new Promise((r) => setTimeout(r, 3000));
+    login = tryLogin();
+  }
   if (login.status !== 0) {
     throw new VmstubError(
       `${name} answers SSH but the login failed: ${(login.stderr || '').trim().split('\n').pop() ?? `exit ${login.status}`}`,
@@ -397,6 +406,9 @@ async function installAndVerify(
 }
 
 /** Reads the installer's events as they arrive, until the install is done (or failed, or the VM is gone). */
+/** ssh's words for a connection that ended before the key exchange (not a refused key or login). */
+const CUT_BEFORE_KEX = /kex_exchange_identification|Connection (closed|reset) by/;
+
 /** The stub starts the install about 15 s after boot under TCG; this is many times that. */
 const STUB_START_TIMEOUT_SEC = 600;
 

@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto';
 import {
   createReadStream,
   existsSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
-  readdirSync,
   rmSync,
   statSync,
   statfsSync,
@@ -30,6 +30,7 @@ import type { Arch } from '../util/arch.js';
 import { hostArch } from '../vm/accel.js';
 import { executePlan, InstallFailure } from './execute.js';
 import { hostBootstrapPlan, type Plan } from './plan/index.js';
+import { MACHINE_IDENTITY_FILES } from './plan/common.js';
 import { debMirrors } from './render.js';
 import type { InstallSpec } from './spec.js';
 
@@ -47,19 +48,15 @@ export const BOOTSTRAP_SITES = ['auto', 'host', 'guest'] as const;
 export type BootstrapSite = (typeof BOOTSTRAP_SITES)[number];
 
 /**
- * What makes one machine itself, and so never goes into a cached root: the stub's own steps make each
- * anew (machine-id empty until first boot, host keys with ssh-keygen -A, the host name), and systemd
- * seeds its random pool and credentials at first boot.
+ * What never goes into a cached root: the machine's identity (the stub's steps make it anew: an empty
+ * machine-id, host keys with ssh-keygen -A, the host name), and the host's own resolv.conf, which
+ * systemd-resolved's postinst keeps as a backup.
  */
-export const MACHINE_IDENTITY = [
-  'etc/machine-id',
-  'var/lib/dbus/machine-id',
-  'var/lib/systemd/random-seed',
-  'var/lib/systemd/credential.secret',
-  'etc/hostname',
-  'etc/ssh/ssh_host_*',
-  // systemd-resolved's postinst keeps the resolv.conf it replaced: the host's, here.
-  'etc/.resolv.conf.systemd-resolved.bak',
+export const NOT_CACHED = [
+  '/etc/machine-id',
+  '/etc/hostname',
+  ...MACHINE_IDENTITY_FILES,
+  '/etc/.resolv.conf.systemd-resolved.bak',
 ];
 
 export interface HostAbilities {
@@ -371,21 +368,24 @@ function freeBytes(dir: string): number | undefined {
   }
 }
 
-/** Removes MACHINE_IDENTITY from a root (a trailing * matches any file name beginning so). */
+/** Removes NOT_CACHED from a root; returns what was there. */
 export function stripIdentity(root: string): string[] {
   const removed: string[] = [];
-  for (const rel of MACHINE_IDENTITY) {
-    const star = rel.endsWith('*');
-    const dir = join(root, rel, '..');
-    const prefix = basename(star ? rel.slice(0, -1) : rel);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir))
-      if (star ? f.startsWith(prefix) : f === prefix) {
-        rmSync(join(dir, f), { force: true });
-        removed.push(join(rel, '..', f).replace(/^\.\//, ''));
-      }
+  for (const path of NOT_CACHED) {
+    const file = join(root, path);
+    if (!existsSync(file) && !isSymlink(file)) continue;
+    rmSync(file, { force: true });
+    removed.push(path);
   }
   return removed;
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** name -> version of every package dpkg has installed in a root. */

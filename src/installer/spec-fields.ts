@@ -112,6 +112,12 @@ export const SPEC_FIELDS = {
     value: false,
     internal: true,
   },
+  renewIdentity: {
+    schema: z.boolean(),
+    doc: 'a clone: the disk holds a copy of an installed system; only its identity is made anew',
+    value: false,
+    internal: true,
+  },
   rootTarball: {
     schema: z.boolean(),
     doc: 'the bootstrap was done on the host: unpack its root filesystem from the disk with serial vmstub-root',

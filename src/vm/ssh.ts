@@ -50,50 +50,19 @@ export function readSshBanner(port: number, timeoutMs = 3000): Promise<string | 
   });
 }
 
-/** How often a new banner read starts while the earlier ones still wait. */
-const BANNER_TRY_EVERY_MS = 500;
-/** How long one read waits: a forward whose guest side is not up yet holds the connection open. */
-const BANNER_READ_MS = 3000;
-
-/**
- * Polls until an SSH server answers on the port with a banner, or the time is up. Reads overlap (a new
- * one every 500 ms, each waiting up to 3 s): through QEMU's user-mode forward a connection made before
- * the guest listens can hang in the guest's SYN retries, and the wait must end within about a second
- * of sshd listening, not when that connection gives up.
- */
+/** Polls until an SSH server answers on the port with a banner, or the time is up. */
 export async function waitForSshBanner(
   port: number,
   timeoutMs: number,
   stillRunning: () => boolean,
 ): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve) => {
-    let settled = false;
-    let pending = 0;
-    const finish = (banner: string | undefined) => {
-      if (settled) return;
-      settled = true;
-      clearInterval(timer);
-      resolve(banner);
-    };
-    const attempt = () => {
-      if (settled) return;
-      if (Date.now() >= deadline || !stillRunning()) {
-        if (pending === 0) finish(undefined);
-        return;
-      }
-      pending++;
-      void readSshBanner(port, Math.min(BANNER_READ_MS, Math.max(500, deadline - Date.now()))).then((b) => {
-        pending--;
-        if (b) finish(b);
-        else if (Date.now() >= deadline || !stillRunning()) {
-          if (pending === 0) finish(undefined);
-        }
-      });
-    };
-    const timer = setInterval(attempt, BANNER_TRY_EVERY_MS);
-    attempt();
-  });
+  while (Date.now() < deadline && stillRunning()) {
+    const banner = await readSshBanner(port, Math.min(3000, Math.max(500, deadline - Date.now())));
+    if (banner) return banner;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return undefined;
 }
 
 /** The instance's own key pair, made once: used when the host user has no keys of their own. */

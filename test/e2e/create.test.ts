@@ -273,5 +273,37 @@ describe(
         for (const n of ['web2', 'web3']) box.run(['stop', '--force', n]);
       },
     );
+
+    it(
+      'vmstub clone: a copy-on-write copy with an identity of its own, to SSH; the source keeps working',
+      { timeout: 30 * 60_000 },
+      async () => {
+        const r = await box.runAsync(['clone', 'web3', 'web4', '--json'], { timeoutMs: 20 * 60_000 });
+        assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
+        const events = ndjson(r.stdout);
+        assert.ok(
+          events.some((e) => e.type === 'step-start' && e.step === 'identity'),
+          r.stdout,
+        );
+        assert.ok(!events.some((e) => e.step === 'unpack' || e.step === 'bootstrap'), 'nothing installed');
+        assert.equal(events.at(-1)?.type, 'result');
+        const clone = identity('web4');
+        const start = box.run(['start', '--wait-ssh=600', 'web3'], { timeoutMs: 660_000 });
+        assert.equal(start.code, 0, `the source starts again: ${start.stderr}`);
+        const source = identity('web3');
+        for (const k of Object.keys(clone) as (keyof typeof clone)[])
+          assert.notEqual(clone[k], source[k], `${k} differs between the clone and its source`);
+        assert.equal(clone.hostname, 'web4');
+        const known = readFileSync(join(box.instanceDir('web4'), 'ssh', 'known_hosts'), 'utf8');
+        assert.ok(known.includes(clone.hostKey), 'the clone host key vmstub recorded is its own');
+        const packages = (n: string) => sshTo(n, 'dpkg-query', '-W', "-f='${Package} ${Version}\\n'");
+        assert.equal(packages('web4'), packages('web3'), 'the same system');
+        box.run(['stop', '--force', 'web3']);
+        const rm = box.run(['rm', 'web3']);
+        assert.equal(rm.code, 3, rm.stderr);
+        assert.match(rm.stderr, /web3's disk is under its clones' \(web4\)/);
+        box.run(['stop', '--force', 'web4']);
+      },
+    );
   },
 );

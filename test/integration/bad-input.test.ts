@@ -296,6 +296,72 @@ describe('bad input, disks and damaged state', () => {
     for (const n of ['good', 'empty-dir']) assert.equal(box.run(['rm', n]).code, 0);
   });
 
+  it('clone: refused before anything is made, each in one line', () => {
+    madeByCreate('unfinished', 'interrupted');
+    madeByCreate('taken', 'installed');
+    const plain = join(instances, 'handmade');
+    mkdirSync(plain);
+    writeFileSync(join(plain, 'vm.json'), JSON.stringify(definition('handmade')));
+    const before = readdirSync(instances).sort();
+    for (const [args, code, message] of [
+      [['clone', 'nope', 'c1'], 3, /no instance named nope/],
+      [
+        ['clone', 'handmade', 'c1'],
+        3,
+        /handmade was not made by vmstub create; only an installed instance can be cloned/,
+      ],
+      [
+        ['clone', 'unfinished', 'c1'],
+        3,
+        /unfinished's install did not finish; vmstub resume unfinished first/,
+      ],
+      [['clone', 'taken', 'unfinished'], 3, /unfinished exists/],
+      [['clone', 'taken', 'Bad_Name!'], 2, /Bad_Name!/],
+    ] as const) {
+      const r = box.run([...args]);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    assert.deepEqual(readdirSync(instances).sort(), before, 'no instance made or changed');
+    assert.equal(JSON.parse(readFileSync(join(instances, 'taken', 'vm.json'), 'utf8')).data.format, 'raw');
+    for (const n of ['unfinished', 'taken', 'handmade']) assert.equal(box.run(['rm', n]).code, 0);
+  });
+
+  it('rm: a source under a clone is refused; the clone goes, its kept disk flattened, the source untouched', () => {
+    const { disk } = madeByCreate('src1', 'installed');
+    const sourceBytes = readFileSync(disk);
+    const dir = join(instances, 'copy1');
+    mkdirSync(dir);
+    const overlay = join(dir, 'disk.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk, '-F', 'raw', overlay]);
+    execFileSync('qemu-io', ['-c', 'write -P 0x5a 0 4k', overlay], { stdio: 'ignore' });
+    writeFileSync(
+      join(dir, 'vm.json'),
+      JSON.stringify({ ...definition('copy1'), data: { path: overlay, format: 'qcow2' } }),
+    );
+    const refused = box.run(['rm', 'src1']);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^vmstub: src1's disk is under its clones' \(copy1\); remove them first \(vmstub rm copy1\)\n$/,
+    );
+    assert.ok(existsSync(disk), 'nothing removed');
+    const r = box.run(['rm', 'copy1', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const kept = (JSON.parse(r.stdout) as { keptDisks: string[] }).keptDisks;
+    assert.equal(kept.length, 1);
+    const flat = readFileSync(kept[0]!);
+    assert.equal(flat.length, sourceBytes.length, 'one raw image, the size of the disk');
+    assert.ok(
+      flat.subarray(0, 4096).every((b) => b === 0x5a),
+      "the clone's own writes are in it",
+    );
+    assert.ok(flat.subarray(4096).equals(sourceBytes.subarray(4096)), "and the source's data under them");
+    assert.ok(readFileSync(disk).equals(sourceBytes), 'the source disk is untouched');
+    assert.equal(box.run(['rm', 'src1']).code, 0, 'with its clone gone, the source can go');
+  });
+
   it('an unfinished install is not started by accident, and says how to go on', () => {
     madeByCreate('half', 'interrupted');
     const start = box.run(['start', 'half']);

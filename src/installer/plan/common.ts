@@ -86,6 +86,52 @@ export function localeGenActions(spec: InstallSpec): Action[] {
 /** A machine-id of its own on first boot, not the bootstrap's. */
 export const machineIdReset: Action = { kind: 'write', path: '/etc/machine-id', content: '' };
 
+const SSH_HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519', 'dsa'];
+
+/**
+ * What makes one machine itself on disk, besides the host name: a root bootstrapped on the host is
+ * cached without these, and a clone has them made anew. The machine-id is emptied (the first boot
+ * fills it; the DHCP client identity follows from it); the rest is removed: the boot makes systemd's
+ * random seed and credential secret, `ssh-keygen -A` the host keys.
+ */
+export const MACHINE_IDENTITY_FILES = [
+  '/var/lib/dbus/machine-id',
+  '/var/lib/systemd/random-seed',
+  '/var/lib/systemd/credential.secret',
+  ...SSH_HOST_KEY_TYPES.flatMap((t) => [`/etc/ssh/ssh_host_${t}_key`, `/etc/ssh/ssh_host_${t}_key.pub`]),
+];
+
+/**
+ * A clone (vmstub clone): the disk holds a copy of an installed system; only what makes it a machine
+ * of its own is made anew, before its first boot: host name, machine-id, random seed, SSH host keys.
+ */
+export function identityPlanSteps(spec: InstallSpec): Step[] {
+  return [
+    {
+      id: 'mount',
+      title: 'Mount the copied system',
+      actions: [{ kind: 'mount', source: DATA_DISK, fstype: spec.filesystem }],
+    },
+    {
+      id: 'identity',
+      title: 'Make the machine itself: host name, machine-id, random seed, SSH host keys',
+      actions: [
+        { kind: 'chroot-mounts' },
+        hostnameAction(spec),
+        hostsAction(spec),
+        machineIdReset,
+        ...MACHINE_IDENTITY_FILES.map((path): Action => ({ kind: 'remove', path })),
+        chroot(['ssh-keygen', '-A']),
+      ],
+    },
+    {
+      id: 'verify',
+      title: 'Check the kernel is where the boot handoff finds it',
+      actions: [{ kind: 'verify-boot' }, { kind: 'collect-host-keys' }],
+    },
+  ];
+}
+
 /** systemd-resolved answering on 127.0.0.53, with LLMNR and mDNS. */
 export const resolvedActions = (): Action[] => [
   { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },

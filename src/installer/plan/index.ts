@@ -5,6 +5,7 @@
 import { findDistro } from '../../catalog/index.js';
 import type { Distro } from '../../catalog/types.js';
 import type { InstallSpec } from '../spec.js';
+import { identityPlanSteps } from './common.js';
 import { buildDebPlan, debBootstrapSteps } from './deb.js';
 import { buildGentooPlan } from './gentoo.js';
 import { buildRpmPlan } from './rpm.js';
@@ -21,6 +22,10 @@ const PLANNERS: Planners = {
 
 export function buildPlan(spec: InstallSpec): Plan {
   const d = findDistro(spec.distro);
+  if (spec.renewIdentity) {
+    if (spec.target !== 'disk') throw new Error('only a system on the data disk can be cloned');
+    return { spec, distro: d, steps: identityPlanSteps(spec) };
+  }
   if (spec.rootTarball && !hostBootstrapPlan(spec))
     throw new Error(`${d.name}: a root filesystem bootstrapped on the host is not supported`);
   return (PLANNERS[d.family] as (spec: InstallSpec, d: Distro) => Plan)(spec, d);
