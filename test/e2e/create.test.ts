@@ -62,7 +62,7 @@ describe(
     before(() => useStub(box));
 
     after(() => {
-      box.run(['stop', '--force', NAME]);
+      for (const n of [NAME, 'web2', 'web3', 'web4']) box.run(['stop', '--force', n]);
       rmSync(box.home, { recursive: true, force: true });
     });
 
