@@ -444,23 +444,25 @@ const sshCommand = () =>
       );
     });
 
-/** A copy-on-write disk (a clone's, or a source's since it was cloned), kept as one raw image. */
-async function flattenDisk(name: string, disk: string): Promise<string> {
+/** A free name in keptDisksDir() for an instance's disk: NAME-STAMP.EXT, then NAME-STAMP-2.EXT, ... */
+function keptDiskTarget(name: string, ext: string): string {
   mkdirSync(keptDisksDir(), { recursive: true, mode: 0o700 });
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
-  let target = join(keptDisksDir(), `${name}-${stamp}.img`);
-  for (let n = 2; existsSync(target); n++) target = join(keptDisksDir(), `${name}-${stamp}-${n}.img`);
+  let target = join(keptDisksDir(), `${name}-${stamp}${ext}`);
+  for (let n = 2; existsSync(target); n++) target = join(keptDisksDir(), `${name}-${stamp}-${n}${ext}`);
+  return target;
+}
+
+/** A copy-on-write disk (a clone's, or a source's since it was cloned), kept as one raw image. */
+async function flattenDisk(name: string, disk: string): Promise<string> {
+  const target = keptDiskTarget(name, '.img');
   await runChecked(requireTool('qemu-img', 'qemu-utils'), ['convert', '-U', '-O', 'raw', disk, target]);
   return target;
 }
 
 /** A disk inside the instance directory would go with it: it moves to keptDisksDir() instead. */
 function keepDisk(name: string, disk: string): string {
-  mkdirSync(keptDisksDir(), { recursive: true, mode: 0o700 });
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
-  let target = join(keptDisksDir(), `${name}-${stamp}${extname(disk) || '.img'}`);
-  for (let n = 2; existsSync(target); n++)
-    target = join(keptDisksDir(), `${name}-${stamp}-${n}${extname(disk)}`);
+  const target = keptDiskTarget(name, extname(disk) || '.img');
   renameSync(disk, target);
   return target;
 }
