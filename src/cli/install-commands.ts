@@ -19,7 +19,13 @@ import type { SpecInput, SpecSource } from '../installer/spec.js';
 import { cloneInstance } from '../installer/clone.js';
 import { BOOTSTRAP_SITES } from '../installer/root-cache.js';
 import { EventSink } from '../events/sink.js';
-import { INSTALL_LOG, fwCfgSpec, installInStub, stubSpec } from '../installer/stub-install.js';
+import {
+  INSTALL_LOG,
+  fwCfgPackageCache,
+  fwCfgSpec,
+  installInStub,
+  stubSpec,
+} from '../installer/stub-install.js';
 import { ExitCode, usageError } from '../util/errors.js';
 
 const distros = () =>
@@ -99,6 +105,10 @@ const create = () =>
     )
     .option('--fresh', 'bootstrap again even if a root filesystem of this recipe is cached')
     .option('--explain', 'say where the bootstrap runs and why, and what a cached root matched or not')
+    .option(
+      '--no-package-cache',
+      "download straight from the mirror, not through vmstub's package cache on the host",
+    )
     .option('--dry-run', 'print the plan and stop')
     .addOption(eventsJsonOption())
     .action(async (name, o) => {
@@ -119,6 +129,7 @@ const create = () =>
           bootstrapOn: o.bootstrapOn,
           fresh: o.fresh === true,
           explain: o.explain === true,
+          packageCache: o.packageCache !== false,
           ...hooks,
         }),
       );
@@ -246,6 +257,7 @@ const install = () =>
         print: o.json ? (l) => process.stderr.write(l + '\n') : print,
         onEvent: o.json ? (e) => process.stdout.write(JSON.stringify(e) + '\n') : undefined,
         targetDir: o.targetDir && resolve(o.targetDir),
+        downloadProxy: distro ? undefined : await fwCfgPackageCache(),
       });
       if (o.json) process.stdout.write(JSON.stringify({ type: 'result', status }) + '\n');
       process.exitCode = status;

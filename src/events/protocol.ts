@@ -21,6 +21,8 @@ export const FW_CFG_ITEMS = {
   sshAuthorizedKeys: 'ssh-authorized-keys',
   /** The host's time zone (every VM vmstub starts). */
   timezone: 'timezone',
+  /** The package cache's proxy URL with its token, for this boot's install (vmstub create). */
+  packageCache: 'package-cache',
   /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
   luksPassphrase: 'luks-passphrase',
 } as const;

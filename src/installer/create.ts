@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
@@ -25,6 +25,12 @@ import {
   type InstancePaths,
 } from '../vm/store.js';
 import { onCleanup, type Registration } from '../util/cleanup.js';
+import {
+  GUEST_HOST,
+  packageCacheDir,
+  packageCacheSkipped,
+  withPackageCache,
+} from '../package-cache/index.js';
 import { describeInstallStatus, installStatus, writeInstallStatus } from './install-state.js';
 import { hostPublicKeys, hostTimezone } from './host-defaults.js';
 import { ROOT_TARBALL_SERIAL, buildPlan } from './plan/index.js';
@@ -59,6 +65,8 @@ export interface CreateOptions {
   fresh?: boolean;
   /** Print what the choice of bootstrap and cached root was made from. */
   explain?: boolean;
+  /** Download through vmstub's package cache (default: yes). */
+  packageCache?: boolean;
 }
 
 export interface CreateResult {
@@ -114,7 +122,7 @@ export function createSpec(
 async function rootForInstall(
   spec: InstallSpec,
   def: VmDefinition,
-  o: Pick<CreateOptions, 'bootstrapOn' | 'fresh' | 'explain' | 'note'>,
+  o: Pick<CreateOptions, 'bootstrapOn' | 'fresh' | 'explain' | 'note' | 'packageCache'>,
   phases: Record<string, number>,
 ): Promise<string | undefined> {
   const boot = await bootFilesFromImage(def.system!);
@@ -126,12 +134,17 @@ async function rootForInstall(
     hostAbilities(spec),
     hasCachedRoot(spec),
   );
-  if (o.explain)
+  if (o.explain) {
     o.note(`bootstrap: ${choice.site === 'host' ? 'on the host' : 'in the stub'} (${choice.reason})`);
+    const skipped = packageCacheSkipped(spec, o.packageCache === false);
+    o.note(
+      `packages: ${skipped ? `not through vmstub's package cache (${skipped})` : `through vmstub's package cache, ${packageCacheDir()}`}`,
+    );
+  }
   spec.rootTarball = choice.site === 'host';
   if (choice.site === 'guest') return undefined;
   const t = Date.now();
-  const root = await cachedRoot(spec, { fresh: o.fresh, note: o.note });
+  const root = await cachedRoot(spec, { fresh: o.fresh, note: o.note, packageCache: o.packageCache });
   if (o.explain) for (const line of root.explanation) o.note(`root filesystem: ${line}`);
   phases[root.hit ? 'root from cache' : 'host bootstrap'] = Math.round((Date.now() - t) / 100) / 10;
   if (root.hit)
@@ -301,37 +314,48 @@ export async function installAndVerify(
   const log = paths.installLog;
   // This boot's console output starts here: what it shows is read from this offset on.
   const consoleFrom = existsSync(paths.consoleLog) ? statSync(paths.consoleLog).size : 0;
-  if (!run.follow) {
-    // Written first: a create killed right after the VM starts still leaves an instance resume knows.
-    writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
-    try {
-      await startInstance(name, o.note, {
-        // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
-        extraAppend: ['vmstub.install'],
-        extraFwCfg: [{ name: fwCfgName('installSpec'), file: paths.installSpec }],
-        extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
-      });
-    } catch (e) {
-      await run.unmake?.undo();
-      throw e;
-    }
-  }
-  run.unmake?.release();
-  const guard = onCleanup(`the install in ${name}`, async () => {
-    await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
-    const now = installStatus(paths);
-    if (now?.phase === 'installing' || now?.phase === 'interrupted')
-      writeInstallStatus(paths, {
-        ...now,
-        phase: 'interrupted',
-        reason: 'vmstub was interrupted; the VM was stopped',
-      });
-  });
+  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
+  // A root bootstrapped on the host needs no downloads in the stub; followed, the cache of the create
+  // that started the install is gone with it (a download then fails, and resume starts over).
+  const useCache = !run.follow && !spec.rootTarball && !packageCacheSkipped(spec, o.packageCache === false);
+  let guard: Registration | undefined;
   let done: { hostKeys: string[] };
   try {
-    done = await follow(paths, o, phases, bootStarted, consoleFrom);
+    done = await withPackageCache(useCache, o.note, async (cache) => {
+      if (!run.follow) {
+        // Written first: a create killed right after the VM starts still leaves an instance resume knows.
+        writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
+        try {
+          if (cache) writeFileSync(paths.packageCache, cache.proxyUrl(GUEST_HOST), { mode: 0o600 });
+          await startInstance(name, o.note, {
+            // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
+            extraAppend: ['vmstub.install'],
+            extraFwCfg: [
+              { name: fwCfgName('installSpec'), file: paths.installSpec },
+              ...(cache ? [{ name: fwCfgName('packageCache'), file: paths.packageCache }] : []),
+            ],
+            extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
+          });
+        } catch (e) {
+          await run.unmake?.undo();
+          throw e;
+        }
+      }
+      run.unmake?.release();
+      guard = onCleanup(`the install in ${name}`, async () => {
+        await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
+        const now = installStatus(paths);
+        if (now?.phase === 'installing' || now?.phase === 'interrupted')
+          writeInstallStatus(paths, {
+            ...now,
+            phase: 'interrupted',
+            reason: 'vmstub was interrupted; the VM was stopped',
+          });
+      });
+      return follow(paths, o, phases, bootStarted, consoleFrom);
+    });
   } catch (e) {
-    guard.release();
+    guard?.release();
     if (e instanceof StubDied) {
       await stopInstance(name, { force: true, timeoutSec: 0 }).catch(() => 'killed');
       // Seen once under TCG: the stub's kernel died in its first seconds, and the same boot again went
@@ -349,8 +373,10 @@ export async function installAndVerify(
       });
     } else installStatus(paths); // records failed or interrupted, from the events
     throw e;
+  } finally {
+    rmSync(paths.packageCache, { force: true });
   }
-  guard.release();
+  guard!.release();
   writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });
   const def = loadDefinition(name);
   writeFileSync(paths.knownHosts, knownHostsLines(name, done.hostKeys), { mode: 0o600 });
@@ -393,7 +419,6 @@ export async function installAndVerify(
     );
   }
   phases['boot to SSH'] = Math.round((Date.now() - sshStarted) / 100) / 10;
-  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
   return {
     name,
     distro: spec.distro,

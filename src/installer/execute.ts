@@ -33,6 +33,11 @@ export interface ExecuteOptions {
   /** Where staged files and the bootstrap's hooks go instead of the stub's STAGING and HOOKS (on the host). */
   staging?: string;
   hooks?: string;
+  /**
+   * vmstub's package cache, as an http proxy URL, for every download of this install: given to the
+   * commands as http_proxy and to vmstub's own downloads. It is not written into the target.
+   */
+  downloadProxy?: string;
 }
 
 export interface InstallResult {
@@ -109,6 +114,8 @@ interface ExecContext {
   /** Undone when the install ends, innermost first, whatever happens. */
   cleanups: Registration[];
   state: { chrootMounted: boolean };
+  /** What every command's environment gets for its downloads (http_proxy, when there is a package cache). */
+  downloadEnv: Record<string, string>;
   log: (line: string) => void;
   emit: (e: InstallEvent) => void;
 }
@@ -130,7 +137,7 @@ const RUN: Runners = {
         cx.log(l);
         progress?.line(l);
       },
-      { input: a.input, env: a.env },
+      { input: a.input, env: { ...cx.downloadEnv, ...a.env } },
     );
   },
   write: async (a, cx) => {
@@ -173,6 +180,7 @@ const RUN: Runners = {
       sha1KeyBindings: a.sha1KeyBindings,
       cacheDir,
       log: (l) => cx.log(l),
+      fetch: { proxy: cx.downloadEnv.http_proxy },
     });
     rmSync(cacheDir, { recursive: true, force: true });
   },
@@ -183,6 +191,7 @@ const RUN: Runners = {
       root: cx.target,
       cacheDir,
       log: (l) => cx.log(l),
+      fetch: { proxy: cx.downloadEnv.http_proxy },
     });
     rmSync(tarball, { force: true });
     rmSync(cacheDir, { recursive: true, force: true });
@@ -337,6 +346,7 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         substitute,
         cleanups,
         state,
+        downloadEnv: o.downloadProxy ? { http_proxy: o.downloadProxy } : {},
         log: (line) => log(step.id, line),
         emit: o.emit,
       };

@@ -28,6 +28,7 @@ import { removeTree } from '../util/mounts.js';
 import { cacheDir, isRoot } from '../util/paths.js';
 import type { Arch } from '../util/arch.js';
 import { hostArch } from '../vm/accel.js';
+import { packageCacheSkipped, withPackageCache } from '../package-cache/index.js';
 import { executePlan, InstallFailure } from './execute.js';
 import { hostBootstrapPlan, type Plan } from './plan/index.js';
 import { MACHINE_IDENTITY_FILES } from './plan/common.js';
@@ -184,6 +185,8 @@ export interface CachedRoot {
 
 export interface RootOptions {
   fresh?: boolean;
+  /** Download through vmstub's package cache (default: yes). */
+  packageCache?: boolean;
   note: (line: string) => void;
   cache?: StageCache;
 }
@@ -238,7 +241,9 @@ export async function cachedRoot(spec: InstallSpec, o: RootOptions): Promise<Cac
       key,
       async (dir) => {
         o.note(`bootstrapping ${plan.distro.name} on the host (mmdebstrap, natively; log: ${logFile})`);
-        await bootstrapInto(plan, dir, logFile, o.note);
+        await withPackageCache(!packageCacheSkipped(spec, o.packageCache === false), o.note, (c) =>
+          bootstrapInto(plan, dir, logFile, o.note, c?.proxyUrl('127.0.0.1')),
+        );
       },
       KEEP_PER_RELEASE,
       { inputs, rebuild },
@@ -283,7 +288,13 @@ async function toolVersion(): Promise<string> {
 }
 
 /** Runs the bootstrap steps into dir/root, strips the machine's identity, and packs it as dir/root.tar. */
-async function bootstrapInto(plan: Plan, dir: string, logFile: string, note: (l: string) => void) {
+async function bootstrapInto(
+  plan: Plan,
+  dir: string,
+  logFile: string,
+  note: (l: string) => void,
+  downloadProxy: string | undefined,
+) {
   const root = join(dir, 'root');
   mkdirSync(root);
   mkdirSync(join(logFile, '..'), { recursive: true });
@@ -294,6 +305,7 @@ async function bootstrapInto(plan: Plan, dir: string, logFile: string, note: (l:
       staging: join(dir, 'staging'),
       hooks: join(dir, 'hooks'),
       logFile,
+      downloadProxy,
       emit: (e) => {
         if (e.type === 'progress' && e.phase !== phase && !e.done)
           note(`host bootstrap: ${(phase = e.phase)}`);

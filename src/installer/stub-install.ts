@@ -28,6 +28,12 @@ export async function fwCfgSpec(): Promise<SpecInput | undefined> {
   return text ? (JSON.parse(text) as SpecInput) : undefined;
 }
 
+/** The package cache the host runs for this install (vmstub create), as an http proxy URL. */
+export async function fwCfgPackageCache(): Promise<string | undefined> {
+  await loadFwCfg();
+  return readIf(fwCfgGuestPath('packageCache'))?.trim() || undefined;
+}
+
 /** Defaults inside the stub: the host's keys and time zone when it passed them (every vmstub run does). */
 export async function stubDefaults(hostname: string) {
   await loadFwCfg();
@@ -77,6 +83,8 @@ export async function installInStub(
     /** Every installer event as it happens (install --json). */
     onEvent?: (e: InstallEvent) => void;
     targetDir?: string;
+    /** The host's package cache (http proxy URL) for the install's downloads. */
+    downloadProxy?: string;
   },
 ): Promise<number> {
   const events = new EventSink();
@@ -85,6 +93,7 @@ export async function installInStub(
     await executePlan(plan, {
       target: o.targetDir,
       logFile: INSTALL_LOG,
+      downloadProxy: o.downloadProxy,
       emit: (e) => {
         events.emit(e);
         o.onEvent?.(e);

@@ -34,6 +34,8 @@ export interface InstancePaths {
   createdDisk: string;
   /** The resolved install spec create passed to the stub; install.json says where it stands. */
   installSpec: string;
+  /** The package cache's address and token for the install running now (owner-only; removed after). */
+  packageCache: string;
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
@@ -84,6 +86,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     virtiofsdLog: join(dir, 'virtiofsd.log'),
     createdDisk: join(dir, 'disk.img'),
     installSpec: join(dir, 'install-spec.json'),
+    packageCache: join(dir, 'package-cache'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
   };

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,8 @@ export interface FetchOptions {
   timeoutMs?: number;
   /** For tests: the first retry's delay (it doubles each time). */
   retryDelayMs?: number;
+  /** An HTTP proxy for http URLs (vmstub's package cache during an install); https goes direct. */
+  proxy?: string;
 }
 
 const HASHES: Record<string, string> = {
@@ -44,28 +47,101 @@ interface Opened {
   resumed: boolean;
 }
 
-async function open(url: string, timeoutMs: number, from: number): Promise<Opened> {
+/** The parts of an answer open() reads, from fetch() or from a request through a proxy. */
+interface Answer {
+  status: number;
+  header: (name: string) => string | undefined;
+  body: Readable | null;
+}
+
+/**
+ * A GET through an HTTP proxy (Node's fetch has no proxy support): the whole URL on the request line,
+ * the proxy's credentials from its URL, redirects followed through the proxy too.
+ */
+function viaProxy(
+  url: string,
+  proxy: string,
+  timeoutMs: number,
+  headers: Record<string, string>,
+  hops = 0,
+): Promise<Answer> {
+  const p = new URL(proxy);
+  const auth = p.username
+    ? {
+        'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(p.username)}:${decodeURIComponent(p.password)}`).toString('base64')}`,
+      }
+    : {};
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: p.hostname,
+        port: p.port || 80,
+        path: url,
+        headers: { ...headers, ...auth, host: new URL(url).host },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const status = res.statusCode ?? 502;
+        const location = res.headers.location;
+        if (status >= 300 && status < 400 && location && hops < 10) {
+          res.resume();
+          const next = new URL(location, url).href;
+          resolve(
+            next.startsWith('http:')
+              ? viaProxy(next, proxy, timeoutMs, headers, hops + 1)
+              : direct(next, timeoutMs, headers),
+          );
+          return;
+        }
+        const h = (name: string) => {
+          const v = res.headers[name];
+          return Array.isArray(v) ? v[0] : v;
+        };
+        resolve({ status, header: h, body: res });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => reject(new Error('fetch failed', { cause: e })));
+    req.end();
+  });
+}
+
+async function direct(url: string, timeoutMs: number, headers: Record<string, string>): Promise<Answer> {
+  const res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(timeoutMs), headers });
+  return {
+    status: res.status,
+    header: (name) => res.headers.get(name) ?? undefined,
+    body: res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) : null,
+  };
+}
+
+async function open(url: string, timeoutMs: number, from: number, proxy?: string): Promise<Opened> {
   if (url.startsWith('file:')) return { body: createReadStream(fileURLToPath(url)), resumed: false };
-  let res: Response;
+  let res: Answer;
+  const headers: Record<string, string> = from > 0 ? { range: `bytes=${from}-` } : {};
   try {
-    res = await fetch(url, {
-      redirect: 'follow',
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: from > 0 ? { range: `bytes=${from}-` } : {},
-    });
+    res =
+      proxy && url.startsWith('http:')
+        ? await viaProxy(url, proxy, timeoutMs, headers)
+        : await direct(url, timeoutMs, headers);
   } catch (e) {
     // fetch says only "fetch failed"; the reason (refused, reset, timed out, no such host) is its cause.
     const cause = (e as { cause?: { message?: string } }).cause?.message;
     throw new Error(`${url}: ${cause ?? (e as Error).message}`, { cause: e });
   }
-  if (res.status >= 400 && res.status < 500 && !RETRYABLE_4XX.has(res.status))
+  if (res.status >= 400 && res.status < 500 && !RETRYABLE_4XX.has(res.status)) {
+    res.body?.resume();
     throw new NotOnMirror(
       `${url}: HTTP ${res.status}${res.status === 404 ? ' (the mirror does not have it)' : ''}`,
     );
-  if (!(res.ok || res.status === 206) || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
+  }
+  if (!(res.status === 200 || res.status === 206) || !res.body) {
+    res.body?.resume();
+    throw new Error(`${url}: HTTP ${res.status}`);
+  }
   const resumed =
-    from > 0 && res.status === 206 && (res.headers.get('content-range') ?? '').startsWith(`bytes ${from}-`);
-  return { body: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), resumed };
+    from > 0 && res.status === 206 && (res.header('content-range') ?? '').startsWith(`bytes ${from}-`);
+  return { body: res.body, resumed };
 }
 
 const sizeOf = (path: string): number => (existsSync(path) ? statSync(path).size : 0);
@@ -88,7 +164,7 @@ export async function download(
   for (let attempt = 0; ; attempt++) {
     try {
       const have = sizeOf(tmp);
-      const { body, resumed } = await open(url, o.timeoutMs ?? 120_000, have);
+      const { body, resumed } = await open(url, o.timeoutMs ?? 120_000, have, o.proxy);
       const hash = checksum ? createHash(hashName(checksum)) : undefined;
       if (resumed && hash) for await (const chunk of createReadStream(tmp)) hash.update(chunk as Buffer);
       body.on('data', (c: Buffer) => hash?.update(c));
