@@ -1,7 +1,8 @@
 /**
  * `vmstub create --distro debian12` to a verified SSH login (TCG, Debian's mirror), split by phase: the
- * bootstrap in the stub; bootstrapped on the host (cold, --fresh); again from the cached root (warm, a
- * new name); and again with the mirror gone (offline). In the same run, what a user would run instead:
+ * bootstrap in the stub, with an empty package cache and again with a full one; bootstrapped on the host
+ * (cold, --fresh); again from the cached root (warm, a new name); again with the mirror gone (offline);
+ * and a clone of the warm one. In the same run, what a user would run instead:
  * mmdebstrap and debootstrap of the same release and package set on the host by hand, and mkosi's
  * build of the same release (natively, so they are a floor, not a like-for-like race).
  * BENCH_DEBOOTSTRAP=1 adds a create with debootstrap in the stub (about twenty minutes).
@@ -27,24 +28,21 @@ interface CreateResult {
   phases: Record<string, number>;
 }
 
-function runCreate(box: Sandbox, name: string, extra: string[]): Promise<CreateResult> {
+/** Runs create (or clone) with --json, returning its result with the wall time it took. */
+function runCreate(box: Sandbox, name: string, argv: string[]): Promise<CreateResult> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const child = spawn(
-      process.execPath,
-      [join('dist', 'vmstub.cjs'), 'create', name, '--distro', 'debian12', '--json', ...extra],
-      {
-        env: box.env,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(process.execPath, [join('dist', 'vmstub.cjs'), ...argv, '--json'], {
+      env: box.env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => {
       // Events are one line each; the result that ends the output is pretty-printed.
       const at = out.lastIndexOf('\n{\n') + 1;
       if (code !== 0 || at === 0)
-        return reject(new Error(`create ${name} failed (${code}): ${out.slice(-300)}`));
+        return reject(new Error(`${argv[0]} ${name} failed (${code}): ${out.slice(-300)}`));
       const result = JSON.parse(out.slice(at)) as CreateResult;
       result.seconds = (Date.now() - t0) / 1000;
       resolve(result);
@@ -75,29 +73,37 @@ export async function benchCreate(): Promise<BenchResult> {
       '--security-mirror',
       `${mirror.url}/debian-security`,
     ];
-    const cases: [string, string[], (() => Promise<void>)?][] = [
-      ['bootstrap in the stub', ['--bootstrap-on', 'guest']],
+    // The package cache starts empty, so the first create in the stub fetches everything.
+    rmSync(join(box.env.VMSTUB_CACHE!, 'packages'), { recursive: true, force: true });
+    const cases: { label: string; extra: string[]; before?: () => Promise<void>; keep?: boolean }[] = [
+      { label: 'bootstrap in the stub', extra: ['--bootstrap-on', 'guest'] },
+      {
+        label: 'bootstrap in the stub, packages from the package cache',
+        extra: ['--bootstrap-on', 'guest'],
+      },
       ...(process.env.BENCH_DEBOOTSTRAP
         ? [
-            ['debootstrap in the stub', ['--bootstrap-on', 'guest', '--bootstrap', 'debootstrap']] as [
-              string,
-              string[],
-            ],
+            {
+              label: 'debootstrap in the stub',
+              extra: ['--bootstrap-on', 'guest', '--bootstrap', 'debootstrap'],
+            },
           ]
         : []),
-      ['cold: bootstrapped on the host (--fresh)', ['--bootstrap-on', 'host', '--fresh', ...viaMirror]],
-      ['warm: the cached root, a new name', [...viaMirror]],
-      ['offline: the cached root, the mirror gone', [...viaMirror], () => mirror.close()],
+      {
+        label: 'cold: bootstrapped on the host (--fresh)',
+        extra: ['--bootstrap-on', 'host', '--fresh', ...viaMirror],
+      },
+      { label: 'warm: the cached root, a new name', extra: [...viaMirror], keep: true },
+      {
+        label: 'offline: the cached root, the mirror gone',
+        extra: [...viaMirror],
+        before: () => mirror.close(),
+      },
     ];
-    for (const [i, [label, extra, before]] of cases.entries()) {
-      await before?.();
-      const name = `bench${i}`;
-      const r = await runCreate(box, name, extra);
-      box.run(['stop', '--force', name]);
-      box.run(['rm', '--disks', name]);
+    const record = (label: string, r: CreateResult) => {
       const p = r.phases;
       const configure = CONFIGURE_STEPS.reduce((sum, s) => sum + (p[s] ?? 0), 0);
-      const prefix = `create, ${label}:`;
+      const prefix = `${label}:`;
       const row = (what: string, seconds: number) =>
         rows.push({ label: `${prefix} ${what}`, values: [seconds * 1000] });
       row('total, to a verified SSH login', r.seconds);
@@ -105,12 +111,41 @@ export async function benchCreate(): Promise<BenchResult> {
         row('bootstrap on the host (mmdebstrap, natively)', p['host bootstrap']);
       if (p['root from cache'] !== undefined) row('cached root found and checked', p['root from cache']);
       row("stub boot (QEMU start to the installer's first step)", p['stub boot'] ?? 0);
-      row('format and mount', (p.format ?? 0) + (p.mount ?? 0));
-      if (p.unpack !== undefined) row('unpack the root from the host', p.unpack);
-      else row('bootstrap in the stub (download, unpack, configure)', (p.bootstrap ?? 0) + (p.updates ?? 0));
-      row('configure (apt, system, network, accounts, ssh, verify)', configure);
+      if (p.identity !== undefined) {
+        row(
+          'new identity (mount, host name, machine-id, host keys, verify)',
+          (p.mount ?? 0) + p.identity + (p.verify ?? 0),
+        );
+      } else {
+        row('format and mount', (p.format ?? 0) + (p.mount ?? 0));
+        if (p.unpack !== undefined) row('unpack the root from the host', p.unpack);
+        else
+          row('bootstrap in the stub (download, unpack, configure)', (p.bootstrap ?? 0) + (p.updates ?? 0));
+        row('configure (apt, system, network, accounts, ssh, verify)', configure);
+      }
       row('handoff (install done to kexec)', p.handoff ?? 0);
       row('boot to SSH login', p['boot to SSH'] ?? 0);
+    };
+    let kept: string | undefined;
+    for (const [i, c] of cases.entries()) {
+      await c.before?.();
+      const name = `bench${i}`;
+      record(
+        `create, ${c.label}`,
+        await runCreate(box, name, ['create', name, '--distro', 'debian12', ...c.extra]),
+      );
+      box.run(['stop', name], { timeoutMs: 300_000 });
+      if (c.keep) kept = name;
+      else box.run(['rm', '--disks', name]);
+    }
+    if (kept) {
+      record(
+        'clone of a stopped instance',
+        await runCreate(box, 'benchclone', ['clone', kept, 'benchclone']),
+      );
+      box.run(['stop', '--force', 'benchclone']);
+      box.run(['rm', '--disks', 'benchclone']);
+      box.run(['rm', '--disks', kept]);
     }
 
     const d = findDistro('debian12') as DebDistro;
@@ -182,7 +217,7 @@ export async function benchCreate(): Promise<BenchResult> {
   return {
     name: 'vmstub create debian12',
     description:
-      '`vmstub create NAME --distro debian12` (the stub image already built; packages from deb.debian.org; TCG, 2 vCPUs, 2 GiB) to a verified SSH login, by phase: bootstrapped in the stub, on the host (cold), from the cached root (warm), and with the mirror gone (offline); then what a user would run by hand on the host.',
+      '`vmstub create NAME --distro debian12` (the stub image already built; packages from deb.debian.org; TCG, 2 vCPUs, 2 GiB) to a verified SSH login, by phase: bootstrapped in the stub (an empty package cache, then a full one), on the host (cold), from the cached root (warm), with the mirror gone (offline), and a clone of the warm one; then what a user would run by hand on the host.',
     rows,
     summary:
       "One run each (a create takes minutes); phases are timed on the host from the installer's events.",

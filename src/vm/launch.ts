@@ -290,7 +290,13 @@ export async function startInstance(
         throw new VmstubError(report.message);
       }
       const tail = logTail(paths.qemuLog, logStart);
-      if (sshPort && tail.includes(HOSTFWD_FAILURE) && tail.includes(`:${sshPort}-`)) continue; // port taken meanwhile
+      // QEMU's line quotes the one rule that failed (and repeats the whole -netdev, every rule in it).
+      const failedRule = new RegExp(`${HOSTFWD_FAILURE} '([^']+)'`).exec(tail)?.[1];
+      if (failedRule && sshPort && failedRule.includes(`:${sshPort}-`)) continue; // port taken meanwhile
+      if (failedRule)
+        throw new VmstubError(
+          `cannot forward ${failedRule.replace(/-/, ' to guest ')}: that host port is in use (or not allowed)`,
+        );
       const lines = tail
         .split('\n')
         .map((l) => l.trim())

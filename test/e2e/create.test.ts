@@ -82,6 +82,11 @@ describe(
     );
     const systemArgs = ['--config', specFile, '--locale', 'de_DE.UTF-8', '--user', 'alice'];
     const createArgs = ['create', NAME, ...systemArgs, '--bootstrap-on', 'guest', '--json'];
+    /** How many files the package cache served, from its line at the end of an install. */
+    const cachedDownloads = (stderr: string) => {
+      const m = /package cache: (\d+) files from the cache \([^)]*\), (\d+) from the mirror/.exec(stderr);
+      return m ? Number(m[1]) + Number(m[2]) : 0;
+    };
     /** Every line of --json output is one JSON object: NDJSON from the first line to the last. */
     const ndjson = (stdout: string) =>
       stdout
@@ -129,6 +134,10 @@ describe(
         assert.match(
           r.stderr,
           /install interrupted at bootstrap; starting the install over on the same disk \(attempt 2\)/,
+        );
+        assert.ok(
+          cachedDownloads(r.stderr) > 100,
+          `the stub's apt went through the package cache: ${r.stderr}`,
         );
         const events = ndjson(r.stdout);
         assert.equal(events.at(-1)?.type, 'result');
@@ -248,6 +257,10 @@ describe(
         assert.match(stderr, /bootstrap: on the host \(/);
         assert.match(stderr, /--fresh: bootstrapping again whatever is cached/);
         assert.match(stderr, /bootstrapping Debian 12 \(bookworm\) on the host/);
+        assert.ok(
+          cachedDownloads(stderr) > 100,
+          `the host's mmdebstrap went through the package cache: ${stderr}`,
+        );
         const onHost = systemFacts((...c) => sshTo('web2', ...c), files, 'web2', `${mirror.url}/`);
         assert.equal(onHost.packages, inStub.packages, 'the same packages at the same versions');
         assert.equal(onHost.config, inStub.config, 'the same files written, the same units enabled');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -338,6 +338,26 @@ describe('bad input: one clear line, a non-zero exit, nothing half-created', () 
       assert.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line');
     }
     noInstances();
+  });
+
+  test('a forward whose host port is taken is named in one line, and leaves no instance', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = box.run(['run', '--detach', '--name', 'fwd', '--hostfwd', `${port}:80`, fixture.image]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^vmstub: cannot forward tcp:127\\.0\\.0\\.1:${port} to guest :80: that host port is in use`,
+        ),
+      );
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+      noInstances();
+    } finally {
+      taken.close();
+    }
   });
 
   test('an image without a kernel, or not squashfs at all, is refused and leaves no instance', () => {
