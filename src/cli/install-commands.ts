@@ -21,6 +21,7 @@ import { BOOTSTRAP_SITES } from '../installer/root-cache.js';
 import { EventSink } from '../events/sink.js';
 import {
   INSTALL_LOG,
+  fwCfgHostKeys,
   fwCfgPackageCache,
   fwCfgSpec,
   installInStub,
@@ -258,6 +259,7 @@ const install = () =>
         onEvent: o.json ? (e) => process.stdout.write(JSON.stringify(e) + '\n') : undefined,
         targetDir: o.targetDir && resolve(o.targetDir),
         downloadProxy: distro ? undefined : await fwCfgPackageCache(),
+        hostKeys: distro ? undefined : await fwCfgHostKeys(),
       });
       if (o.json) process.stdout.write(JSON.stringify({ type: 'result', status }) + '\n');
       process.exitCode = status;

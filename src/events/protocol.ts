@@ -23,6 +23,8 @@ export const FW_CFG_ITEMS = {
   timezone: 'timezone',
   /** The package cache's proxy URL with its token, for this boot's install (vmstub create). */
   packageCache: 'package-cache',
+  /** SSH host keys the host made for the system being installed: JSON, file name -> content (vmstub create, clone). */
+  sshHostKeys: 'ssh-host-keys',
   /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
   luksPassphrase: 'luks-passphrase',
 } as const;

@@ -13,7 +13,7 @@ import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
-import { sshArgs, waitForSshBanner, ensureInstanceKey } from '../vm/ssh.js';
+import { ensureInstanceKey, makeHostKeys, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import {
   createInstance,
   existsError,
@@ -327,15 +327,21 @@ export async function installAndVerify(
         writeInstallStatus(paths, { phase: 'installing', log, attempt: run.attempt });
         try {
           if (cache) writeFileSync(paths.packageCache, cache.proxyUrl(GUEST_HOST), { mode: 0o600 });
+          writeFileSync(paths.sshHostKeys, JSON.stringify(await makeHostKeys(spec.hostname)), {
+            mode: 0o600,
+          });
           await startInstance(name, o.note, {
             // vmstub.install: the stub's boot handoff does not start what the disk holds (a resume's leftovers).
             extraAppend: ['vmstub.install'],
             extraFwCfg: [
               { name: fwCfgName('installSpec'), file: paths.installSpec },
+              { name: fwCfgName('sshHostKeys'), file: paths.sshHostKeys },
               ...(cache ? [{ name: fwCfgName('packageCache'), file: paths.packageCache }] : []),
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
           });
+          // QEMU read it when it started: the private keys stay on the host no longer than that.
+          rmSync(paths.sshHostKeys, { force: true });
         } catch (e) {
           await run.unmake?.undo();
           throw e;
@@ -375,6 +381,7 @@ export async function installAndVerify(
     throw e;
   } finally {
     rmSync(paths.packageCache, { force: true });
+    rmSync(paths.sshHostKeys, { force: true });
   }
   guard!.release();
   writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });

@@ -16,7 +16,7 @@ import { oneLine } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
 import { unmountUnder } from '../util/mounts.js';
 import type { Action, Plan, Step } from './plan/index.js';
-import { HOOKS, STAGING, TARGET } from './plan/index.js';
+import { HOOKS, STAGING, TARGET, chroot } from './plan/index.js';
 import type { InstallEvent } from '../events/protocol.js';
 import { claimDirectory, clearUnfinished, releaseDirectory } from './directory-claim.js';
 import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
@@ -38,6 +38,8 @@ export interface ExecuteOptions {
    * commands as http_proxy and to vmstub's own downloads. It is not written into the target.
    */
   downloadProxy?: string;
+  /** SSH host keys the host made for this system, by file name under /etc/ssh (the host-keys action). */
+  hostKeys?: Record<string, string>;
 }
 
 export interface InstallResult {
@@ -116,6 +118,7 @@ interface ExecContext {
   state: { chrootMounted: boolean };
   /** What every command's environment gets for its downloads (http_proxy, when there is a package cache). */
   downloadEnv: Record<string, string>;
+  hostKeys?: Record<string, string>;
   log: (line: string) => void;
   emit: (e: InstallEvent) => void;
 }
@@ -270,6 +273,19 @@ const RUN: Runners = {
       `kernel ${cx.vars.KERNEL}, initramfs ${k.initrds.map((p) => p.slice(cx.target.length)).join(' ')}`,
     );
   },
+  'host-keys': async (a, cx) => {
+    if (!cx.hostKeys) return runAction(chroot(['ssh-keygen', '-A']), cx);
+    const names = Object.keys(cx.hostKeys);
+    if (!names.length || !names.every((n) => HOST_KEY_FILE.test(n)))
+      throw new InstallError(`the host's SSH host keys are not host key files: ${names.join(', ')}`);
+    const dir = cx.inTarget('/etc/ssh');
+    mkdirSync(dir, { recursive: true });
+    // The package's own keys (openssh-server's postinst makes them) give way to these.
+    for (const f of readdirSync(dir)) if (HOST_KEY_FILE.test(f)) rmSync(join(dir, f));
+    for (const [name, content] of Object.entries(cx.hostKeys))
+      writeFileSync(join(dir, name), content, { mode: name.endsWith('.pub') ? 0o644 : 0o600 });
+    cx.log(`SSH host keys made by the host: ${names.filter((n) => n.endsWith('.pub')).join(', ')}`);
+  },
   'collect-host-keys': async (a, cx) => {
     const dir = cx.inTarget('/etc/ssh');
     const keys = readdirSync(dir)
@@ -280,6 +296,8 @@ const RUN: Runners = {
     cx.vars.HOST_KEYS = JSON.stringify(keys);
   },
 };
+
+const HOST_KEY_FILE = /^ssh_host_[a-z0-9]+_key(\.pub)?$/;
 
 /** A command's argument with the stub's directories (TARGET, STAGING, HOOKS) where they are this time. */
 function relocate(arg: string, cx: ExecContext): string {
@@ -347,6 +365,7 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
         cleanups,
         state,
         downloadEnv: o.downloadProxy ? { http_proxy: o.downloadProxy } : {},
+        hostKeys: o.hostKeys,
         log: (line) => log(step.id, line),
         emit: o.emit,
       };

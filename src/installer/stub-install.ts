@@ -34,6 +34,13 @@ export async function fwCfgPackageCache(): Promise<string | undefined> {
   return readIf(fwCfgGuestPath('packageCache'))?.trim() || undefined;
 }
 
+/** The SSH host keys the host made for the system this boot installs (vmstub create, clone). */
+export async function fwCfgHostKeys(): Promise<Record<string, string> | undefined> {
+  await loadFwCfg();
+  const text = readIf(fwCfgGuestPath('sshHostKeys'));
+  return text ? (JSON.parse(text) as Record<string, string>) : undefined;
+}
+
 /** Defaults inside the stub: the host's keys and time zone when it passed them (every vmstub run does). */
 export async function stubDefaults(hostname: string) {
   await loadFwCfg();
@@ -85,6 +92,8 @@ export async function installInStub(
     targetDir?: string;
     /** The host's package cache (http proxy URL) for the install's downloads. */
     downloadProxy?: string;
+    /** SSH host keys the host made for this system. */
+    hostKeys?: Record<string, string>;
   },
 ): Promise<number> {
   const events = new EventSink();
@@ -94,6 +103,7 @@ export async function installInStub(
       target: o.targetDir,
       logFile: INSTALL_LOG,
       downloadProxy: o.downloadProxy,
+      hostKeys: o.hostKeys,
       emit: (e) => {
         events.emit(e);
         o.onEvent?.(e);

@@ -1,5 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requireTool, runChecked } from '../util/exec.js';
 
 export interface SshTarget {
@@ -63,6 +65,31 @@ export async function waitForSshBanner(
     await new Promise((r) => setTimeout(r, 500));
   }
   return undefined;
+}
+
+/** The host key types ssh-keygen -A makes on a current OpenSSH. */
+const HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519'] as const;
+
+/**
+ * SSH host keys for a new system, made here natively (under TCG the guest takes about 10 s for the
+ * RSA key alone): file name under /etc/ssh -> content. Made in a private temporary directory, which
+ * is removed; the caller hands them to the stub and removes its copy.
+ */
+export async function makeHostKeys(hostname: string): Promise<Record<string, string>> {
+  const keygen = requireTool('ssh-keygen', 'openssh-client');
+  const dir = mkdtempSync(join(tmpdir(), 'vmstub-host-keys-'));
+  try {
+    const keys: Record<string, string> = {};
+    for (const type of HOST_KEY_TYPES) {
+      const name = `ssh_host_${type}_key`;
+      await runChecked(keygen, ['-q', '-t', type, '-N', '', '-C', `root@${hostname}`, '-f', join(dir, name)]);
+      keys[name] = readFileSync(join(dir, name), 'utf8');
+      keys[`${name}.pub`] = readFileSync(join(dir, `${name}.pub`), 'utf8');
+    }
+    return keys;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The instance's own key pair, made once: used when the host user has no keys of their own. */

@@ -36,6 +36,8 @@ export interface InstancePaths {
   installSpec: string;
   /** The package cache's address and token for the install running now (owner-only; removed after). */
   packageCache: string;
+  /** The SSH host keys made for the system being installed, until the stub has them (owner-only). */
+  sshHostKeys: string;
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
@@ -87,6 +89,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     createdDisk: join(dir, 'disk.img'),
     installSpec: join(dir, 'install-spec.json'),
     packageCache: join(dir, 'package-cache'),
+    sshHostKeys: join(dir, 'ssh-host-keys.json'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
   };

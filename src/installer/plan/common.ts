@@ -92,7 +92,7 @@ const SSH_HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519', 'dsa'];
  * What makes one machine itself on disk, besides the host name: a root bootstrapped on the host is
  * cached without these, and a clone has them made anew. The machine-id is emptied (the first boot
  * fills it; the DHCP client identity follows from it); the rest is removed: the boot makes systemd's
- * random seed and credential secret, `ssh-keygen -A` the host keys.
+ * random seed and credential secret, the host-keys action the SSH host keys.
  */
 export const MACHINE_IDENTITY_FILES = [
   '/var/lib/dbus/machine-id',
@@ -121,7 +121,7 @@ export function identityPlanSteps(spec: InstallSpec): Step[] {
         hostsAction(spec),
         machineIdReset,
         ...MACHINE_IDENTITY_FILES.map((path): Action => ({ kind: 'remove', path })),
-        chroot(['ssh-keygen', '-A']),
+        { kind: 'host-keys' },
       ],
     },
     {

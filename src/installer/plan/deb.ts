@@ -285,11 +285,7 @@ export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
   steps.push(accountsStep(spec, 'sudo'));
 
   steps.push(
-    sshStep(sshdDropIn(spec), [
-      // openssh-server's postinst made them in this system; this only fills any gap. Never the stub's keys.
-      chroot(['ssh-keygen', '-A']),
-      chroot(['systemctl', 'enable', 'ssh.service']),
-    ]),
+    sshStep(sshdDropIn(spec), [{ kind: 'host-keys' }, chroot(['systemctl', 'enable', 'ssh.service'])]),
   );
   steps.push(...finalSteps(spec));
   return { spec, distro: d, steps };

@@ -37,6 +37,8 @@ const DESCRIBE: Describers = {
   'read-uuid': (a) => `read the filesystem UUID of ${a.device} (for fstab)`,
   'chroot-mounts': () => 'mount proc, sys, dev and run in TARGET for chroot commands',
   'verify-boot': () => 'find the installed kernel and initramfs as the boot handoff will',
+  'host-keys': () =>
+    'put in the SSH host keys the host made for this system (or, without them: $ chroot TARGET ssh-keygen -A)',
   'collect-host-keys': () => "read the new system's SSH host public keys (reported to the host)",
 };
 

@@ -88,7 +88,7 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
     ],
   });
   steps.push(accountsStep(spec, 'wheel'));
-  steps.push(sshStep(sshdDropIn(spec), [chroot(['ssh-keygen', '-A'])]));
+  steps.push(sshStep(sshdDropIn(spec), [{ kind: 'host-keys' }]));
   steps.push(...finalSteps(spec));
   return { spec, distro: d, steps };
 }

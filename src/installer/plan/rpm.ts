@@ -203,7 +203,7 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
       // EL6's OpenSSH predates ssh-keygen -A.
       d.init === 'upstart'
         ? chroot(['ssh-keygen', '-q', '-t', 'rsa', '-N', '', '-f', '/etc/ssh/ssh_host_rsa_key'])
-        : chroot(['ssh-keygen', '-A']),
+        : { kind: 'host-keys' },
     ]),
   );
   steps.push(...finalSteps(spec));

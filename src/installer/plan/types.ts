@@ -68,7 +68,12 @@ export type Action =
   | { kind: 'chroot-mounts' }
   /** The boot handoff must find a kernel and initramfs where it looks. */
   | { kind: 'verify-boot' }
-  | { kind: 'collect-host-keys' };
+  | { kind: 'collect-host-keys' }
+  /**
+   * The system's SSH host keys: the ones the host made for it (natively; RSA under TCG takes 10 s),
+   * else ssh-keygen -A in the target. Either way only this system's, never the stub's.
+   */
+  | { kind: 'host-keys' };
 
 export interface Step {
   id: string;
