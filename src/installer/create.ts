@@ -315,9 +315,13 @@ export async function installAndVerify(
   // This boot's console output starts here: what it shows is read from this offset on.
   const consoleFrom = existsSync(paths.consoleLog) ? statSync(paths.consoleLog).size : 0;
   const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
-  // A root bootstrapped on the host needs no downloads in the stub; followed, the cache of the create
-  // that started the install is gone with it (a download then fails, and resume starts over).
-  const useCache = !run.follow && !spec.rootTarball && !packageCacheSkipped(spec, o.packageCache === false);
+  // A root bootstrapped on the host, or a clone, needs no downloads in the stub. Followed, the cache
+  // of the create that started the install is gone with it (a download then fails; resume starts over).
+  const useCache =
+    !run.follow &&
+    !spec.rootTarball &&
+    !spec.renewIdentity &&
+    !packageCacheSkipped(spec, o.packageCache === false);
   let guard: Registration | undefined;
   let done: { hostKeys: string[] };
   try {
