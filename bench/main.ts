@@ -8,6 +8,7 @@ import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchCreate } from './create.js';
 import { benchHandoff } from './handoff.js';
 import { benchImage } from './image.js';
+import { benchPackageCache } from './package-cache.js';
 import { benchRpmSolve } from './rpm-solve.js';
 import { benchRunner } from './runner.js';
 import { benchStub } from './stub.js';
@@ -17,6 +18,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   stub: benchStub,
   handoff: benchHandoff,
   create: benchCreate,
+  'package-cache': benchPackageCache,
   image: benchImage,
   'rpm-solve': benchRpmSolve,
 };
