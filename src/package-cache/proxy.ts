@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
+import { basicAuth, proxyAuthHeader } from '../util/proxy-auth.js';
 import { cachePath, keepingOf } from './policy.js';
 import { PackageStore } from './store.js';
 
@@ -71,7 +72,7 @@ const UNREACHABLE = new Set([
 
 export async function startPackageCache(o: PackageCacheOptions): Promise<PackageCacheServer> {
   const token = randomBytes(18).toString('base64url');
-  const expected = `Basic ${Buffer.from(`${USER}:${token}`).toString('base64')}`;
+  const expected = basicAuth(USER, token);
   const store = new PackageStore(o.dir, o.note);
   const counts: CacheCounts = { hits: 0, hitBytes: 0, fetched: 0, fetchedBytes: 0, stale: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -89,11 +90,7 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
             headers: {
               ...headers,
               host: target.host,
-              ...(upstream.username
-                ? {
-                    'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(upstream.username)}:${decodeURIComponent(upstream.password)}`).toString('base64')}`,
-                  }
-                : {}),
+              ...proxyAuthHeader(upstream),
             },
           }
         : {

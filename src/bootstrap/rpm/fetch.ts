@@ -9,6 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { proxyAuthHeader } from '../../util/proxy-auth.js';
 import type { Checksum } from './metadata.js';
 
 export interface FetchOptions {
@@ -66,11 +67,7 @@ function viaProxy(
   hops = 0,
 ): Promise<Answer> {
   const p = new URL(proxy);
-  const auth = p.username
-    ? {
-        'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(p.username)}:${decodeURIComponent(p.password)}`).toString('base64')}`,
-      }
-    : {};
+  const auth = proxyAuthHeader(p);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
