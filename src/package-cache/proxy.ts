@@ -108,7 +108,8 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
   const forwardHeaders = (req: IncomingMessage, conditional: boolean): http.OutgoingHttpHeaders => {
     const out: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (HOP_BY_HOP.has(k) || k === 'host' || v === undefined) continue;
+      // Identity bodies only: a kept copy is served later without the encoding it came in.
+      if (HOP_BY_HOP.has(k) || k === 'host' || k === 'accept-encoding' || v === undefined) continue;
       // A download the cache keeps is fetched whole, whatever part of it the client asked for.
       if (!conditional && (k === 'range' || k.startsWith('if-'))) continue;
       out[k] = v;
@@ -142,7 +143,9 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
     if (range) headers['content-range'] = `bytes ${from}-${entry.size - 1}/${entry.size}`;
     res.writeHead(range ? 206 : 200, headers);
     if (req.method === 'HEAD') return void res.end();
-    createReadStream(entry.file, { start: from }).pipe(res);
+    createReadStream(entry.file, { start: from })
+      .on('error', () => res.destroy())
+      .pipe(res);
   }
 
   /** Relays the mirror's answer, keeping the bytes when it is a whole file of a kept kind. */
@@ -154,10 +157,10 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
     up.on('data', (c: Buffer) => {
       bytes += c.length;
       incoming?.write(c);
-      res.write(c);
     });
+    // pipe: a slow client (the guest's emulated network) holds the mirror back instead of memory filling.
+    up.pipe(res);
     up.on('end', () => {
-      res.end();
       const length = up.headers['content-length'];
       void incoming?.finish(length === undefined ? undefined : Number(length));
       if (up.statusCode === 200) {
