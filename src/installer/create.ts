@@ -344,8 +344,9 @@ export async function installAndVerify(
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
           });
-          // QEMU read it when it started: the private keys stay on the host no longer than that.
+          // QEMU read them when it started: the private keys and the token stay on disk no longer.
           rmSync(paths.sshHostKeys, { force: true });
+          rmSync(paths.packageCache, { force: true });
         } catch (e) {
           await run.unmake?.undo();
           throw e;
