@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
-import { basicAuth, proxyAuthHeader } from '../util/proxy-auth.js';
+import { basicAuth } from '../util/proxy-auth.js';
 import { cachePath, keepingOf } from './policy.js';
 import { PackageStore } from './store.js';
 
@@ -37,8 +37,6 @@ export interface PackageCacheServer {
 export interface PackageCacheOptions {
   dir: string;
   note: (line: string) => void;
-  /** A proxy to reach the mirrors through (the user's --proxy), as the host sees it. */
-  upstreamProxy?: string;
 }
 
 /** Where a QEMU guest on the user network finds the host's loopback. */
@@ -76,30 +74,23 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
   const store = new PackageStore(o.dir, o.note);
   const counts: CacheCounts = { hits: 0, hitBytes: 0, fetched: 0, fetchedBytes: 0, stale: 0 };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const upstream = o.upstreamProxy ? new URL(o.upstreamProxy) : undefined;
   const unreachableSaid = new Set<string>();
 
-  /** A GET or HEAD to the mirror, directly or through the upstream proxy. */
+  /** A GET or HEAD to the mirror. */
   const ask = (target: URL, method: string, headers: http.OutgoingHttpHeaders) =>
     new Promise<IncomingMessage>((resolve, reject) => {
-      const viaProxy = upstream
-        ? {
-            host: upstream.hostname,
-            port: upstream.port || 80,
-            path: target.href,
-            headers: {
-              ...headers,
-              host: target.host,
-              ...proxyAuthHeader(upstream),
-            },
-          }
-        : {
-            host: target.hostname,
-            port: target.port || 80,
-            path: target.pathname + target.search,
-            headers: { ...headers, host: target.host },
-          };
-      const req = http.request({ ...viaProxy, method, agent, timeout: UPSTREAM_TIMEOUT_MS }, resolve);
+      const req = http.request(
+        {
+          host: target.hostname,
+          port: target.port || 80,
+          path: target.pathname + target.search,
+          headers: { ...headers, host: target.host },
+          method,
+          agent,
+          timeout: UPSTREAM_TIMEOUT_MS,
+        },
+        resolve,
+      );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       req.end();
@@ -244,13 +235,9 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
       return;
     }
     const [host, port] = (req.url ?? '').split(':');
-    const to = upstream
-      ? net.connect(Number(upstream.port || 80), upstream.hostname)
-      : net.connect(Number(port || 443), host ?? '');
+    const to = net.connect(Number(port || 443), host ?? '');
     to.on('connect', () => {
-      if (upstream) {
-        to.write(`CONNECT ${req.url} HTTP/1.1\r\nHost: ${req.url}\r\n\r\n`);
-      } else client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
       to.write(head);
       to.pipe(client);
       client.pipe(to);

@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -215,6 +216,37 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
     assert.equal(await status(`Basic ${Buffer.from('vmstub:guess').toString('base64')}`), 407);
     const token = new URL(cache.proxyUrl('127.0.0.1')).password;
     assert.equal(await status(`Basic ${Buffer.from(`vmstub:${token}`).toString('base64')}`), 200);
+  });
+
+  it('passes https (CONNECT) through as a tunnel, kept nowhere, and only with the token', async () => {
+    const echo = createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const target = `127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const token = new URL(cache.proxyUrl('127.0.0.1')).password;
+    const tunnel = (auth: string, send: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(cache.port, '127.0.0.1', () =>
+          socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`),
+        );
+        let got = '';
+        socket.on('data', (d: Buffer) => {
+          got += d.toString();
+          if (got.endsWith('established\r\n\r\n')) socket.write(send);
+          if (got.endsWith(send) || got.startsWith('HTTP/1.1 407')) socket.end();
+        });
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+      });
+    try {
+      const through = await tunnel(
+        `Proxy-Authorization: Basic ${Buffer.from(`vmstub:${token}`).toString('base64')}\r\n`,
+        'bytes for a TLS server',
+      );
+      assert.equal(through, 'HTTP/1.1 200 Connection established\r\n\r\nbytes for a TLS server');
+      assert.match(await tunnel('', 'never sent'), /^HTTP\/1\.1 407 /);
+    } finally {
+      echo.close();
+    }
   });
 
   it('keeps downloads going on a full disk, saying so once', { timeout: 120_000 }, async (t) => {
