@@ -40,11 +40,16 @@ function runCreate(box: Sandbox, name: string, argv: string[]): Promise<CreateRe
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('close', (code) => {
-      // Events are one line each; the result that ends the output is pretty-printed.
-      const at = out.lastIndexOf('\n{\n') + 1;
-      if (code !== 0 || at === 0)
+      // NDJSON: the result is the last line.
+      const last = out.trimEnd().split('\n').pop() ?? '';
+      let result: CreateResult | undefined;
+      try {
+        result = JSON.parse(last) as CreateResult;
+      } catch {
+        result = undefined;
+      }
+      if (code !== 0 || result?.type !== 'result')
         return reject(new Error(`${argv[0]} ${name} failed (${code}): ${out.slice(-300)}`));
-      const result = JSON.parse(out.slice(at)) as CreateResult;
       result.seconds = (Date.now() - t0) / 1000;
       resolve(result);
     });
@@ -216,6 +221,9 @@ export async function benchCreate(): Promise<BenchResult> {
       ],
     });
   } finally {
+    // A case that failed leaves its VM running: none outlives the benchmark.
+    const left = JSON.parse(box.run(['list', '--json']).stdout || '[]') as { name: string }[];
+    for (const vm of left) box.run(['stop', '--force', vm.name]);
     await mirror.close();
     rmSync(work, { recursive: true, force: true });
     rmSync(box.home, { recursive: true, force: true });
