@@ -49,7 +49,7 @@ function aptIn(dir: string, mirror: string, proxy: string) {
     'APT::Architecture=amd64',
     'APT::Sandbox::User=root',
     'Acquire::Languages=none',
-    'Acquire::Retries=0',
+    'Acquire::Retries=3',
     'Debug::NoLocking=1',
     `Acquire::http::Proxy=${proxy}`,
   ].flatMap((o) => ['-o', o]);
