@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  createReadStream,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -22,6 +21,7 @@ import { findDistro } from '../catalog/index.js';
 import type { DebDistro } from '../catalog/types.js';
 import { mirrorSnapshot, type AptSource } from '../image/mmdebstrap.js';
 import { StageCache, stageKey, type StageInputs } from '../image/stage-cache.js';
+import { fileSha256 } from '../util/digest.js';
 import { VmstubError } from '../util/errors.js';
 import { requireTool, run, which } from '../util/exec.js';
 import { removeTree } from '../util/mounts.js';
@@ -330,19 +330,9 @@ async function bootstrapInto(
     '.',
   ]);
   if (tar.code !== 0) throw new VmstubError(`cannot pack the bootstrapped root: ${tar.stderr.trim()}`);
-  writeFileSync(join(dir, CHECKSUM), `${await sha256File(join(dir, TARBALL))}\n`);
+  writeFileSync(join(dir, CHECKSUM), `${await fileSha256(join(dir, TARBALL))}\n`);
   await removeTree(root);
   for (const d of ['staging', 'hooks']) rmSync(join(dir, d), { recursive: true, force: true });
-}
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path)
-      .on('data', (d) => hash.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
 }
 
 /** What is wrong with a cached root's tar stream (truncated, a byte changed), or undefined. */
@@ -351,7 +341,7 @@ export async function verifyTarball(dir: string): Promise<string | undefined> {
   if (!existsSync(tarball)) return 'its tar stream is missing';
   const want = existsSync(join(dir, CHECKSUM)) ? readFileSync(join(dir, CHECKSUM), 'utf8').trim() : '';
   if (!want) return 'it has no checksum';
-  const got = await sha256File(tarball);
+  const got = await fileSha256(tarball);
   return got === want ? undefined : `sha256 ${got.slice(0, 12)}..., made as ${want.slice(0, 12)}...`;
 }
 

@@ -7,7 +7,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  createReadStream,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -19,12 +18,12 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileSha256 } from '../util/digest.js';
 
 export interface Entry {
   /** The file to serve. */
   file: string;
   size: number;
-  sha256: string;
   /** When it was fetched (ISO time). */
   fetched: string;
 }
@@ -42,12 +41,6 @@ export interface Incoming {
   /** The download ended: keeps it if it is whole (expectedSize, when the server said one). */
   finish(expectedSize?: number): Promise<boolean>;
   abandon(): void;
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 export class PackageStore {
@@ -79,12 +72,11 @@ export class PackageStore {
       this.drop(rel, `${size} bytes where ${record.size} were kept`);
       return undefined;
     }
-    const sha256 = await sha256Of(file);
-    if (sha256 !== record.sha256) {
+    if ((await fileSha256(file)) !== record.sha256) {
       this.drop(rel, 'its sha256 differs from the one recorded');
       return undefined;
     }
-    return { file, size, sha256, fetched: record.fetched };
+    return { file, size, fetched: record.fetched };
   }
 
   private drop(rel: string, why: string): void {
@@ -102,24 +94,30 @@ export class PackageStore {
     const hash = createHash('sha256');
     let size = 0;
     let failed = false;
-    let out: WriteStream;
-    const fail = (e: NodeJS.ErrnoException) => {
-      if (failed) return;
-      failed = true;
-      out.destroy();
-      rmSync(tmp, { force: true });
+    const trouble = (e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOSPC' || e.code === 'EDQUOT') this.fill();
       else this.note(`package cache: cannot keep ${rel}: ${e.message}`);
     };
+    let out: WriteStream;
     try {
       mkdirSync(dirname(file), { recursive: true });
       out = createWriteStream(tmp);
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (err.code === 'ENOSPC') this.fill();
-      else this.note(`package cache: cannot keep ${rel}: ${err.message}`);
+      trouble(e as NodeJS.ErrnoException);
       return undefined;
     }
+    /** Gives the download up: nothing of it stays. Whatever happens after is ignored. */
+    const discard = () => {
+      if (failed) return;
+      failed = true;
+      out.destroy();
+      rmSync(tmp, { force: true });
+    };
+    const fail = (e: NodeJS.ErrnoException) => {
+      if (failed) return;
+      discard();
+      trouble(e);
+    };
     out.on('error', fail);
     return {
       write: (chunk) => {
@@ -132,9 +130,7 @@ export class PackageStore {
         new Promise<boolean>((resolve) => {
           if (failed) return resolve(false);
           if (expectedSize !== undefined && size !== expectedSize) {
-            failed = true;
-            out.destroy();
-            rmSync(tmp, { force: true });
+            discard();
             return resolve(false);
           }
           out.end(() => {
@@ -158,12 +154,7 @@ export class PackageStore {
             }
           });
         }),
-      abandon: () => {
-        if (failed) return;
-        failed = true;
-        out.destroy();
-        rmSync(tmp, { force: true });
-      },
+      abandon: discard,
     };
   }
 
