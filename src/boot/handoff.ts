@@ -1,8 +1,18 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fwCfgGuestPath } from '../events/protocol.js';
-import { EventSink } from '../events/sink.js';
+import { EventSink, findVirtioPort } from '../events/sink.js';
+import { BOOT_EXPORT_PORT, HOST_HANDOFF_ARG, encodeBootExport } from './boot-export.js';
 import { oneLine } from '../util/errors.js';
 import { run as runTool, which, type ExecOptions } from '../util/exec.js';
 import { parseImageCmdline } from '../vm/system-image.js';
@@ -133,6 +143,8 @@ interface Found {
   root: HandoffRoot;
   /** The installed kernel's command line, as loaded. */
   cmdline: string;
+  /** Loaded for kexec, or sent to the host to boot (no kexec in this stub); unchanged: the host has it. */
+  via: 'kexec' | { host: { unchanged: boolean } };
 }
 
 /** The stub image's own kernel arguments (its boot/cmdline), which the installed kernel must not get. */
@@ -169,9 +181,19 @@ export async function loadInstalledKernel(
     fstabHasRoot: fstabHasRoot(fstab),
     blsOptions: choice.options,
   });
-  log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
-  await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
+  let via: Found['via'] = 'kexec';
+  const byHost = readFileSync('/proc/cmdline', 'utf8').split(/\s+/).includes(HOST_HANDOFF_ARG);
+  if (which('kexec') && !byHost) {
+    log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
+    await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
+  } else {
+    log(
+      `found ${choice.name} (${choice.source}) on ${root.device}; ${byHost ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
+    );
+    via = { host: await sendToHost(choice, tree, cmdline) };
+  }
   return {
+    via,
     choice: {
       ...choice,
       kernel: choice.kernel.slice(tree.length),
@@ -180,6 +202,43 @@ export async function loadInstalledKernel(
     root,
     cmdline,
   };
+}
+
+/**
+ * The host's handoff: the kernel, initramfs and command line go to the host over the boot-export port
+ * (src/boot/boot-export.ts), or only word that the host's copy is current.
+ */
+async function sendToHost(
+  choice: KernelChoice,
+  tree: string,
+  cmdline: string,
+): Promise<{ unchanged: boolean }> {
+  const port = findVirtioPort(BOOT_EXPORT_PORT);
+  if (!port)
+    throw new Error(
+      `this stub has no kexec, and the VM has no ${BOOT_EXPORT_PORT} port to give the host the kernel: start it with vmstub start`,
+    );
+  await run('modprobe', ['-q', 'qemu_fw_cfg']);
+  const digestsFile = fwCfgGuestPath('bootDigests');
+  const hostDigests = existsSync(digestsFile) ? readFileSync(digestsFile, 'utf8').trim() : undefined;
+  const initrd = singleInitrd(choice.initrds);
+  const data = encodeBootExport(
+    {
+      kernel: { path: choice.kernel.slice(tree.length), data: readFileSync(choice.kernel) },
+      initrd: initrd
+        ? { path: initrd.startsWith(tree) ? initrd.slice(tree.length) : initrd, data: readFileSync(initrd) }
+        : undefined,
+    },
+    cmdline,
+    hostDigests,
+  );
+  const fd = openSync(port, 'w');
+  try {
+    for (let at = 0; at < data.length;) at += writeSync(fd, data, at, Math.min(data.length - at, 1 << 20));
+  } finally {
+    closeSync(fd);
+  }
+  return { unchanged: data.indexOf(0x0a) === data.length - 1 };
 }
 
 /** Mounts one candidate read-only, looks for an installed kernel and loads it, then unmounts, whatever happened. */
@@ -304,7 +363,7 @@ export async function runHandoff(
   log: (line: string) => void,
   events = new EventSink(),
   o: { atBoot: boolean } = { atBoot: true },
-): Promise<'kexec' | 'nothing-installed' | 'skipped' | 'failed'> {
+): Promise<'kexec' | 'host-boot' | 'nothing-installed' | 'skipped' | 'failed'> {
   const started = Date.now();
   if (debug)
     log(
@@ -326,6 +385,24 @@ export async function runHandoff(
         reason: 'no kernel on the data disk or a share',
       });
       return 'nothing-installed';
+    }
+    if (found.via !== 'kexec') {
+      events.emit({
+        type: 'handoff',
+        status: 'host-boot',
+        kernel: found.choice.kernel,
+        initrds: found.choice.initrds,
+        cmdline: found.cmdline,
+        source: found.choice.source,
+        device: found.root.device,
+        unchanged: found.via.host.unchanged,
+      });
+      log(`the host boots it: powering off after ${Date.now() - started} ms`);
+      events.close();
+      await quietly('sync', []);
+      // Not systemd's poweroff: no systemd runs yet. busybox calls reboot(2) itself.
+      const off = await run('busybox', ['poweroff', '-f']);
+      throw new Error(`poweroff: ${off.stderr.trim() || `exit ${off.code}`}`);
     }
     events.emit({
       type: 'handoff',

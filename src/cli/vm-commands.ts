@@ -13,7 +13,7 @@ import { hintFwCfg, knownHostsLines } from '../installer/create.js';
 import { describeInstallStatus, installStatus } from '../installer/install-state.js';
 import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
 import { attachConsole } from '../vm/console-client.js';
-import { ACCELS, validateName, type VmDefinition } from '../vm/definition.js';
+import { ACCELS, HANDOFFS, validateName, type VmDefinition } from '../vm/definition.js';
 import { buildDefinition, DEFAULTS } from '../vm/definition-builder.js';
 import {
   describeInstance,
@@ -91,6 +91,15 @@ const runCommand = () =>
     .addOption(repeatable('--fw-cfg <NAME=@FILE|NAME=STRING>', 'pass data through QEMU fw_cfg (under opt/)'))
     .option('--hvc', 'virtio console (hvc0) instead of a serial port')
     .option('--uefi', 'boot through UEFI firmware (found via QEMU firmware descriptors)')
+    .addOption(
+      annotate(
+        new Option(
+          '--handoff <HOW>',
+          'how the stub starts an installed system: kexec, or host (the host starts QEMU again with the installed kernel)',
+        ).choices(HANDOFFS),
+        { defaultText: 'kexec; host on riscv64, whose stub has no kexec' },
+      ),
+    )
     .addOption(
       annotate(
         new Option('--accel <MODE>', 'accelerator; auto uses KVM only where it works')

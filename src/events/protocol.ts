@@ -4,6 +4,7 @@
  * port EVENTS_PORT (which the host writes to events.ndjson in the instance directory). Both sides take
  * every name from here.
  */
+import { existsSync } from 'node:fs';
 
 /** The virtio-serial port the guest writes its events to. */
 export const EVENTS_PORT = 'org.vmstub.events';
@@ -27,6 +28,8 @@ export const FW_CFG_ITEMS = {
   sshHostKeys: 'ssh-host-keys',
   /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
   luksPassphrase: 'luks-passphrase',
+  /** The digests of the direct boot files the host has (stubs that cannot kexec; src/boot/boot-export.ts). */
+  bootDigests: 'boot-digests',
 } as const;
 
 export type FwCfgItemName = keyof typeof FW_CFG_ITEMS;
@@ -36,7 +39,12 @@ export const fwCfgName = (item: FwCfgItemName): string => `${FW_CFG_PREFIX}${FW_
 
 /** Where the guest reads the item (the qemu_fw_cfg driver's sysfs). */
 export const fwCfgGuestPath = (item: FwCfgItemName): string =>
-  `/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName(item)}/raw`;
+  existsSync(FW_CFG_FALLBACK_DIR)
+    ? `${FW_CFG_FALLBACK_DIR}/${fwCfgName(item)}`
+    : `/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName(item)}/raw`;
+
+/** Where the stub's init unpacks the fw_cfg disk of a machine without fw_cfg (src/vm/fw-cfg-disk.ts). */
+export const FW_CFG_FALLBACK_DIR = '/run/vmstub/fw_cfg';
 
 /** What the installer tells the host (over the events port) and the console, one object per line. */
 export type InstallEvent =
@@ -58,6 +66,17 @@ export type StubEvent =
       cmdline: string;
       source: string;
       device: string;
+    }
+  | {
+      type: 'handoff';
+      /** No kexec in this stub: the files went to the host, which boots them (src/boot/boot-export.ts). */
+      status: 'host-boot';
+      kernel: string;
+      initrds: string[];
+      cmdline: string;
+      source: string;
+      device: string;
+      unchanged: boolean;
     }
   | { type: 'handoff'; status: 'nothing-installed' | 'skipped'; reason: string }
   | { type: 'handoff'; status: 'failed'; reason: string };

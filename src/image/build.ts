@@ -52,7 +52,7 @@ import { formatSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
 /** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
-export const STAGE_VERSIONS = { bootstrap: 1, packages: 1, root: 1, iso: 1 } as const;
+export const STAGE_VERSIONS = { bootstrap: 2, packages: 1, root: 2, iso: 1 } as const;
 export type StageName = keyof typeof STAGE_VERSIONS;
 
 /** Below this a squashfs is junk that mksquashfs left (vmdebootstrap's rule). */
@@ -84,6 +84,26 @@ export const NO_DOCS_DPKG_OPTIONS = [
   'path-exclude=/usr/share/info/*',
   'path-exclude=/usr/share/lintian/*',
 ];
+
+/**
+ * While an image is built, update-initramfs is diverted to a no-op: the kernel package and every
+ * trigger after it would make an initramfs-tools initramfs that nothing boots (vmstub's own initramfs
+ * boots the system image, dracut's the ISO), and for an image of another architecture each one costs
+ * minutes of emulated CPU. The root stage gives it back before squashing, so that a kernel update in
+ * the running image makes its initramfs as usual.
+ */
+const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
+const HELD = `${UPDATE_INITRAMFS}.vmstub-build`;
+export const HOLD_INITRAMFS_HOOK = `chroot "$1" dpkg-divert --quiet --local --rename --divert ${HELD} --add ${UPDATE_INITRAMFS} && ln -s /bin/true "$1${UPDATE_INITRAMFS}"`;
+const releaseInitramfs = async (root: string, log: (l: string) => void, logFile: string) => {
+  rmSync(join(root, UPDATE_INITRAMFS.slice(1)), { force: true });
+  await inRoot(
+    root,
+    ['dpkg-divert', '--quiet', '--local', '--rename', '--remove', UPDATE_INITRAMFS],
+    log,
+    logFile,
+  );
+};
 
 /** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with. */
 export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic'];
@@ -517,6 +537,7 @@ export async function buildStages(
       packages: bootstrapPackages(c),
       keyring: c.distro.keyring,
       dpkgOptions: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
+      essentialHooks: [HOLD_INITRAMFS_HOOK],
       customizeHooks: [],
     };
     await mmdebstrap(recipe, join(dir, 'root'), logFile, (l) => o.progress(`bootstrap: ${l}`));
@@ -588,6 +609,7 @@ export async function buildStages(
       dropBuildState(root);
       o.progress('root: boot files');
       boot = await bootFiles(root, c, log, logFile);
+      await releaseInitramfs(root, log, logFile);
     } finally {
       await session.end();
     }

@@ -8,7 +8,16 @@ import { dirname, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
 import type { DebDistro } from '../catalog/types.js';
-import { HOSTNAME_RE, hostname, packageName, passwordHash, sshKey, url, user } from '../config/fields.js';
+import {
+  HOSTNAME_RE,
+  hostname,
+  matching,
+  packageName,
+  passwordHash,
+  sshKey,
+  url,
+  user,
+} from '../config/fields.js';
 import {
   formatProblems,
   issueProblems,
@@ -16,7 +25,7 @@ import {
   type ConfigSource,
   type Problem,
 } from '../config/problems.js';
-import { ARCHES, type Arch } from '../util/arch.js';
+import { ARCHES, parseArch, type Arch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
 
 export const IMAGE_FORMATS = ['squashfs', 'system', 'iso'] as const;
@@ -24,6 +33,37 @@ export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 export const COMPRESSIONS = ['zstd', 'xz'] as const;
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,39}$/;
+const PACKAGE_ENTRY_RE = /^([a-z0-9][a-z0-9+.-]+)(?: \[(!?[a-z0-9_]+(?: !?[a-z0-9_]+)*)\])?$/;
+
+const packageEntry = () =>
+  matching(
+    PACKAGE_ENTRY_RE,
+    (v) => `'${v}' is not a package name (with an optional [arch ...] or [!arch ...])`,
+  );
+
+/**
+ * The packages of a list that are for arch: 'name [a b]' only on a or b, 'name [!a]' everywhere but
+ * a (architectures by our name or Debian's). Throws on an architecture nobody knows, or a list that
+ * mixes both kinds.
+ */
+export function packagesFor(entries: string[], arch: Arch): string[] {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const [, name, restriction] = PACKAGE_ENTRY_RE.exec(entry) ?? [];
+    if (!name) throw new Error(`'${entry}' is not a package entry`);
+    if (!restriction) {
+      out.push(name);
+      continue;
+    }
+    const words = restriction.split(' ');
+    const negated = words.filter((w) => w.startsWith('!')).length;
+    if (negated && negated !== words.length)
+      throw new Error(`'${entry}': an architecture list is all [a b] or all [!a !b]`);
+    const arches = words.map((w) => parseArch(w.replace(/^!/, '')));
+    if (arches.includes(arch) !== negated > 0) out.push(name);
+  }
+  return out;
+}
 
 interface ImageFieldDecl {
   schema: z.ZodMiniType;
@@ -57,7 +97,11 @@ export const IMAGE_FIELDS = {
     doc: 'the kernel package',
     default: "the distribution's VM kernel (linux-image-cloud-amd64 on Debian amd64)",
   },
-  packages: { schema: z.array(packageName()), doc: 'packages installed after the bootstrap', value: [] },
+  packages: {
+    schema: z.array(packageEntry()),
+    doc: "packages installed after the bootstrap; 'name [arch ...]' or 'name [!arch ...]' limits one to architectures (as in Debian's Build-Depends)",
+    value: [],
+  },
   recommends: {
     schema: z.boolean(),
     doc: "install the packages' Recommends too (as apt does by default)",
@@ -235,6 +279,16 @@ export function resolveImageConfig(
     else if (names.has(u.name)) problem(['users', n, 'name'], `'${u.name}' is listed twice`);
     names.add(u.name);
   });
+  let packages: string[] = [];
+  if (ok('packages'))
+    i.packages!.forEach((entry, n) => {
+      try {
+        packages.push(...packagesFor([entry], arch));
+      } catch (e) {
+        problem(['packages', n], (e as Error).message);
+      }
+    });
+  packages = [...new Set(packages)];
   const formats = ok('formats') ? i.formats! : (FIELDS.formats.value as ImageFormat[]);
   if (ok('formats') && !formats.length) problem(['formats'], 'needs at least one of squashfs, system, iso');
   if (formats.includes('iso') && arch !== 'x86_64')
@@ -258,7 +312,7 @@ export function resolveImageConfig(
     arch,
     hostname: i.hostname ?? name,
     kernel: i.kernel ?? distro.kernelPackage[arch]!,
-    packages: [...new Set(i.packages ?? [])],
+    packages,
     recommends: i.recommends ?? false,
     files,
     hook,

@@ -21,6 +21,8 @@ export interface MmdebstrapRecipe {
   keyring?: string;
   /** dpkg path-exclude/path-include rules (without the --dpkgopt=). */
   dpkgOptions: string[];
+  /** mmdebstrap --essential-hook values: after the essential packages, before the others. */
+  essentialHooks?: string[];
   /** mmdebstrap --customize-hook values, run in order. */
   customizeHooks: string[];
 }
@@ -36,6 +38,7 @@ export function mmdebstrapArgs(r: MmdebstrapRecipe, target: string, root = isRoo
     ...(r.packages.length ? [`--include=${[...r.packages].sort().join(',')}`] : []),
     ...(r.keyring ? [`--keyring=${r.keyring}`] : []),
     ...r.dpkgOptions.map((o) => `--dpkgopt=${o}`),
+    ...(r.essentialHooks ?? []).map((h) => `--essential-hook=${h}`),
     ...r.customizeHooks.map((h) => `--customize-hook=${h}`),
     r.suite,
     target,

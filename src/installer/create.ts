@@ -4,9 +4,16 @@ import { basename } from 'node:path';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub } from '../image/stub.js';
-import { ExitCode, type ExitCodeValue, VmstubError, conflictError, timeoutError } from '../util/errors.js';
+import {
+  ExitCode,
+  type ExitCodeValue,
+  VmstubError,
+  conflictError,
+  timeoutError,
+  usageError,
+} from '../util/errors.js';
 import { requireTool } from '../util/exec.js';
-import { hostArch, resolveAccel } from '../vm/accel.js';
+import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk } from '../vm/allocate.js';
 import { validateName, type VmDefinition } from '../vm/definition.js';
@@ -126,6 +133,10 @@ async function rootForInstall(
   phases: Record<string, number>,
 ): Promise<string | undefined> {
   const boot = await bootFilesFromImage(def.system!);
+  if (boot.arch !== spec.arch)
+    throw usageError(
+      `${def.system}: its kernel is for ${boot.arch}, not ${spec.arch}; build the ${spec.arch} stub with vmstub image build stub --arch ${spec.arch}`,
+    );
   const { accel } = await resolveAccel(def.accel, spec.arch, boot.kernel);
   const choice = chooseBootstrapSite(
     spec,
@@ -179,10 +190,14 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   const shares = machine.shares.map((s) => parseShare(s, machine.baseDir));
   refuseExisting(o.name);
 
+  requireQemu(spec.arch);
   const stub = stubImagePath(spec.arch);
   const phases: Record<string, number> = {};
   if (!existsSync(stub)) {
-    o.note(`no stub image yet: building ${stub} (once; a few minutes)`);
+    const foreign = spec.arch !== hostArch();
+    o.note(
+      `no stub image yet: building ${stub} (once; ${foreign ? `under emulation for ${spec.arch}, ten to twenty minutes` : 'a few minutes'})`,
+    );
     await buildStub({
       arch: spec.arch,
       outDir: imagesDir(),
@@ -505,7 +520,7 @@ async function follow(
           result = { hostKeys: e.hostKeys };
           stepStarted = Date.now();
         } else if (e.type === 'handoff' && result) {
-          if (e.status !== 'kexec') {
+          if (e.status !== 'kexec' && e.status !== 'host-boot') {
             throw new VmstubError(
               `installed, but the handoff did not happen (${e.status}: ${e.reason}); vmstub console ${name}`,
             );

@@ -27,6 +27,7 @@ import { requireTool, run, which } from '../util/exec.js';
 import { removeTree } from '../util/mounts.js';
 import { cacheDir, isRoot } from '../util/paths.js';
 import type { Arch } from '../util/arch.js';
+import { foreignArchProblem } from '../image/foreign-arch.js';
 import { hostArch } from '../vm/accel.js';
 import { packageCacheSkipped, withPackageCache } from '../package-cache/index.js';
 import { executePlan, InstallFailure } from './execute.js';
@@ -64,6 +65,8 @@ export interface HostAbilities {
   root: boolean;
   mmdebstrap: boolean;
   arch?: Arch;
+  /** Why the host cannot run the target architecture's binaries (binfmt_misc), when it is another. */
+  emulation?: string;
   /** The keyring the bootstrap's sources name exists on the host. */
   keyring: boolean;
 }
@@ -75,6 +78,7 @@ export function hostAbilities(spec: InstallSpec): HostAbilities {
     root: isRoot(),
     mmdebstrap: which('mmdebstrap') !== undefined,
     arch: hostArch(),
+    emulation: foreignArchProblem(spec.arch, hostArch()),
     keyring: keyrings.length > 0 && keyrings.every((k) => existsSync(k)),
   };
 }
@@ -110,7 +114,9 @@ function cannotOnHost(spec: InstallSpec, host: HostAbilities): string | undefine
   if (spec.bootstrap !== 'mmdebstrap') return 'only mmdebstrap bootstraps on the host';
   if (!host.root) return 'the host bootstraps as root only (mmdebstrap --mode=root)';
   if (!host.mmdebstrap) return 'mmdebstrap is not installed on the host (apt-get install mmdebstrap)';
-  if (host.arch !== spec.arch) return `the host is not ${spec.arch}`;
+  // Another architecture's root is bootstrapped through qemu-user-static, still many times faster
+  // than in a whole emulated machine.
+  if (host.arch !== spec.arch && host.emulation) return host.emulation;
   if (!host.keyring) return 'the keyring that signs the mirror is not on the host';
   return undefined;
 }

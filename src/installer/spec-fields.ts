@@ -80,8 +80,9 @@ export const SPEC_FIELDS = {
   },
   arch: {
     schema: z.enum(ARCHES),
-    doc: 'the architecture of the system',
+    doc: "the architecture of the system (another than the host's runs under TCG emulation)",
     default: "the host's",
+    flags: [{ flags: '--arch <ARCH>' }],
   },
   hostname: {
     schema: hostname(),

@@ -18,6 +18,17 @@ export function hostArch(): Arch | undefined {
   return archOfNode(hostArchNode());
 }
 
+/** The QEMU that runs guests of this architecture, or a usage error naming the package that has it. */
+export function requireQemu(arch: Arch): string {
+  const { binary, qemuPackage } = ARCH_TRAITS[arch];
+  const found = which(binary);
+  if (!found)
+    throw usageError(
+      `${binary} not found: ${arch} guests need Debian's ${qemuPackage} (apt-get install ${qemuPackage})`,
+    );
+  return found;
+}
+
 /**
  * A 64 KiB "BIOS" whose reset vector writes 0x31 to the isa-debug-exit port: QEMU then exits with
  * status (0x31 << 1) | 1 = 99. Booted with -cpu host, it exercises what breaks on hosts where /dev/kvm
@@ -137,7 +148,10 @@ export async function resolveAccel(
   if (requested === 'tcg') return { accel: 'tcg' };
   const sameArch = guestArch === hostArch();
   if (requested === 'kvm') {
-    if (!sameArch) throw usageError(`--accel kvm cannot run a ${guestArch} guest on a ${hostArch()} host`);
+    if (!sameArch)
+      throw usageError(
+        `--accel kvm: KVM runs guests of the host's architecture only (${hostArch()}), not ${guestArch}; use --accel tcg (or auto)`,
+      );
     if (!kvmDeviceUsable())
       throw usageError('--accel kvm: /dev/kvm is missing or not accessible to this user');
     return { accel: 'kvm' };

@@ -10,6 +10,7 @@ import {
   type Accel,
   type DiskSpec,
   type FwCfgItem,
+  type Handoff,
   type NetSpec,
   type ShareSpec,
   type VmDefinition,
@@ -39,6 +40,7 @@ export interface RunOptions {
   hvc?: boolean;
   uefi?: boolean;
   accel?: string;
+  handoff?: Handoff;
   sshUser?: string;
   stopTimeout?: number;
   /** Remove the instance when it stops. */
@@ -192,6 +194,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       hvc: o.hvc === true,
       uefi: o.uefi === true,
       accel: parseAccel(o.accel),
+      handoff: o.handoff,
       sshUser: o.sshUser ?? DEFAULTS.sshUser,
       stopTimeoutSec: o.stopTimeout ?? DEFAULTS.stopTimeoutSec,
       ephemeral: o.rm === true,

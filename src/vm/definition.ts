@@ -27,6 +27,9 @@ export interface DiskSpec {
 }
 
 /** What an instance is: written once by `run`/`create`, read by every later command. */
+export const HANDOFFS = ['kexec', 'host'] as const;
+export type Handoff = (typeof HANDOFFS)[number];
+
 export interface VmDefinition {
   version: 1;
   name: string;
@@ -51,6 +54,11 @@ export interface VmDefinition {
   hvc: boolean;
   uefi: boolean;
   accel: Accel;
+  /**
+   * How the stub hands over to an installed system: kexec, or by the host (src/boot/boot-export.ts).
+   * Unset: the machine's way (ARCH_TRAITS: host on riscv64, whose stub has no kexec).
+   */
+  handoff?: Handoff;
   sshUser: string;
   stopTimeoutSec: number;
   /** Remove the instance when it stops (`run --rm`). */

@@ -19,11 +19,14 @@ import type { Arch } from '../util/arch.js';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError } from '../util/errors.js';
 import { which } from '../util/exec.js';
-import { hostArch, resolveAccel } from './accel.js';
+import { hostArch, requireQemu, resolveAccel } from './accel.js';
 import type { VmDefinition } from './definition.js';
 import { prepareUefi } from './firmware.js';
 import { freeLoopbackPort } from './ports.js';
-import { buildQemuArgv, type LaunchPlan } from './qemu-argv.js';
+import { ARCH_TRAITS, buildQemuArgv, fwCfgItems, type LaunchPlan } from './qemu-argv.js';
+import { writeFwCfgDisk } from './fw-cfg-disk.js';
+import { HOST_HANDOFF_ARG, readDirectBoot } from '../boot/boot-export.js';
+import { fwCfgName } from '../events/protocol.js';
 import { chooseShareMode, findVirtiofsd, startVirtiofsd } from './shares.js';
 import {
   acquireInstanceLock,
@@ -45,6 +48,8 @@ export interface LaunchInfo {
   qemuPid: number;
   daemonPids: number[];
   state: InstanceState;
+  /** What QEMU was started from: the supervisor starts it again from this for a direct boot. */
+  plan: LaunchPlan;
 }
 
 /** Lines the supervisor sends its starter on fd 3, one JSON object each. */
@@ -54,6 +59,14 @@ export type SupervisorReport =
 const BRIDGE_HELPERS = ['/usr/lib/qemu/qemu-bridge-helper', '/usr/libexec/qemu-bridge-helper'];
 const HOSTFWD_FAILURE = 'Could not set up host forwarding rule';
 const START_ATTEMPTS = 5;
+
+/** The supervisor's own QMP monitor, on every QEMU it looks after. */
+export const supervisorMonitorArgs = (paths: InstancePaths): string[] => [
+  '-chardev',
+  `socket,id=supervisor,path=${paths.supervisorSocket},server=on,wait=off`,
+  '-mon',
+  'chardev=supervisor,mode=control',
+];
 
 /** How the CLI re-invokes itself as a supervisor: the same script (the bundle, or compiled main). */
 function selfCommand(): { node: string; script: string } {
@@ -91,6 +104,7 @@ async function resolvePlan(
     : def.kernel
       ? await bootFilesFromKernel(def.kernel, def.initrd)
       : { arch: hostArch() ?? 'x86_64', kernel: undefined, initrd: undefined, cmdline: undefined };
+  requireQemu(boot.arch);
   const kvmProbeKernel = boot.kernel ?? (def.accel === 'auto' ? await probeKernel(boot.arch) : undefined);
   const accel = await resolveAccel(def.accel, boot.arch, kvmProbeKernel);
   if (accel.note) note(accel.note);
@@ -102,6 +116,10 @@ async function resolvePlan(
     }
   }
   const firmware = def.uefi ? prepareUefi(boot.arch, paths.efiVars) : undefined;
+  // Where the stub cannot kexec, it sends the installed kernel to the host (src/boot/boot-export.ts),
+  // told which one the host has already.
+  const hostHandoff = (def.handoff ?? ARCH_TRAITS[boot.arch].handoff) === 'host' && Boolean(def.system);
+  const kept = hostHandoff ? readDirectBoot(paths.directBoot) : undefined;
 
   const daemon = def.shares.length ? findVirtiofsd() : undefined;
   const shares: LaunchPlan['shares'] = [];
@@ -127,12 +145,14 @@ async function resolvePlan(
     accel: accel.accel,
     kernel: boot.kernel,
     initrd: boot.initrd,
-    imageCmdline: boot.cmdline,
+    imageCmdline: hostHandoff ? [boot.cmdline, HOST_HANDOFF_ARG].filter(Boolean).join(' ') : boot.cmdline,
     qmpSocket: paths.qmp,
     qgaSocket: paths.qga,
     eventsFile: paths.events,
     pidFile: paths.pidFile,
     shares,
+    bootExport: hostHandoff ? paths.bootExport : undefined,
+    extraFwCfg: kept ? [{ name: fwCfgName('bootDigests'), string: kept.digests }] : undefined,
     volatileData: def.volatileDataBytes ? paths.volatileData : undefined,
     firmware: firmware && {
       code: firmware.code,
@@ -222,23 +242,20 @@ export async function startInstance(
     const wantsSsh = def.nets.some((n) => n.kind === 'user');
     for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
       const sshPort = wantsSsh ? await freeLoopbackPort() : undefined;
-      const { binary, args } = buildQemuArgv({
+      const launchPlan: LaunchPlan = {
         ...plan,
         sshPort,
-        extraFwCfg: opts.extraFwCfg,
+        extraFwCfg: [...(plan.extraFwCfg ?? []), ...(opts.extraFwCfg ?? [])],
         extraDisks: opts.extraDisks,
-      });
+      };
+      if (!ARCH_TRAITS[plan.arch].fwCfg) {
+        launchPlan.fwCfgDisk = paths.fwCfgDisk;
+        writeFwCfgDisk(paths.fwCfgDisk, fwCfgItems(launchPlan));
+      }
+      const { binary, args } = buildQemuArgv(launchPlan);
       const supSock = paths.supervisorSocket;
-      const argv = [
-        ...args,
-        '-chardev',
-        `socket,id=supervisor,path=${supSock},server=on,wait=off`,
-        '-mon',
-        'chardev=supervisor,mode=control',
-      ];
-      const qemuPath = which(binary);
-      if (!qemuPath)
-        throw new VmstubError(`${binary} not found; install it with: apt-get install qemu-system`);
+      const argv = [...args, ...supervisorMonitorArgs(paths)];
+      const qemuPath = which(binary) ?? requireQemu(plan.arch);
       for (const f of [supSock, paths.qmp, paths.qga]) rmSync(f, { force: true });
       const logStart = fileSize(paths.qemuLog);
       const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
@@ -258,10 +275,12 @@ export async function startInstance(
         state: {
           qemuPid: qemu.pid,
           accel: plan.accel,
+          arch: plan.arch,
           sshPort,
           shareModes: Object.fromEntries(plan.shares.map((s) => [s.tag, s.mode])),
           qemuCommand: [qemuPath, ...argv],
         },
+        plan: launchPlan,
       };
       const supLog = openSync(paths.supervisorLog, 'a', 0o600);
       const { node, script } = selfCommand();
@@ -280,6 +299,8 @@ export async function startInstance(
       ]);
       supervisor.unref();
       if (report.type === 'ready') {
+        // QEMU has the fw_cfg disk open; the file may hold this boot's secrets (package cache token, host keys).
+        rmSync(paths.fwCfgDisk, { force: true });
         starting.release();
         qemu.unref();
         for (const d of daemons) d.unref();

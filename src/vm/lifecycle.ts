@@ -1,5 +1,6 @@
 import { ExitCode, VmstubError } from '../util/errors.js';
 import { QmpClient } from './qmp.js';
+import { ARCH_TRAITS } from './qemu-argv.js';
 import { gracefulStop } from './supervisor.js';
 import { instancePaths, loadDefinition, readState, runningSupervisor, type InstancePaths } from './store.js';
 
@@ -36,11 +37,13 @@ export async function stopInstance(
   }
   let outcome: StopOutcome;
   if (qmp) {
+    const arch = readState(paths).arch;
     outcome = await gracefulStop(
       qmp,
       stopped.then((gone) => gone || new Promise(() => {})),
       opts.timeoutSec * 1000,
       opts.force,
+      arch && !ARCH_TRAITS[arch].powerButton ? paths.qga : undefined,
     );
     qmp.close();
   } else {

@@ -2,6 +2,8 @@ import { formatHostFwd, macFor } from './network.js';
 import type { Arch } from '../util/arch.js';
 import type { DiskSpec, VmDefinition } from './definition.js';
 import { EVENTS_PORT, fwCfgName } from '../events/protocol.js';
+import { BOOT_EXPORT_PORT } from '../boot/boot-export.js';
+import { FW_CFG_DISK_SERIAL } from './fw-cfg-disk.js';
 
 export type ShareMode = 'virtiofs' | '9p';
 
@@ -35,21 +37,78 @@ export interface LaunchPlan {
   firmware?: UefiFirmware;
   bridgeHelper?: string;
   /** fw_cfg items vmstub adds itself (after the user's). */
-  extraFwCfg?: { name: string; file: string }[];
+  extraFwCfg?: ({ name: string; file: string } | { name: string; string: string })[];
+  /** On machines without fw_cfg: the archive of its items (fwCfgItems) attached as a disk instead. */
+  fwCfgDisk?: string;
+  /** Where the stub's boot-export port writes, on machines whose stub hands over by the host. */
+  bootExport?: string;
+  /** The installed system's kernel, initramfs and whole command line, which the stub sent: booted instead. */
+  directBoot?: { kernel: string; initrd?: string; cmdline: string };
   /** Read-only raw disks vmstub adds for one boot, by serial (create's cached root filesystem). */
   extraDisks?: { serial: string; path: string }[];
 }
 
 interface ArchTraits {
   binary: string;
+  /** The Debian package that has the binary. */
+  qemuPackage: string;
   machine: string;
+  /**
+   * The CPU under TCG: every feature the architecture's kernels use. aarch64's pointer authentication
+   * with QEMU's own cheap algorithm instead of the architected one, which costs much emulated time;
+   * and without LPA2: with 52-bit virtual addresses Debian 13's arm64 kernel oopses in kexec_load
+   * (trans_pgd_create_copy), so the stub could not hand over.
+   */
+  tcgCpu: string;
   serialConsole: string;
+  /**
+   * Whether system_powerdown reaches the guest. aarch64's virt machine has a GPIO power button, but
+   * Debian's cloud kernel has no driver for it (no gpio-keys); riscv64's virt has none. There the
+   * guest agent is asked instead.
+   */
+  powerButton: boolean;
+  /**
+   * How the stub hands over to an installed system: kexec, or by the host (the stub sends the
+   * installed kernel to the host, which starts QEMU again with it: src/boot/boot-export.ts), where
+   * the stub has no kexec (Debian 13 has no kexec-tools for riscv64).
+   */
+  handoff: 'kexec' | 'host';
+  /** Whether the machine has fw_cfg; without it the items go on a small disk (src/vm/fw-cfg-disk.ts). */
+  fwCfg: boolean;
 }
 
 export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
-  x86_64: { binary: 'qemu-system-x86_64', machine: 'q35', serialConsole: 'ttyS0,115200n8' },
-  aarch64: { binary: 'qemu-system-aarch64', machine: 'virt', serialConsole: 'ttyAMA0,115200n8' },
-  riscv64: { binary: 'qemu-system-riscv64', machine: 'virt', serialConsole: 'ttyS0,115200n8' },
+  x86_64: {
+    binary: 'qemu-system-x86_64',
+    qemuPackage: 'qemu-system-x86',
+    machine: 'q35',
+    tcgCpu: 'max',
+    serialConsole: 'ttyS0,115200n8',
+    powerButton: true,
+    handoff: 'kexec',
+    fwCfg: true,
+  },
+  aarch64: {
+    binary: 'qemu-system-aarch64',
+    qemuPackage: 'qemu-system-arm',
+    machine: 'virt',
+    tcgCpu: 'max,pauth-impdef=on,lpa2=off',
+    serialConsole: 'ttyAMA0,115200n8',
+    powerButton: false,
+    handoff: 'kexec',
+    fwCfg: true,
+  },
+  riscv64: {
+    binary: 'qemu-system-riscv64',
+    qemuPackage: 'qemu-system-misc',
+    machine: 'virt',
+    tcgCpu: 'rv64',
+    serialConsole: 'ttyS0,115200n8',
+    powerButton: false,
+    handoff: 'host',
+    // QEMU 7.2's riscv64 virt machine has no fw_cfg device for -fw_cfg (later QEMUs have).
+    fwCfg: false,
+  },
 };
 
 /** QEMU's option syntax: a comma inside a value is written twice. */
@@ -74,6 +133,13 @@ function diskArgs(id: string, disk: DiskSpec, readonly: boolean, bootIndex?: num
   return ['-drive', drive.join(','), '-device', device];
 }
 
+/** Everything passed through fw_cfg: the instance name, the user's items, vmstub's own for this boot. */
+export function fwCfgItems(
+  plan: LaunchPlan,
+): ({ name: string; file: string } | { name: string; string: string })[] {
+  return [{ name: fwCfgName('name'), string: plan.def.name }, ...plan.def.fwCfg, ...(plan.extraFwCfg ?? [])];
+}
+
 /** The QEMU command line for a launch: a pure function of the plan, so every option can be tested by table. */
 export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[] } {
   const { def } = plan;
@@ -90,7 +156,7 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     '-display', 'none',
     '-machine', machine.join(','),
     '-accel', plan.accel,
-    '-cpu', plan.accel === 'kvm' ? 'host' : 'max',
+    '-cpu', plan.accel === 'kvm' ? 'host' : traits.tcgCpu,
     '-m', `${def.memoryMiB}M`,
     '-smp', String(def.cpus),
   ];
@@ -106,7 +172,11 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
       '-drive', `if=pflash,format=${f.format},unit=1,file=${qemuValue(f.vars)}`,
     );
   }
-  if (plan.kernel) {
+  if (plan.directBoot) {
+    args.push('-kernel', plan.directBoot.kernel);
+    if (plan.directBoot.initrd) args.push('-initrd', plan.directBoot.initrd);
+    args.push('-append', plan.directBoot.cmdline);
+  } else if (plan.kernel) {
     args.push('-kernel', plan.kernel);
     if (plan.initrd) args.push('-initrd', plan.initrd);
     args.push('-append', kernelCommandLine(plan));
@@ -195,10 +265,21 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     '-chardev', `file,id=events,path=${qemuValue(plan.eventsFile)},append=on`,
     '-device', `virtserialport,bus=vserial.0,chardev=events,name=${EVENTS_PORT}`,
   );
+  if (plan.bootExport && !plan.directBoot) {
+    // prettier-ignore
+    args.push(
+      '-chardev', `file,id=bootexport,path=${qemuValue(plan.bootExport)}`,
+      '-device', `virtserialport,bus=vserial.0,chardev=bootexport,name=${BOOT_EXPORT_PORT}`,
+    );
+  }
   args.push('-device', 'virtio-rng-pci');
 
-  args.push('-fw_cfg', `name=${fwCfgName('name')},string=${qemuValue(def.name)}`);
-  for (const item of [...def.fwCfg, ...(plan.extraFwCfg ?? [])]) {
+  if (!traits.fwCfg) {
+    if (plan.fwCfgDisk)
+      args.push(...diskArgs(FW_CFG_DISK_SERIAL, { path: plan.fwCfgDisk, format: 'raw' }, true));
+    return { binary: traits.binary, args };
+  }
+  for (const item of fwCfgItems(plan)) {
     const value = 'file' in item ? `file=${qemuValue(item.file)}` : `string=${qemuValue(item.string)}`;
     args.push('-fw_cfg', `name=${item.name},${value}`);
   }

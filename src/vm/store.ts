@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { ExitCode, VmstubError, conflictError } from '../util/errors.js';
 import { stateDir } from '../util/paths.js';
+import type { Arch } from '../util/arch.js';
 import { ownerIsLive, processStartTicks, readOwner, releaseLock, tryLock } from '../util/pidlock.js';
 import { validateName, type VmDefinition } from './definition.js';
 
@@ -41,6 +42,12 @@ export interface InstancePaths {
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
+  /** What the stub's boot-export port wrote this run (machines whose stub hands over by the host). */
+  bootExport: string;
+  /** The installed kernel, initramfs and command line the host boots directly (src/boot/boot-export.ts). */
+  directBoot: string;
+  /** fw_cfg's items as a disk, on machines without fw_cfg (src/vm/fw-cfg-disk.ts), until QEMU has it open. */
+  fwCfgDisk: string;
 }
 
 /** The virtiofsd sockets' names, for removing whatever a killed start left. */
@@ -52,6 +59,7 @@ export interface InstanceState {
   qemuPid?: number;
   startedAt?: string;
   accel?: 'kvm' | 'tcg';
+  arch?: Arch;
   sshPort?: number;
   shareModes?: Record<string, 'virtiofs' | '9p'>;
   qemuCommand?: string[];
@@ -92,6 +100,9 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
+    bootExport: join(dir, 'boot-export'),
+    directBoot: join(dir, 'direct-boot'),
+    fwCfgDisk: join(dir, 'fw-cfg.tar'),
   };
 }
 
@@ -201,7 +212,14 @@ export function runningSupervisor(paths: InstancePaths): number | undefined {
 
 /** Files that belong to a run and mean nothing once its supervisor is gone. */
 export function removeRunFiles(paths: InstancePaths): void {
-  for (const f of [paths.qmp, paths.qga, paths.console, paths.pidFile, paths.volatileData]) {
+  for (const f of [
+    paths.qmp,
+    paths.qga,
+    paths.console,
+    paths.pidFile,
+    paths.volatileData,
+    paths.bootExport,
+  ]) {
     rmSync(f, { force: true });
   }
 }

@@ -1,9 +1,23 @@
-import { chmodSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { oneLine } from '../util/errors.js';
 import { BoundedLog, CONSOLE_LOG_MAX_BYTES } from './bounded-log.js';
-import type { LaunchInfo, SupervisorReport } from './launch.js';
+import { supervisorMonitorArgs, type LaunchInfo, type SupervisorReport } from './launch.js';
+import { ARCH_TRAITS, buildQemuArgv, type LaunchPlan } from './qemu-argv.js';
+import { qgaExecute } from './qga.js';
+import { decodeBootExport, keepDirectBoot, type DirectBoot } from '../boot/boot-export.js';
+import { which } from '../util/exec.js';
 import { QmpClient } from './qmp.js';
 import {
   instancePaths,
@@ -27,9 +41,15 @@ class ConsoleHub {
   constructor(
     private readonly log: BoundedLog,
     private readonly socketPath: string,
-    private readonly toQemu: NodeJS.WritableStream,
+    private toQemu: NodeJS.WritableStream,
   ) {
     toQemu.on('error', () => {});
+  }
+
+  /** Console input goes to another QEMU from now on (the direct boot's). */
+  retarget(toQemu: NodeJS.WritableStream): void {
+    toQemu.on('error', () => {});
+    this.toQemu = toQemu;
   }
 
   /** Relays QEMU's console output; resolves when QEMU closes it (QEMU has exited). */
@@ -105,10 +125,15 @@ export async function gracefulStop(
   exit: Promise<unknown>,
   timeoutMs: number,
   force = false,
+  /** The guest agent's socket, on machines without a power button: asked to power off instead. */
+  guestAgent?: string,
 ): Promise<'powered-off' | 'quit' | 'killed'> {
   if (!force) {
     try {
-      await qmp.execute('system_powerdown');
+      if (guestAgent)
+        // The agent does not answer a shutdown it carries out; a guest without one quits after the timeout.
+        void qgaExecute(guestAgent, 'guest-shutdown', { mode: 'powerdown' }, 5000).catch(() => {});
+      else await qmp.execute('system_powerdown');
     } catch {
       // QEMU may be going away already
     }
@@ -150,21 +175,26 @@ export async function supervise(
 ): Promise<void> {
   const paths = instancePaths(name);
   const def = loadDefinition(name);
-  const qemuStart = processStartTicks(launch.qemuPid);
+  let qemuPid = launch.qemuPid;
+  let qemuStart = processStartTicks(qemuPid);
   const log = new BoundedLog(paths.consoleLog, CONSOLE_LOG_MAX_BYTES);
   log.write(`\n--- vmstub: ${name} starting at ${new Date().toISOString()} ---\n`);
   const hub = new ConsoleHub(log, paths.console, new Socket({ fd: 4, readable: false, writable: true }));
   let qemuClosedConsole = false;
-  const consoleEnded = hub.relay(process.stdin).then(() => {
-    qemuClosedConsole = true;
-  });
+  const follow = (stdout: NodeJS.ReadableStream) => {
+    qemuClosedConsole = false;
+    return hub.relay(stdout).then(() => {
+      qemuClosedConsole = true;
+    });
+  };
+  let consoleEnded = follow(process.stdin);
 
   let monitor: QmpClient | undefined;
   try {
     await hub.listen();
     monitor = await connectMonitor(
       paths.supervisorSocket,
-      () => qemuClosedConsole || !alive(launch.qemuPid, qemuStart),
+      () => qemuClosedConsole || !alive(qemuPid, qemuStart),
     );
   } catch (e) {
     report({ type: 'error', message: `supervisor: ${oneLine(e)}` });
@@ -188,30 +218,57 @@ export async function supervise(
   });
   report({ type: 'ready' });
 
-  let shutdownReason = '';
-  monitor.onEvent((event, data) => {
-    if (event === 'SHUTDOWN')
-      shutdownReason = String((data as { reason?: string } | undefined)?.reason ?? 'shutdown');
-  });
-  const monitorClosed = new Promise<void>((resolve) => monitor!.onClose(resolve));
-  const qemuGone = (async () => {
-    await Promise.all([consoleEnded, monitorClosed]);
-    for (let i = 0; i < 200 && alive(launch.qemuPid, qemuStart); i++)
-      await new Promise((r) => setTimeout(r, 50));
-  })();
-
   let stopping = false;
+  let qemuGone: Promise<void> = Promise.resolve();
+  let shutdownReason = '';
+  const watch = (m: QmpClient) => {
+    shutdownReason = '';
+    m.onEvent((event, data) => {
+      if (event === 'SHUTDOWN')
+        shutdownReason = String((data as { reason?: string } | undefined)?.reason ?? 'shutdown');
+    });
+    const monitorClosed = new Promise<void>((resolve) => m.onClose(resolve));
+    const pid = qemuPid;
+    const started = qemuStart;
+    qemuGone = (async () => {
+      await Promise.all([consoleEnded, monitorClosed]);
+      for (let i = 0; i < 200 && alive(pid, started); i++) await new Promise((r) => setTimeout(r, 50));
+    })();
+  };
+  watch(monitor);
+
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    const outcome = await gracefulStop(monitor!, qemuGone, def.stopTimeoutSec * 1000);
-    if (outcome === 'killed' && alive(launch.qemuPid, qemuStart)) process.kill(launch.qemuPid, 'SIGKILL');
+    const outcome = await gracefulStop(
+      monitor!,
+      qemuGone,
+      def.stopTimeoutSec * 1000,
+      false,
+      ARCH_TRAITS[launch.plan.arch].powerButton ? undefined : paths.qga,
+    );
+    if (outcome === 'killed' && alive(qemuPid, qemuStart)) process.kill(qemuPid, 'SIGKILL');
   };
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop());
 
-  await qemuGone;
-  monitor.close();
-  const reason = shutdownReason || `QEMU exited unexpectedly (see ${paths.qemuLog})`;
+  let reason: string;
+  for (;;) {
+    await qemuGone;
+    monitor.close();
+    reason = shutdownReason || `QEMU exited unexpectedly (see ${paths.qemuLog})`;
+    // The stub powered off after sending the installed kernel: start QEMU again with it.
+    const boot = !stopping && shutdownReason === 'guest-shutdown' ? takeDirectBoot(paths, log) : undefined;
+    if (!boot) break;
+    const next = await relaunch(paths, { ...launch.plan, directBoot: boot }, hub, log);
+    if (!next) {
+      reason = `QEMU did not start with the installed kernel (see ${paths.qemuLog})`;
+      break;
+    }
+    ({ qemuPid, qemuStart, monitor } = next);
+    consoleEnded = follow(next.stdout);
+    writeState(paths, { ...readState(paths), qemuPid, qemuCommand: next.command });
+    watch(monitor);
+  }
   writeState(paths, {
     ...readState(paths),
     supervisorPid: undefined,
@@ -223,4 +280,76 @@ export async function supervise(
   log.close();
   cleanup(paths, launch.daemonPids);
   if (def.ephemeral) removeInstance(paths);
+}
+
+/** What the stub sent over the boot-export port, checked and kept; undefined (said on the console) when nothing usable came. */
+function takeDirectBoot(paths: InstancePaths, log: BoundedLog): DirectBoot | undefined {
+  let data: Buffer;
+  try {
+    data = readFileSync(paths.bootExport);
+  } catch {
+    return undefined;
+  }
+  try {
+    const received = decodeBootExport(data);
+    if (!received) return undefined;
+    const boot = keepDirectBoot(paths.directBoot, received);
+    log.write(
+      `\n--- vmstub: booting ${received.header.kernel.path} directly${received.header.unchanged ? ' (the copy the host had)' : ''}, with: ${boot.cmdline} ---\n`,
+    );
+    return boot;
+  } catch (e) {
+    log.write(`\n--- vmstub: cannot boot the installed system directly: ${oneLine(e)} ---\n`);
+    return undefined;
+  } finally {
+    rmSync(paths.bootExport, { force: true });
+  }
+}
+
+/** Starts QEMU again from the plan (the direct boot), with the console and monitor as before. */
+async function relaunch(
+  paths: InstancePaths,
+  plan: LaunchPlan,
+  hub: ConsoleHub,
+  log: BoundedLog,
+): Promise<
+  | {
+      qemuPid: number;
+      qemuStart: string | undefined;
+      monitor: QmpClient;
+      stdout: NodeJS.ReadableStream;
+      command: string[];
+    }
+  | undefined
+> {
+  const { binary, args } = buildQemuArgv({
+    ...plan,
+    extraFwCfg: undefined,
+    extraDisks: undefined,
+    fwCfgDisk: undefined,
+  });
+  const argv = [...args, ...supervisorMonitorArgs(paths)];
+  const qemuPath = which(binary) ?? binary;
+  for (const f of [paths.supervisorSocket, paths.qmp, paths.qga]) rmSync(f, { force: true });
+  const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
+  writeFileSync(qemuLog, `=== ${new Date().toISOString()} ${qemuPath} ${argv.join(' ')}\n`);
+  const oldUmask = process.umask(0o077);
+  let qemu: ChildProcess;
+  try {
+    qemu = spawn(qemuPath, argv, { stdio: ['pipe', 'pipe', qemuLog], detached: true });
+  } finally {
+    process.umask(oldUmask);
+    closeSync(qemuLog);
+  }
+  qemu.on('error', () => {});
+  hub.retarget(qemu.stdin!);
+  const qemuPid = qemu.pid ?? -1;
+  const qemuStart = processStartTicks(qemuPid);
+  let exited = false;
+  qemu.once('exit', () => (exited = true));
+  qemu.unref();
+  log.write(`--- vmstub: QEMU started again (pid ${qemuPid}) ---\n`);
+  const monitor = await connectMonitor(paths.supervisorSocket, () => exited);
+  if (!monitor) return undefined;
+  return { qemuPid, qemuStart, monitor, stdout: qemu.stdout!, command: [qemuPath, ...argv] };
 }

@@ -163,11 +163,12 @@ export function buildBusyboxInitramfs(
   out: string,
   init = FIXTURE_INIT,
   modules = FIXTURE_MODULES,
+  busybox = '/bin/busybox',
 ): void {
   const stage = mkdtempSync(join(tmpdir(), 'vmstub-initramfs-'));
   try {
     for (const d of ['bin', 'etc', 'lib/modules']) mkdirSync(join(stage, d), { recursive: true });
-    copyFileSync('/bin/busybox', join(stage, 'bin', 'busybox'));
+    copyFileSync(busybox, join(stage, 'bin', 'busybox'));
     chmodSync(join(stage, 'bin', 'busybox'), 0o755);
     symlinkSync('busybox', join(stage, 'bin', 'sh'));
     writeFileSync(join(stage, 'init'), init, { mode: 0o755 });

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBusyboxInitramfs, fixtureKernel, testCacheDir } from './fixture.js';
+import { buildBusyboxInitramfs, fixtureKernel, testCacheDir, type FixtureKernel } from './fixture.js';
 
 export const INSTALLED_MARKER = 'INSTALLED-SYSTEM-BOOTED';
 
@@ -31,20 +31,61 @@ poweroff -f
 `;
 
 /** Debian's layout: versioned files in /boot, absolute default links at the root, an fstab mounting /. */
-export function installedTree(fsType: string): string {
-  const kernel = fixtureKernel();
+export function installedTree(fsType: string, parts: InstalledParts = hostParts()): string {
+  const { kernel } = parts;
   const v = kernel.version;
   const dir = mkdtempSync(join(tmpdir(), 'installed-'));
   mkdirSync(join(dir, 'boot'));
   mkdirSync(join(dir, 'etc'));
-  copyFileSync(kernel.vmlinuz, join(dir, 'boot', `vmlinuz-${v}`));
+  copyFileSync(kernel.vmlinuz, join(dir, 'boot', parts.kernelName));
   const initrd = join(testCacheDir(), `installed-initrd-${v}.img`);
-  buildBusyboxInitramfs(kernel, initrd, INSTALLED_INIT, []);
+  buildBusyboxInitramfs(kernel, initrd, INSTALLED_INIT, [], parts.busybox);
   copyFileSync(initrd, join(dir, 'boot', `initrd.img-${v}`));
-  symlinkSync(`/boot/vmlinuz-${v}`, join(dir, 'vmlinuz'));
+  symlinkSync(`/boot/${parts.kernelName}`, join(dir, parts.kernelName.replace(/-.*$/, '')));
   symlinkSync(`/boot/initrd.img-${v}`, join(dir, 'initrd.img'));
   writeFileSync(join(dir, 'etc', 'fstab'), `LABEL=installed / ${fsType} defaults 0 1\n`);
   return dir;
+}
+
+/** What the fixture system is made of: a Debian kernel as /boot names it, and a static busybox. */
+export interface InstalledParts {
+  kernel: FixtureKernel;
+  kernelName: string;
+  busybox: string;
+}
+
+function hostParts(): InstalledParts {
+  const kernel = fixtureKernel();
+  return { kernel, kernelName: `vmlinuz-${kernel.version}`, busybox: '/bin/busybox' };
+}
+
+/**
+ * The parts for another architecture, from its stub image: the Debian kernel in its /boot
+ * (vmlinuz-V on arm64, vmlinux-V on riscv64) and its busybox-static.
+ */
+export function partsFromStub(stub: string): InstalledParts {
+  const dir = mkdtempSync(join(tmpdir(), 'stub-parts-'));
+  execFileSync('unsquashfs', [
+    '-q',
+    '-n',
+    '-no-xattrs',
+    '-d',
+    join(dir, 'root'),
+    stub,
+    'boot',
+    'usr/bin/busybox',
+  ]);
+  const root = join(dir, 'root');
+  const kernelName = readdirSync(join(root, 'boot')).find((f) => /^vmlinu[xz]-/.test(f));
+  if (!kernelName) throw new Error(`${stub} has no /boot/vmlinu[xz]-VERSION`);
+  const version = kernelName.replace(/^vmlinu[xz]-/, '');
+  mkdirSync(join(root, 'lib', 'modules', version), { recursive: true });
+  writeFileSync(join(root, 'lib', 'modules', version, 'modules.dep'), '');
+  return {
+    kernel: { version, vmlinuz: join(root, 'boot', kernelName), root },
+    kernelName,
+    busybox: join(root, 'usr', 'bin', 'busybox'),
+  };
 }
 
 /** An mkfs.xfs prototype file describing a directory tree (mkfs.xfs(8), "-p protofile"). */

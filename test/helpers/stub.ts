@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { mkdirSync, symlinkSync } from 'node:fs';
 import type { Sandbox } from './cli.js';
 import { testCacheDir } from './fixture.js';
+import type { Arch } from '../../src/util/arch.js';
 
 export interface StubBuild {
   image: string;
@@ -11,9 +12,11 @@ export interface StubBuild {
 }
 
 /** Builds (or finds cached) the real stub image, as `vmstub image build stub` does for a user. */
-export function buildStub(box: Sandbox): StubBuild {
+export function buildStub(box: Sandbox, arch: Arch = 'x86_64'): StubBuild {
   const out = join(testCacheDir(), 'stub');
-  const r = box.run(['image', 'build', 'stub', '--out', out, '--json'], { timeoutMs: 30 * 60 * 1000 });
+  const r = box.run(['image', 'build', 'stub', '--arch', arch, '--out', out, '--json'], {
+    timeoutMs: 60 * 60 * 1000,
+  });
   if (r.code !== 0) throw new Error(`vmstub image build stub failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout) as StubBuild;
 }

@@ -77,6 +77,22 @@ describe('bad input, disks and damaged state', () => {
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
     writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: centos9stream\nformats: [dvd]\n');
     writeFileSync(file('machine.yaml'), 'distro: debian12\ncpus: 0\nforwards: [eighty]\n');
+    // An arm64 Image header (its magic at 0x38), and a stub for aarch64 whose kernel is an x86_64 bzImage.
+    const arm64 = Buffer.alloc(4096);
+    arm64.write('ARM\x64', 0x38, 'latin1');
+    writeFileSync(file('arm64-Image'), arm64);
+    mkdirSync(join(files, 'x86-stub', 'boot'), { recursive: true });
+    const bzImage = Buffer.alloc(8192);
+    bzImage.write('HdrS', 0x202, 'latin1');
+    writeFileSync(join(files, 'x86-stub', 'boot', 'kernel'), bzImage);
+    writeFileSync(join(files, 'x86-stub', 'boot', 'initramfs'), randomBytes(512));
+    mkdirSync(join(box.home, 'images'), { recursive: true });
+    execFileSync('mksquashfs', [
+      join(files, 'x86-stub'),
+      join(box.home, 'images', 'stub-aarch64.squashfs'),
+      '-quiet',
+      '-noappend',
+    ]);
   });
 
   after(() => box.cleanup());
@@ -93,6 +109,26 @@ describe('bad input, disks and damaged state', () => {
     [['run', '--detach', 'truncated.squashfs'], 2, /truncated\.squashfs/],
     [['run', '--detach', 'nowhere.squashfs'], 2, /system image .*nowhere\.squashfs not found/],
     [['run', '--detach', '--data', 'no-disk.img', 'whole.squashfs'], 2, /data disk .*no-disk\.img not found/],
+    [
+      ['run', '--detach', '--accel', 'kvm', '--kernel', 'arm64-Image'],
+      2,
+      /--accel kvm: KVM runs guests of the host's architecture only \(x86_64\), not aarch64; use --accel tcg/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--arch', 'riscv64'],
+      2,
+      /Debian 12 \(bookworm\) is not available for riscv64 \(x86_64, aarch64\)/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian13', '--arch', 'mips'],
+      2,
+      /--arch 'mips' is not one of x86_64, aarch64, riscv64/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian13', '--arch', 'aarch64'],
+      2,
+      /stub-aarch64\.squashfs: its kernel is for x86_64, not aarch64; build the aarch64 stub with vmstub image build stub --arch aarch64/,
+    ],
     [['create', 'web1'], 2, /--distro is required/],
     [['create', 'web1', '--distro', 'windows11'], 2, /unknown distribution 'windows11'/],
     [

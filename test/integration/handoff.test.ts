@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -79,6 +79,42 @@ describe('an installed system on the data disk', () => {
       },
     );
   }
+
+  test(
+    '--handoff host: the stub sends the kernel to the host, which boots it directly; the next start sends only word that it is unchanged',
+    { timeout: 600_000 },
+    async () => {
+      const disk = join(work, 'host.img');
+      const uuid = filesystemImage('xfs', installedTree('xfs'), disk);
+      const before = sha256(disk);
+      boot('hb', ['--data', disk, '--handoff', 'host']);
+      const cmdline = await handedOver('hb');
+      assert.equal(cmdline.trim(), `root=UUID=${uuid} rootfstype=xfs ro console=ttyS0,115200n8`);
+      const first = events('hb').filter((e) => e.type === 'handoff');
+      assert.equal(first.length, 1);
+      assert.ok(first[0]?.status === 'host-boot' && !first[0].unchanged, JSON.stringify(first[0]));
+      assert.match(box.consoleLog('hb'), /vmstub: booting \/boot\/vmlinuz-\S+ directly, with: root=UUID=/);
+      const kept = join(box.instanceDir('hb'), 'direct-boot');
+      assert.equal(statSync(kept).mode & 0o777, 0o700);
+      assert.ok(readFileSync(join(kept, 'kernel')).equals(readFileSync(fixtureKernel().vmlinuz)));
+
+      assert.equal(box.run(['start', 'hb']).code, 0);
+      await waitFor(
+        'the second direct boot',
+        () => (box.consoleLog('hb').split(INSTALLED_MARKER).length > 2 ? true : undefined),
+        BOOT,
+      );
+      const again = events('hb').find((e) => e.type === 'handoff');
+      assert.ok(again?.status === 'host-boot' && again.unchanged, JSON.stringify(again));
+      assert.match(box.consoleLog('hb'), /directly \(the copy the host had\)/);
+      await waitFor(
+        'hb to power off',
+        () => box.run(['show', '--json', 'hb']).stdout.includes('"state": "stopped"'),
+        60_000,
+      );
+      assert.equal(sha256(disk), before, 'the handoff wrote nothing to the installed system');
+    },
+  );
 
   test('with --stub (vmstub.nokexec) the stub stays, for repair', { timeout: 300_000 }, async () => {
     const disk = join(work, 'xfs.img');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { bootstrapPackages, currentSnapshot, explainStages, planStages } from '../../src/image/build.js';
-import { imageJsonSchema, readImageConfig } from '../../src/image/config.js';
+import { imageJsonSchema, packagesFor, readImageConfig } from '../../src/image/config.js';
 import { foreignArchProblem } from '../../src/image/foreign-arch.js';
 import { changedInputs, StageCache } from '../../src/image/stage-cache.js';
 import { VmstubError } from '../../src/util/errors.js';
@@ -78,7 +78,7 @@ test('every problem in a config at once, in file order, with its line', () => {
   assert.match(message, /bad\.yaml: 6 problems: /);
   const order = [
     /name: 'Web Server' is not a valid image name.*\(line 1\)/,
-    /packages\[1\]: 'no such' is not a package name \(line 3\)/,
+    /packages\[1\]: 'no such' is not a package name \(with an optional \[arch \.\.\.\] or \[!arch \.\.\.\]\) \(line 3\)/,
     /hook: \S+missing\.sh not found \(line 4\)/,
     /users\[1\]\.name: 'alice' is listed twice \(line 7\)/,
     /formats\[1\]: 'dvd' is not one of squashfs, system, iso \(line 8\)/,
@@ -90,6 +90,26 @@ test('every problem in a config at once, in file order, with its line', () => {
     assert.ok(m, `${re} after position ${at} in: ${message}`);
     at += m.index + m[0].length;
   }
+});
+
+test("packages limited to architectures, by our names or Debian's", () => {
+  const list = ['vim', 'kexec-tools [!riscv64]', 'grub-efi-arm64-bin [arm64]', 'shim [x86_64 aarch64]'];
+  assert.deepEqual(packagesFor(list, 'x86_64'), ['vim', 'kexec-tools', 'shim']);
+  assert.deepEqual(packagesFor(list, 'aarch64'), ['vim', 'kexec-tools', 'grub-efi-arm64-bin', 'shim']);
+  assert.deepEqual(packagesFor(list, 'riscv64'), ['vim']);
+  assert.throws(() => packagesFor(['ab [x86_64 !riscv64]'], 'x86_64'), /all \[a b\] or all \[!a !b\]/);
+  const config = readImageConfig(
+    file(
+      'arches.yaml',
+      'name: a\ndistro: debian13\narch: riscv64\npackages: [vim, "kexec-tools [!riscv64]"]\n',
+    ),
+    'x86_64',
+  );
+  assert.deepEqual(config.packages, ['vim']);
+  assert.match(
+    problems(file('badarch.yaml', 'name: b\ndistro: debian13\npackages: [vim, "kexec-tools [!mips]"]\n')),
+    /packages\[1\]: unknown architecture 'mips' \(x86_64, aarch64, riscv64\) \(line 3\)/,
+  );
 });
 
 test('what cannot be built is refused with the reason', () => {

@@ -252,21 +252,98 @@ const cases: Case[] = [
     ],
   },
   {
-    name: 'aarch64 uses the virt machine and ttyAMA0',
+    name: 'aarch64 under TCG: the virt machine, a CPU with cheap pointer authentication, ttyAMA0',
     plan: plan({ arch: 'aarch64' }),
     binary: 'qemu-system-aarch64',
     has: [
       ['-machine', 'virt'],
-      ['-cpu', 'max'],
+      ['-cpu', 'max,pauth-impdef=on,lpa2=off'],
+      ['-device', 'virtio-blk-pci,drive=system,serial=system'],
     ],
     cmdline: 'console=ttyAMA0,115200n8',
   },
   {
-    name: 'riscv64 uses the virt machine',
+    name: 'aarch64 under KVM on an aarch64 host: the host CPU',
+    plan: plan({ arch: 'aarch64', accel: 'kvm' }),
+    has: [['-cpu', 'host']],
+  },
+  {
+    name: 'aarch64 with UEFI (AAVMF): its flash pair, no SMM',
+    plan: plan(
+      {
+        arch: 'aarch64',
+        kernel: undefined,
+        initrd: undefined,
+        firmware: { code: '/fw/AAVMF_CODE.fd', vars: '/vm/efivars.fd', format: 'raw', requiresSmm: false },
+      },
+      { system: undefined, iso: '/images/live.iso' },
+    ),
+    has: [
+      ['-machine', 'virt'],
+      ['-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/fw/AAVMF_CODE.fd'],
+      ['-drive', 'if=pflash,format=raw,unit=1,file=/vm/efivars.fd'],
+    ],
+    lacks: [
+      ['-global', 'cfi.pflash01'],
+      ['-kernel', ''],
+    ],
+  },
+  {
+    name: 'aarch64 with hvc: the virtio console instead of ttyAMA0',
+    plan: plan({ arch: 'aarch64' }, { hvc: true }),
+    has: [['-device', 'virtconsole,chardev=console,bus=hvcbus.0']],
+    lacks: [['-serial', '']],
+    cmdline: 'console=hvc0',
+  },
+  {
+    name: 'riscv64 under TCG: the virt machine, the generic rv64 CPU, ttyS0',
     plan: plan({ arch: 'riscv64' }),
     binary: 'qemu-system-riscv64',
-    has: [['-machine', 'virt']],
+    has: [
+      ['-machine', 'virt'],
+      ['-cpu', 'rv64'],
+      ['-device', 'virtio-blk-pci,drive=system,serial=system'],
+    ],
+    lacks: [['-bios', '']],
     cmdline: 'console=ttyS0,115200n8',
+  },
+  {
+    name: 'riscv64 stub: a boot-export port for the installed kernel it cannot kexec',
+    plan: plan({ arch: 'riscv64', bootExport: '/run/web1/boot-export' }),
+    has: [
+      ['-chardev', 'file,id=bootexport,path=/run/web1/boot-export'],
+      ['-device', 'virtserialport,bus=vserial.0,chardev=bootexport,name=org.vmstub.boot'],
+    ],
+  },
+  {
+    name: "a direct boot: the installed system's kernel, initramfs and whole command line, no export port",
+    plan: plan({
+      arch: 'riscv64',
+      bootExport: '/run/web1/boot-export',
+      directBoot: {
+        kernel: '/vm/direct-boot/kernel',
+        initrd: '/vm/direct-boot/initrd',
+        cmdline: 'root=UUID=1 ro console=ttyS0',
+      },
+    }),
+    has: [
+      ['-kernel', '/vm/direct-boot/kernel'],
+      ['-initrd', '/vm/direct-boot/initrd'],
+      ['-append', 'root=UUID=1 ro console=ttyS0'],
+    ],
+    lacks: [
+      ['-kernel', '/cache/kernel'],
+      ['-chardev', 'bootexport'],
+    ],
+  },
+  {
+    name: 'riscv64 has no fw_cfg: its items go on a read-only disk, and no -fw_cfg at all',
+    plan: plan({ arch: 'riscv64', fwCfgDisk: '/run/web1/fw-cfg.tar' }),
+    has: [
+      ['-drive', 'file=/run/web1/fw-cfg.tar,if=none,id=vmstub-fwcfg,format=raw,readonly=on'],
+      ['-device', 'virtio-blk-pci,drive=vmstub-fwcfg,serial=vmstub-fwcfg'],
+    ],
+    lacks: [['-fw_cfg', '']],
   },
   {
     name: 'an ISO: a CD drive on virtio-scsi that the firmware boots first, and no direct kernel boot',
