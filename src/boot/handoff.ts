@@ -188,7 +188,7 @@ export async function loadInstalledKernel(
     await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
   } else {
     log(
-      `found ${choice.name} (${choice.source}) on ${root.device}; ${byHost ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
+      `found ${choice.name} (${choice.source}) on ${root.device}; ${which('kexec') ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
     );
     via = { host: await sendToHost(choice, tree, cmdline) };
   }

@@ -75,6 +75,11 @@ interface ArchTraits {
   handoff: 'kexec' | 'host';
   /** Whether the machine has fw_cfg; without it the items go on a small disk (src/vm/fw-cfg-disk.ts). */
   fwCfg: boolean;
+  /**
+   * Whether QEMU reports the guest's power-off as a SHUTDOWN event. QEMU 7.2's riscv64 virt machine
+   * exits at once instead (its test device, which OpenSBI powers off with, calls exit).
+   */
+  shutdownEvent: boolean;
 }
 
 export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
@@ -87,6 +92,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     powerButton: true,
     handoff: 'kexec',
     fwCfg: true,
+    shutdownEvent: true,
   },
   aarch64: {
     binary: 'qemu-system-aarch64',
@@ -97,6 +103,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     powerButton: false,
     handoff: 'kexec',
     fwCfg: true,
+    shutdownEvent: true,
   },
   riscv64: {
     binary: 'qemu-system-riscv64',
@@ -108,6 +115,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     handoff: 'host',
     // QEMU 7.2's riscv64 virt machine has no fw_cfg device for -fw_cfg (later QEMUs have).
     fwCfg: false,
+    shutdownEvent: false,
   },
 };
 

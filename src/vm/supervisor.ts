@@ -255,6 +255,8 @@ export async function supervise(
   for (;;) {
     await qemuGone;
     monitor.close();
+    // A machine whose QEMU exits at the guest's power-off without a SHUTDOWN event: that is what it was.
+    if (!shutdownReason && !ARCH_TRAITS[launch.plan.arch].shutdownEvent) shutdownReason = 'guest-shutdown';
     reason = shutdownReason || `QEMU exited unexpectedly (see ${paths.qemuLog})`;
     // The stub powered off after sending the installed kernel: start QEMU again with it.
     const boot = !stopping && shutdownReason === 'guest-shutdown' ? takeDirectBoot(paths, log) : undefined;
