@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchCreate } from './create.js';
+import { benchForeign } from './foreign.js';
 import { benchHandoff } from './handoff.js';
 import { benchImage } from './image.js';
 import { benchPackageCache } from './package-cache.js';
@@ -21,6 +22,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   'package-cache': benchPackageCache,
   image: benchImage,
   'rpm-solve': benchRpmSolve,
+  foreign: benchForeign,
 };
 
 const wanted = process.argv.slice(2);

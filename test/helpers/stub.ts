@@ -25,11 +25,11 @@ export function buildStub(box: Sandbox, arch: Arch = 'x86_64'): StubBuild {
  * Readies a sandbox for creates: its user has no SSH keys of their own (create makes a key for each
  * instance, and vmstub ssh uses it), and its images/ holds the real stub, built or found cached.
  */
-export function useStub(box: Sandbox): void {
+export function useStub(box: Sandbox, arch: Arch = 'x86_64'): void {
   box.env.HOME = join(box.home, 'home');
   delete box.env.SSH_AUTH_SOCK;
   mkdirSync(box.env.HOME, { recursive: true });
-  const stub = buildStub(box);
+  const stub = buildStub(box, arch);
   mkdirSync(join(box.home, 'images'), { recursive: true });
-  symlinkSync(stub.image, join(box.home, 'images', 'stub-x86_64.squashfs'));
+  symlinkSync(stub.image, join(box.home, 'images', `stub-${arch}.squashfs`));
 }
