@@ -216,7 +216,7 @@ async function sendToHost(
   const port = findVirtioPort(BOOT_EXPORT_PORT);
   if (!port)
     throw new Error(
-      `this stub has no kexec, and the VM has no ${BOOT_EXPORT_PORT} port to give the host the kernel: start it with vmstub start`,
+      `this stub has no kexec, and the VM has no ${BOOT_EXPORT_PORT} port to give the host the kernel: boot it with vmstub run or vmstub start, which add that port`,
     );
   await run('modprobe', ['-q', 'qemu_fw_cfg']);
   const digestsFile = fwCfgGuestPath('bootDigests');

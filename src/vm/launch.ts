@@ -118,6 +118,11 @@ async function resolvePlan(
   const firmware = def.uefi ? prepareUefi(boot.arch, paths.efiVars) : undefined;
   // Where the stub cannot kexec, it sends the installed kernel to the host (src/boot/boot-export.ts),
   // told which one the host has already.
+  if (def.handoff === 'kexec' && ARCH_TRAITS[boot.arch].handoff === 'host')
+    throw new VmstubError(
+      `--handoff kexec: the ${boot.arch} stub has no kexec (Debian 13 has no kexec-tools for ${boot.arch}); the host boots its installed system`,
+      ExitCode.usage,
+    );
   const hostHandoff = (def.handoff ?? ARCH_TRAITS[boot.arch].handoff) === 'host' && Boolean(def.system);
   const kept = hostHandoff ? readDirectBoot(paths.directBoot) : undefined;
 

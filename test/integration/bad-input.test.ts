@@ -81,6 +81,9 @@ describe('bad input, disks and damaged state', () => {
     const arm64 = Buffer.alloc(4096);
     arm64.write('ARM\x64', 0x38, 'latin1');
     writeFileSync(file('arm64-Image'), arm64);
+    const riscv = Buffer.alloc(4096);
+    riscv.write('RSC\x05', 0x34, 'latin1');
+    writeFileSync(file('riscv64-Image'), riscv);
     mkdirSync(join(files, 'x86-stub', 'boot'), { recursive: true });
     const bzImage = Buffer.alloc(8192);
     bzImage.write('HdrS', 0x202, 'latin1');
@@ -113,6 +116,11 @@ describe('bad input, disks and damaged state', () => {
       ['run', '--detach', '--accel', 'kvm', '--kernel', 'arm64-Image'],
       2,
       /--accel kvm: KVM runs guests of the host's architecture only \(x86_64\), not aarch64; use --accel tcg/,
+    ],
+    [
+      ['run', '--detach', '--handoff', 'kexec', '--kernel', 'riscv64-Image'],
+      2,
+      /--handoff kexec: the riscv64 stub has no kexec \(Debian 13 has no kexec-tools for riscv64\)/,
     ],
     [
       ['create', 'web1', '--distro', 'debian12', '--arch', 'riscv64'],
