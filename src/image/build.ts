@@ -52,7 +52,7 @@ import { formatSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
 /** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
-export const STAGE_VERSIONS = { bootstrap: 2, packages: 1, root: 2, iso: 1 } as const;
+export const STAGE_VERSIONS = { bootstrap: 2, packages: 1, root: 3, iso: 1 } as const;
 export type StageName = keyof typeof STAGE_VERSIONS;
 
 /** Below this a squashfs is junk that mksquashfs left (vmdebootstrap's rule). */
@@ -86,16 +86,16 @@ export const NO_DOCS_DPKG_OPTIONS = [
 ];
 
 /**
- * While an image is built, update-initramfs is diverted to a no-op: the kernel package and every
- * trigger after it would make an initramfs-tools initramfs that nothing boots (vmstub's own initramfs
- * boots the system image, dracut's the ISO), and for an image of another architecture each one costs
- * minutes of emulated CPU. The root stage gives it back before squashing, so that a kernel update in
- * the running image makes its initramfs as usual.
+ * While the packages are installed, update-initramfs is diverted to a no-op: the kernel package and
+ * every trigger after it would each make the release's initramfs again, and for an image of another
+ * architecture each run costs minutes of emulated CPU. The root stage gives it back and makes the
+ * release's initramfs once (NAME.initrd), before the hook, so that the hook sees a whole system and a
+ * kernel update in the running image makes its initramfs as usual.
  */
 const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
 const HELD = `${UPDATE_INITRAMFS}.vmstub-build`;
 export const HOLD_INITRAMFS_HOOK = `chroot "$1" dpkg-divert --quiet --local --rename --divert ${HELD} --add ${UPDATE_INITRAMFS} && ln -s /bin/true "$1${UPDATE_INITRAMFS}"`;
-const releaseInitramfs = async (root: string, log: (l: string) => void, logFile: string) => {
+async function releaseInitramfs(root: string, log: (l: string) => void, logFile: string): Promise<void> {
   rmSync(join(root, UPDATE_INITRAMFS.slice(1)), { force: true });
   await inRoot(
     root,
@@ -103,7 +103,13 @@ const releaseInitramfs = async (root: string, log: (l: string) => void, logFile:
     log,
     logFile,
   );
-};
+  const { version } = installedKernel(root);
+  if (
+    existsSync(join(root, UPDATE_INITRAMFS.slice(1))) &&
+    !existsSync(join(root, 'boot', `initrd.img-${version}`))
+  )
+    await inRoot(root, ['update-initramfs', '-c', '-k', version], log, logFile, "the release's initramfs");
+}
 
 /** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with. */
 export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic'];
@@ -571,6 +577,7 @@ export async function buildStages(
     const session = await openChroot(root, { network: true });
     let boot: Awaited<ReturnType<typeof bootFiles>>;
     try {
+      await releaseInitramfs(root, log, logFile);
       if (c.files) {
         o.progress(`root: copying in ${c.files}`);
         await logged(
@@ -609,7 +616,6 @@ export async function buildStages(
       dropBuildState(root);
       o.progress('root: boot files');
       boot = await bootFiles(root, c, log, logFile);
-      await releaseInitramfs(root, log, logFile);
     } finally {
       await session.end();
     }
