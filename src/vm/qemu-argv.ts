@@ -3,7 +3,7 @@ import type { Arch } from '../util/arch.js';
 import type { DiskSpec, VmDefinition } from './definition.js';
 import { EVENTS_PORT, fwCfgName } from '../events/protocol.js';
 import { BOOT_EXPORT_PORT } from '../boot/boot-export.js';
-import { FW_CFG_DISK_SERIAL } from './fw-cfg-disk.js';
+import { FW_CFG_DISK_SERIAL, type FwCfgEntry } from './fw-cfg-disk.js';
 
 export type ShareMode = 'virtiofs' | '9p';
 
@@ -37,7 +37,7 @@ export interface LaunchPlan {
   firmware?: UefiFirmware;
   bridgeHelper?: string;
   /** fw_cfg items vmstub adds itself (after the user's). */
-  extraFwCfg?: ({ name: string; file: string } | { name: string; string: string })[];
+  extraFwCfg?: FwCfgEntry[];
   /** On machines without fw_cfg: the archive of its items (fwCfgItems) attached as a disk instead. */
   fwCfgDisk?: string;
   /** Where the stub's boot-export port writes, on machines whose stub hands over by the host. */
@@ -142,9 +142,7 @@ function diskArgs(id: string, disk: DiskSpec, readonly: boolean, bootIndex?: num
 }
 
 /** Everything passed through fw_cfg: the instance name, the user's items, vmstub's own for this boot. */
-export function fwCfgItems(
-  plan: LaunchPlan,
-): ({ name: string; file: string } | { name: string; string: string })[] {
+export function fwCfgItems(plan: LaunchPlan): FwCfgEntry[] {
   return [{ name: fwCfgName('name'), string: plan.def.name }, ...plan.def.fwCfg, ...(plan.extraFwCfg ?? [])];
 }
 
