@@ -10,17 +10,9 @@
  * still what the installed system boots.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../vm/store.js';
 
 export const BOOT_EXPORT_PORT = 'org.vmstub.boot';
 /** On the stub's command line: hand over by the host even where kexec would work (run --handoff host). */
@@ -141,26 +133,15 @@ export function keepDirectBoot(dir: string, received: BootExport): DirectBoot {
   const { header } = received;
   const digests = digestsLine(header.kernel.sha256, header.initrd?.sha256);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const put = (name: string, data: Buffer) => {
-    const tmp = join(dir, `.${name}.tmp`);
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, data);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(dir, name));
-  };
   if (!header.unchanged) {
     rmSync(join(dir, META), { force: true });
-    put('kernel', received.kernel!);
-    if (received.initrd) put('initrd', received.initrd);
+    writeFileAtomic(join(dir, 'kernel'), received.kernel!);
+    if (received.initrd) writeFileAtomic(join(dir, 'initrd'), received.initrd);
     else rmSync(join(dir, 'initrd'), { force: true });
   } else if (readDirectBoot(dir)?.digests !== digests) {
     throw new Error('the stub said the boot files are unchanged, but the host has no such copy');
   }
   const meta = { cmdline: header.cmdline, digests, initrd: Boolean(header.initrd) };
-  writeFileSync(join(dir, `.${META}.tmp`), JSON.stringify(meta) + '\n', { mode: 0o600 });
-  renameSync(join(dir, `.${META}.tmp`), join(dir, META));
+  writeFileAtomic(join(dir, META), JSON.stringify(meta) + '\n');
   return readDirectBoot(dir)!;
 }

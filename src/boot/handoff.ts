@@ -1,14 +1,5 @@
 import { spawn } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fwCfgGuestPath } from '../events/protocol.js';
 import { EventSink, findVirtioPort } from '../events/sink.js';
@@ -174,21 +165,22 @@ export async function loadInstalledKernel(
   if (!choice) return undefined;
   const fstabPath = resolveInTree(tree, '/etc/fstab');
   const fstab = fstabPath && existsSync(fstabPath) ? readFileSync(fstabPath, 'utf8') : '';
+  const stubCmdline = readFileSync('/proc/cmdline', 'utf8').trim();
   const cmdline = handoffCommandLine({
-    stubCmdline: readFileSync('/proc/cmdline', 'utf8').trim(),
+    stubCmdline,
     stubImageArgs: stubImageArgs(),
     root,
     fstabHasRoot: fstabHasRoot(fstab),
     blsOptions: choice.options,
   });
   let via: Found['via'] = 'kexec';
-  const byHost = readFileSync('/proc/cmdline', 'utf8').split(/\s+/).includes(HOST_HANDOFF_ARG);
-  if (which('kexec') && !byHost) {
+  const hasKexec = which('kexec') !== undefined;
+  if (hasKexec && !stubCmdline.split(/\s+/).includes(HOST_HANDOFF_ARG)) {
     log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
     await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
   } else {
     log(
-      `found ${choice.name} (${choice.source}) on ${root.device}; ${which('kexec') ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
+      `found ${choice.name} (${choice.source}) on ${root.device}; ${hasKexec ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
     );
     via = { host: await sendToHost(choice, tree, cmdline) };
   }
@@ -232,12 +224,7 @@ async function sendToHost(
     cmdline,
     hostDigests,
   );
-  const fd = openSync(port, 'w');
-  try {
-    for (let at = 0; at < data.length;) at += writeSync(fd, data, at, Math.min(data.length - at, 1 << 20));
-  } finally {
-    closeSync(fd);
-  }
+  writeFileSync(port, data);
   return { unchanged: data.indexOf(0x0a) === data.length - 1 };
 }
 

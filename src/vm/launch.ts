@@ -68,6 +68,24 @@ export const supervisorMonitorArgs = (paths: InstancePaths): string[] => [
   'chardev=supervisor,mode=control',
 ];
 
+/**
+ * Starts QEMU detached, its console on pipes and its errors appended to qemu.log after the command
+ * line, its sockets and pid file for the owner only. Used by the starter and, for a direct boot, by
+ * the supervisor.
+ */
+export function spawnQemu(paths: InstancePaths, qemuPath: string, argv: string[]): ChildProcess {
+  for (const f of [paths.supervisorSocket, paths.qmp, paths.qga]) rmSync(f, { force: true });
+  const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
+  writeFileSync(qemuLog, `=== ${new Date().toISOString()} ${qemuPath} ${argv.join(' ')}\n`);
+  const oldUmask = process.umask(0o077);
+  try {
+    return spawn(qemuPath, argv, { stdio: ['pipe', 'pipe', qemuLog], detached: true });
+  } finally {
+    process.umask(oldUmask);
+    closeSync(qemuLog);
+  }
+}
+
 /** How the CLI re-invokes itself as a supervisor: the same script (the bundle, or compiled main). */
 function selfCommand(): { node: string; script: string } {
   return { node: process.execPath, script: process.argv[1]! };
@@ -258,20 +276,10 @@ export async function startInstance(
         writeFwCfgDisk(paths.fwCfgDisk, fwCfgItems(launchPlan));
       }
       const { binary, args } = buildQemuArgv(launchPlan);
-      const supSock = paths.supervisorSocket;
       const argv = [...args, ...supervisorMonitorArgs(paths)];
       const qemuPath = which(binary) ?? requireQemu(plan.arch);
-      for (const f of [supSock, paths.qmp, paths.qga]) rmSync(f, { force: true });
       const logStart = fileSize(paths.qemuLog);
-      const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
-      writeFileSync(qemuLog, `=== ${new Date().toISOString()} ${qemuPath} ${argv.join(' ')}\n`);
-      const oldUmask = process.umask(0o077); // QEMU's sockets and pid file: for the owner only
-      try {
-        qemu = spawn(qemuPath, argv, { stdio: ['pipe', 'pipe', qemuLog], detached: true });
-      } finally {
-        process.umask(oldUmask);
-        closeSync(qemuLog);
-      }
+      qemu = spawnQemu(paths, qemuPath, argv);
       const spawnError = new Promise<Error>((resolve) => qemu!.once('error', resolve));
       const launch: LaunchInfo = {
         starterPid: process.pid,

@@ -110,7 +110,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
 const SOCKET_PATH_MAX = 107;
 
 /** Writes a file so that readers see the old or the new content, never half of it. */
-export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
+export function writeFileAtomic(path: string, content: string | Buffer, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, content, { mode });
   renameSync(tmp, path);

@@ -1,19 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { join } from 'node:path';
 import { oneLine } from '../util/errors.js';
 import { BoundedLog, CONSOLE_LOG_MAX_BYTES } from './bounded-log.js';
-import { supervisorMonitorArgs, type LaunchInfo, type SupervisorReport } from './launch.js';
+import { spawnQemu, supervisorMonitorArgs, type LaunchInfo, type SupervisorReport } from './launch.js';
 import { ARCH_TRAITS, buildQemuArgv, type LaunchPlan } from './qemu-argv.js';
 import { qgaExecute } from './qga.js';
 import { decodeBootExport, keepDirectBoot, type DirectBoot } from '../boot/boot-export.js';
@@ -332,17 +322,7 @@ async function relaunch(
   });
   const argv = [...args, ...supervisorMonitorArgs(paths)];
   const qemuPath = which(binary) ?? binary;
-  for (const f of [paths.supervisorSocket, paths.qmp, paths.qga]) rmSync(f, { force: true });
-  const qemuLog = openSync(paths.qemuLog, 'a', 0o600);
-  writeFileSync(qemuLog, `=== ${new Date().toISOString()} ${qemuPath} ${argv.join(' ')}\n`);
-  const oldUmask = process.umask(0o077);
-  let qemu: ChildProcess;
-  try {
-    qemu = spawn(qemuPath, argv, { stdio: ['pipe', 'pipe', qemuLog], detached: true });
-  } finally {
-    process.umask(oldUmask);
-    closeSync(qemuLog);
-  }
+  const qemu = spawnQemu(paths, qemuPath, argv);
   qemu.on('error', () => {});
   hub.retarget(qemu.stdin!);
   const qemuPid = qemu.pid ?? -1;
