@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
+import { ARCHES } from '../util/arch.js';
 import { annotate, jsonOption, repeatable, stubOption, waitSshOption, wholeNumber } from './options.js';
 import { formatTable, note, printJson } from './output.js';
 import { onCleanup } from '../util/cleanup.js';
@@ -66,11 +67,20 @@ const runCommand = () =>
     .option('--initrd <FILE>', 'initramfs for --kernel')
     .option(
       '--iso <FILE>',
-      'boot this ISO from a CD drive (BIOS, or UEFI with --uefi) instead of a system image',
+      'boot this ISO from a CD drive (BIOS, or UEFI with --uefi; UEFI alone on aarch64) instead of a system image',
     )
     .option(
       '--boot-disk <DISK>',
       'boot this disk image (raw or qcow2: an ISO written to a disk, a cloud image) through the firmware instead of a system image; written to',
+    )
+    .addOption(
+      annotate(
+        new Option(
+          '--arch <ARCH>',
+          "the guest's architecture for --iso or --boot-disk (aarch64 boots through UEFI); a system image or kernel says its own",
+        ).choices(ARCHES),
+        { defaultText: "the host's" },
+      ),
     )
     .option('-d, --data <DISK>', 'data disk (raw or qcow2), seen as /dev/disk/by-id/virtio-data')
     .option('--volatile-data <SIZE>', 'a blank data disk of SIZE, deleted when the VM stops')

@@ -31,7 +31,7 @@ import { findInstalledKernel } from '../boot/discover.js';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
 import { requireForeignArch } from './foreign-arch.js';
-import { buildIso, volumeLabel } from './iso.js';
+import { buildIso, grubModuleDir, isoPlatform, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
@@ -229,7 +229,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
       from: root,
       label: volumeLabel(c.name),
       cmdline: c.cmdline,
-      tools: toolVersions(['xorriso', 'grub-pc-bin', 'grub-efi-amd64-bin']),
+      tools: toolVersions(['xorriso', 'grub-common', ...isoHostPackages(c)]),
     },
     !c.formats.includes('iso'),
   );
@@ -408,6 +408,32 @@ async function configureRoot(root: string, c: ImageConfig, log: (l: string) => v
   write(root, 'etc/machine-id', '');
   rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
   rmSync(join(root, 'var/lib/systemd/random-seed'), { force: true });
+}
+
+/** The host's GRUB packages an ISO of this image is made with (none where GRUB comes from the image's release). */
+function isoHostPackages(c: ImageConfig): string[] {
+  const p = isoPlatform(c.arch);
+  return p.grubFrom === 'host' ? [...(p.bios ? [p.bios.package] : []), p.efi.package] : [];
+}
+
+/**
+ * GRUB's modules for a foreign ISO, from the image's own release: the package downloaded by the
+ * image's apt and unpacked beside the root (into out), not installed in it.
+ */
+async function imageGrub(root: string, out: string, pkg: string, log: (l: string) => void, logFile: string) {
+  const dl = join(root, 'tmp/vmstub-grub');
+  mkdirSync(dl, { recursive: true });
+  await inRoot(
+    root,
+    ['sh', '-c', `cd /tmp/vmstub-grub && apt-get download ${pkg}`],
+    log,
+    logFile,
+    `downloading ${pkg}`,
+  );
+  const deb = readdirSync(dl).find((f) => f.endsWith('.deb'));
+  if (!deb) throw new VmstubError(`${pkg}: apt-get download left no package`);
+  await logged(`unpacking ${pkg}`, 'dpkg-deb', ['-x', join(dl, deb), out], log, logFile);
+  rmSync(dl, { recursive: true, force: true });
 }
 
 /**
@@ -610,6 +636,11 @@ export async function buildStages(
           dirname(c.hook),
         );
       }
+      if (c.formats.includes('iso') && isoPlatform(c.arch).grubFrom === 'image') {
+        o.progress(`root: GRUB for ${c.arch} from ${c.distro.name}`);
+        if (!c.hook) await aptInRoot(root, ['update'], log, logFile);
+        await imageGrub(root, join(dir, 'grub'), isoPlatform(c.arch).efi.package, log, logFile);
+      }
       o.progress('root: accounts, host name, network, the final mirror');
       await configureRoot(root, c, log, logFile);
       await aptInRoot(root, ['clean'], log, logFile);
@@ -631,9 +662,15 @@ export async function buildStages(
   await runStage('iso', async (dir) => {
     const work = join(dir, 'work');
     mkdirSync(work);
-    o.progress('iso: GRUB for BIOS and UEFI, the ESP, xorriso');
+    const platform = isoPlatform(c.arch);
+    o.progress(`iso: GRUB for ${platform.bios ? 'BIOS and UEFI' : 'UEFI'}, the ESP, xorriso`);
     await buildIso(
       {
+        platform,
+        grubEfiDir: grubModuleDir(
+          platform.grubFrom === 'host' ? '/' : join(dirs.root!, 'grub'),
+          platform.efi.target,
+        ),
         kernel: join(dirs.root!, `${c.name}.vmlinuz`),
         initrd: join(dirs.root!, `${c.name}.initrd`),
         squashfs: join(dirs.root!, squashName),

@@ -26,6 +26,7 @@ import {
   type Problem,
 } from '../config/problems.js';
 import { ARCHES, parseArch, type Arch } from '../util/arch.js';
+import { ISO_PLATFORMS, noIsoReason } from './iso.js';
 import { usageError } from '../util/errors.js';
 
 export const IMAGE_FORMATS = ['squashfs', 'system', 'iso'] as const;
@@ -146,7 +147,7 @@ export const IMAGE_FIELDS = {
   },
   formats: {
     schema: z.array(z.enum(IMAGE_FORMATS)),
-    doc: 'what to make: squashfs (NAME.squashfs, .vmlinuz, .initrd), system (the squashfs checked as an image vmstub run boots), iso (a hybrid BIOS and UEFI live ISO)',
+    doc: 'what to make: squashfs (NAME.squashfs, .vmlinuz, .initrd), system (the squashfs checked as an image vmstub run boots), iso (a live ISO: hybrid BIOS and UEFI on x86_64, UEFI on aarch64)',
     value: ['squashfs'],
   },
   docs: {
@@ -291,8 +292,7 @@ export function resolveImageConfig(
   packages = [...new Set(packages)];
   const formats = ok('formats') ? i.formats! : (FIELDS.formats.value as ImageFormat[]);
   if (ok('formats') && !formats.length) problem(['formats'], 'needs at least one of squashfs, system, iso');
-  if (formats.includes('iso') && arch !== 'x86_64')
-    problem(['formats'], `iso: only x86_64 ISOs so far (this image is ${arch}); use squashfs or system`);
+  if (formats.includes('iso') && !ISO_PLATFORMS[arch]) problem(['formats'], noIsoReason(arch));
   const name = i.name ?? '';
   if (ok('name') && formats.includes('iso') && name.length > 32)
     problem(['name'], 'an ISO volume label holds 32 characters; shorten the name');

@@ -7,10 +7,9 @@
 import { copyFileSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VmstubError } from '../util/errors.js';
+import type { Arch } from '../util/arch.js';
 import { requireTool, run, runChecked } from '../util/exec.js';
 
-export const GRUB_BIOS_DIR = '/usr/lib/grub/i386-pc';
-export const GRUB_EFI_DIR = '/usr/lib/grub/x86_64-efi';
 /** The GPT type of an EFI system partition. */
 const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 
@@ -31,6 +30,53 @@ const GRUB_COMMON = [
 export const GRUB_BIOS_MODULES = ['biosdisk', 'part_msdos', 'part_gpt', ...GRUB_COMMON];
 export const GRUB_EFI_MODULES = ['part_gpt', 'part_msdos', 'fat', 'all_video', ...GRUB_COMMON];
 
+/** What an ISO of one architecture boots with. */
+export interface IsoPlatform {
+  /** GRUB's BIOS platform, for an El Torito BIOS entry and the hybrid MBR; none where PCs are not. */
+  bios?: { target: string; dir: string; package: string };
+  /** GRUB's EFI platform and the removable-media loader name the firmware looks for. */
+  efi: { target: string; package: string; loader: string };
+  /**
+   * Where GRUB's EFI modules come from: the host's GRUB package, or (for a foreign architecture,
+   * whose GRUB package Debian does not ship for this host) the image's own release.
+   */
+  grubFrom: 'host' | 'image';
+  /** The live system's consoles, the last one the kernel's /dev/console. */
+  consoles: string[];
+  /** GRUB's menu also on its serial terminal (on the firmware's console alone, UEFI shows it there already). */
+  grubSerial: boolean;
+}
+
+export const ISO_PLATFORMS: Partial<Record<Arch, IsoPlatform>> = {
+  x86_64: {
+    bios: { target: 'i386-pc', dir: '/usr/lib/grub/i386-pc', package: 'grub-pc-bin' },
+    efi: { target: 'x86_64-efi', package: 'grub-efi-amd64-bin', loader: 'BOOTX64.EFI' },
+    grubFrom: 'host',
+    consoles: ['tty0', 'ttyS0,115200n8'],
+    grubSerial: true,
+  },
+  aarch64: {
+    efi: { target: 'arm64-efi', package: 'grub-efi-arm64-bin', loader: 'BOOTAA64.EFI' },
+    grubFrom: 'image',
+    consoles: ['tty0', 'ttyAMA0,115200n8'],
+    grubSerial: false,
+  },
+};
+
+/** Why an image of arch has no ISO. */
+export const noIsoReason = (arch: Arch): string =>
+  `iso: no ${arch} ISOs (vmstub makes them for ${Object.keys(ISO_PLATFORMS).join(' and ')}); use squashfs or system`;
+
+/** The ISO platform of arch, or a clear refusal. */
+export function isoPlatform(arch: Arch): IsoPlatform {
+  const p = ISO_PLATFORMS[arch];
+  if (!p) throw new VmstubError(noIsoReason(arch));
+  return p;
+}
+
+/** Where GRUB's modules for an EFI target are in a tree (/ for the host's). */
+export const grubModuleDir = (tree: string, target: string): string => join(tree, 'usr/lib/grub', target);
+
 /** An ISO 9660 volume label from an image name: d-characters, at most 32. */
 export function volumeLabel(name: string): string {
   return name
@@ -40,7 +86,7 @@ export function volumeLabel(name: string): string {
 }
 
 /** The kernel command line of the live system: dracut finds the medium by its label and keeps changes in memory. */
-export function liveCommandLine(label: string): string {
+export function liveCommandLine(label: string, consoles: string[]): string {
   return [
     `root=live:CDLABEL=${label}`,
     'rd.live.image',
@@ -48,22 +94,22 @@ export function liveCommandLine(label: string): string {
     'rd.live.squashimg=filesystem.squashfs',
     // Debian 12's dracut (059) needs this for a squashfs holding a plain root tree (docs/images.md).
     'rd.live.overlay.overlayfs=1',
-    'console=tty0',
-    'console=ttyS0,115200n8',
+    ...consoles.map((c) => `console=${c}`),
   ].join(' ');
 }
 
-/** GRUB's menu, on the screen and the first serial port: one live entry, started after a short wait. */
-export function grubConfig(title: string, label: string, cmdline = ''): string {
+/** GRUB's menu, on the screen (and the first serial port): one live entry, started after a short wait. */
+export function grubConfig(title: string, label: string, platform: IsoPlatform, cmdline = ''): string {
+  const serial = platform.grubSerial
+    ? ['serial --unit=0 --speed=115200', 'terminal_input console serial', 'terminal_output console serial']
+    : [];
   return [
-    'serial --unit=0 --speed=115200',
-    'terminal_input console serial',
-    'terminal_output console serial',
+    ...serial,
     'set timeout=3',
     'set default=0',
     '',
     `menuentry "${title.replace(/"/g, '')} (live)" {`,
-    `  linux /live/vmlinuz ${[liveCommandLine(label), cmdline].filter(Boolean).join(' ')}`,
+    `  linux /live/vmlinuz ${[liveCommandLine(label, platform.consoles), cmdline].filter(Boolean).join(' ')}`,
     '  initrd /live/initrd.img',
     '}',
     '',
@@ -75,21 +121,34 @@ export function grubEfiEarlyConfig(label: string): string {
   return `search --no-floppy --set=root --label ${label}\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n`;
 }
 
-/** xorriso's command line for the layout above (a pure function, for tests). */
-export function xorrisoArgs(tree: string, esp: string, out: string, label: string): string[] {
+/**
+ * xorriso's command line for the layout above (a pure function, for tests); with no BIOS loader, the
+ * ISO has the UEFI entry and the ESP alone.
+ */
+export function xorrisoArgs(
+  tree: string,
+  esp: string,
+  out: string,
+  label: string,
+  biosDir?: string,
+): string[] {
+  // prettier-ignore
+  const bios = biosDir ? [
+    '-b', 'boot/grub/eltorito.img', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', '--grub2-boot-info',
+    '-eltorito-alt-boot',
+  ] : [];
   // prettier-ignore
   return [
     '-as', 'mkisofs',
     '-o', out,
     '-R', '-J', '-joliet-long', '-iso-level', '3',
     '-V', label,
-    '--grub2-mbr', join(GRUB_BIOS_DIR, 'boot_hybrid.img'),
+    ...(biosDir ? ['--grub2-mbr', join(biosDir, 'boot_hybrid.img')] : []),
     '-partition_offset', '16',
     '-appended_part_as_gpt',
     '-append_partition', '2', ESP_TYPE, esp,
     '-c', 'boot/boot.cat', '--boot-catalog-hide',
-    '-b', 'boot/grub/eltorito.img', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', '--grub2-boot-info',
-    '-eltorito-alt-boot',
+    ...bios,
     '-e', '--interval:appended_partition_2:all::', '-no-emul-boot',
     tree,
   ];
@@ -101,6 +160,9 @@ export interface IsoParts {
   squashfs: string;
   title: string;
   label: string;
+  platform: IsoPlatform;
+  /** GRUB's EFI modules: the host's, or those taken from the image's release. */
+  grubEfiDir: string;
   /** The image's own kernel command line, after the live system's. */
   cmdline?: string;
 }
@@ -114,10 +176,11 @@ export async function buildIso(p: IsoParts, work: string, out: string): Promise<
   const mkfs = requireTool('mkfs.msdos', 'dosfstools');
   const mmd = requireTool('mmd', 'mtools');
   const mcopy = requireTool('mcopy', 'mtools');
+  const { bios, efi } = p.platform;
   for (const [dir, pkg] of [
-    [GRUB_BIOS_DIR, 'grub-pc-bin'],
-    [GRUB_EFI_DIR, 'grub-efi-amd64-bin'],
-  ] as const) {
+    ...(bios ? [[bios.dir, bios.package] as const] : []),
+    [p.grubEfiDir, efi.package] as const,
+  ]) {
     try {
       statSync(join(dir, 'moddep.lst'));
     } catch {
@@ -130,41 +193,31 @@ export async function buildIso(p: IsoParts, work: string, out: string): Promise<
   copy(p.initrd, join(tree, 'live/initrd.img'));
   copy(p.squashfs, join(tree, 'live/filesystem.squashfs'));
   writeFileSync(join(tree, '.disk/info'), `${p.title}\n`);
-  writeFileSync(join(tree, 'boot/grub/grub.cfg'), grubConfig(p.title, p.label, p.cmdline));
-  await runChecked(mkimage, [
-    '-O',
-    'i386-pc-eltorito',
-    '-d',
-    GRUB_BIOS_DIR,
-    '-p',
-    '/boot/grub',
-    '-o',
-    join(tree, 'boot/grub/eltorito.img'),
-    ...GRUB_BIOS_MODULES,
-  ]);
+  writeFileSync(join(tree, 'boot/grub/grub.cfg'), grubConfig(p.title, p.label, p.platform, p.cmdline));
+  if (bios) {
+    // prettier-ignore
+    await runChecked(mkimage, [
+      '-O', `${bios.target}-eltorito`, '-d', bios.dir, '-p', '/boot/grub',
+      '-o', join(tree, 'boot/grub/eltorito.img'),
+      ...GRUB_BIOS_MODULES,
+    ]);
+  }
   const early = join(work, 'early.cfg');
   writeFileSync(early, grubEfiEarlyConfig(p.label));
-  const efi = join(work, 'BOOTX64.EFI');
+  const loader = join(work, efi.loader);
+  // prettier-ignore
   await runChecked(mkimage, [
-    '-O',
-    'x86_64-efi',
-    '-d',
-    GRUB_EFI_DIR,
-    '-p',
-    '/boot/grub',
-    '-c',
-    early,
-    '-o',
-    efi,
+    '-O', efi.target, '-d', p.grubEfiDir, '-p', '/boot/grub', '-c', early,
+    '-o', loader,
     ...GRUB_EFI_MODULES,
   ]);
   // The ESP: the loader and room for the FAT itself, in KiB.
   const esp = join(work, 'efiboot.img');
-  const kib = Math.ceil(statSync(efi).size / 1024) + 512;
+  const kib = Math.ceil(statSync(loader).size / 1024) + 512;
   await runChecked(mkfs, ['-C', '-n', 'EFIBOOT', esp, String(kib)]);
   await runChecked(mmd, ['-i', esp, '::EFI', '::EFI/BOOT']);
-  await runChecked(mcopy, ['-i', esp, efi, '::EFI/BOOT/BOOTX64.EFI']);
-  const r = await run(xorriso, xorrisoArgs(tree, esp, out, p.label), {
+  await runChecked(mcopy, ['-i', esp, loader, `::EFI/BOOT/${efi.loader}`]);
+  const r = await run(xorriso, xorrisoArgs(tree, esp, out, p.label, bios?.dir), {
     timeoutMs: 30 * 60 * 1000,
     killWithParent: true,
   });
@@ -174,7 +227,7 @@ export async function buildIso(p: IsoParts, work: string, out: string): Promise<
       r.stderr.trim().split('\n').pop();
     throw new VmstubError(`xorriso failed: ${why ?? 'no output'}`);
   }
-  await checkIso(out, p.label);
+  await checkIso(out, p.label, p.platform);
 }
 
 export interface IsoReport {
@@ -197,7 +250,7 @@ export function parseIsoReport(text: string): IsoReport {
 }
 
 /** The ISO is what it should be, or the build fails. */
-export async function checkIso(iso: string, label: string): Promise<IsoReport> {
+export async function checkIso(iso: string, label: string, platform: IsoPlatform): Promise<IsoReport> {
   const xorriso = requireTool('xorriso', 'xorriso');
   const r = await run(xorriso, [
     '-indev',
@@ -214,7 +267,7 @@ export async function checkIso(iso: string, label: string): Promise<IsoReport> {
   const report = parseIsoReport(text);
   const missing = [
     report.label !== label && `volume label ${label} (found '${report.label}')`,
-    !report.bios && 'a BIOS boot entry',
+    platform.bios && !report.bios && 'a BIOS boot entry',
     !report.uefi && 'a UEFI boot entry',
     !report.esp && 'an EFI system partition',
   ].filter(Boolean);

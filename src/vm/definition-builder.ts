@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { usageError } from '../util/errors.js';
+import { parseArch } from '../util/arch.js';
 import { parseMemoryMiB, parseSize } from '../util/size.js';
 import { detectDiskFormat } from './allocate.js';
 import {
@@ -28,6 +29,7 @@ export interface RunOptions {
   initrd?: string;
   iso?: string;
   bootDisk?: string;
+  arch?: string;
   memory?: string;
   cpus?: number;
   data?: string;
@@ -172,6 +174,8 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   const bootDisk: DiskSpec | undefined = bootDiskPath
     ? { path: bootDiskPath, format: detectDiskFormat(bootDiskPath) }
     : undefined;
+  if (o.arch && !iso && !bootDiskPath)
+    throw usageError('--arch is for --iso and --boot-disk; a system image or a kernel says its own');
   const name = validateName(o.name ?? defaultName(system ?? iso ?? bootDiskPath, kernel));
   const cpus = o.cpus ?? DEFAULTS.cpus;
   return newDefinition(
@@ -182,6 +186,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       initrd,
       iso,
       bootDisk,
+      arch: o.arch ? parseArch(o.arch) : undefined,
       memoryMiB: o.memory ? parseMemoryMiB(o.memory) : DEFAULTS.memoryMiB,
       cpus,
       data,

@@ -1,3 +1,4 @@
+import type { Arch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
 
 export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
@@ -41,6 +42,8 @@ export interface VmDefinition {
   iso?: string;
   /** A bootable disk (an ISO written to a disk, a cloud image) the firmware boots from, writable. */
   bootDisk?: DiskSpec;
+  /** The guest's architecture for an ISO or a boot disk (a kernel says its own); unset: the host's. */
+  arch?: Arch;
   memoryMiB: number;
   cpus: number;
   data?: DiskSpec;

@@ -100,12 +100,15 @@ export function readFirmwareDescriptors(dirs = firmwareDirs()): { file: string; 
   return out;
 }
 
+/** Debian's package of each architecture's UEFI firmware. */
+const UEFI_PACKAGES: Partial<Record<Arch, string>> = { x86_64: 'ovmf', aarch64: 'qemu-efi-aarch64' };
+
 /** The firmware for an instance, with its own copy of the variables store (kept across boots). */
 export function prepareUefi(arch: Arch, varsCopy: string): ChosenFirmware & { vars: string } {
   const fw = chooseFirmware(readFirmwareDescriptors(), arch);
   if (!fw) {
     throw new VmstubError(
-      `--uefi: no UEFI firmware for ${arch} found in ${firmwareDirs().join(', ')} (Debian: apt-get install ovmf)`,
+      `--uefi: no UEFI firmware for ${arch} found in ${firmwareDirs().join(', ')} (Debian: apt-get install ${UEFI_PACKAGES[arch] ?? 'ovmf'})`,
     );
   }
   if (!existsSync(varsCopy)) {

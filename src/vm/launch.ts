@@ -116,13 +116,24 @@ async function resolvePlan(
   note: (t: string) => void,
   daemons: ChildProcess[],
 ): Promise<Omit<LaunchPlan, 'sshPort'>> {
-  // An ISO is booted by the firmware; vmstub builds x86_64 ISOs, and runs them on this machine's kind.
+  // An ISO or a boot disk is booted by the firmware, of the architecture --arch names (else the host's).
   const boot = def.system
     ? await bootFilesFromImage(def.system)
     : def.kernel
       ? await bootFilesFromKernel(def.kernel, def.initrd)
-      : { arch: hostArch() ?? 'x86_64', kernel: undefined, initrd: undefined, cmdline: undefined };
+      : {
+          arch: def.arch ?? hostArch() ?? 'x86_64',
+          kernel: undefined,
+          initrd: undefined,
+          cmdline: undefined,
+        };
   requireQemu(boot.arch);
+  const firmwareBoot = ARCH_TRAITS[boot.arch].firmwareBoot;
+  if (!boot.kernel && firmwareBoot === 'none')
+    throw new VmstubError(
+      `--arch ${boot.arch}: vmstub boots ${boot.arch} guests from a kernel (a system image or --kernel), not through firmware`,
+      ExitCode.usage,
+    );
   const kvmProbeKernel = boot.kernel ?? (def.accel === 'auto' ? await probeKernel(boot.arch) : undefined);
   const accel = await resolveAccel(def.accel, boot.arch, kvmProbeKernel);
   if (accel.note) note(accel.note);
@@ -133,7 +144,8 @@ async function resolvePlan(
       throw new VmstubError(`shared directory ${s.path} not found`, ExitCode.usage);
     }
   }
-  const firmware = def.uefi ? prepareUefi(boot.arch, paths.efiVars) : undefined;
+  const uefi = def.uefi || (!boot.kernel && firmwareBoot === 'uefi');
+  const firmware = uefi ? prepareUefi(boot.arch, paths.efiVars) : undefined;
   // Where the stub cannot kexec, it sends the installed kernel to the host (src/boot/boot-export.ts),
   // told which one the host has already.
   if (def.handoff === 'kexec' && ARCH_TRAITS[boot.arch].handoff === 'host')

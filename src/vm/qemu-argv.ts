@@ -80,6 +80,11 @@ interface ArchTraits {
    * exits at once instead (its test device, which OpenSBI powers off with, calls exit).
    */
   shutdownEvent: boolean;
+  /**
+   * The firmware an ISO or a boot disk boots through: BIOS unless --uefi (x86_64), UEFI alone
+   * (aarch64's virt has no BIOS), or none vmstub can use (riscv64: a kernel is booted directly).
+   */
+  firmwareBoot: 'bios-or-uefi' | 'uefi' | 'none';
 }
 
 export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
@@ -93,6 +98,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     handoff: 'kexec',
     fwCfg: true,
     shutdownEvent: true,
+    firmwareBoot: 'bios-or-uefi',
   },
   aarch64: {
     binary: 'qemu-system-aarch64',
@@ -104,6 +110,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     handoff: 'kexec',
     fwCfg: true,
     shutdownEvent: true,
+    firmwareBoot: 'uefi',
   },
   riscv64: {
     binary: 'qemu-system-riscv64',
@@ -116,6 +123,7 @@ export const ARCH_TRAITS: Record<Arch, ArchTraits> = {
     // QEMU 7.2's riscv64 virt machine has no fw_cfg device for -fw_cfg (later QEMUs have).
     fwCfg: false,
     shutdownEvent: false,
+    firmwareBoot: 'none',
   },
 };
 

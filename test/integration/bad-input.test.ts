@@ -123,6 +123,16 @@ describe('bad input, disks and damaged state', () => {
       /--handoff kexec: the riscv64 stub has no kexec \(Debian 13 has no kexec-tools for riscv64\)/,
     ],
     [
+      ['run', '--detach', '--arch', 'riscv64', '--iso', 'garbage.img'],
+      2,
+      /--arch riscv64: vmstub boots riscv64 guests from a kernel \(a system image or --kernel\), not through firmware/,
+    ],
+    [
+      ['run', '--detach', '--arch', 'aarch64', '--kernel', 'riscv64-Image'],
+      2,
+      /--arch is for --iso and --boot-disk; a system image or a kernel says its own/,
+    ],
+    [
       ['create', 'web1', '--distro', 'debian12', '--arch', 'riscv64'],
       2,
       /Debian 12 \(bookworm\) is not available for riscv64 \(x86_64, aarch64\)/,

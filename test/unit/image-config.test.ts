@@ -120,8 +120,12 @@ test('what cannot be built is refused with the reason', () => {
   assert.match(problems(file('u.yaml', 'name: u\ndistro: nosuch\n')), /unknown distribution 'nosuch'/);
   assert.match(problems(file('n.yaml', 'distro: debian12\n')), /name: name is required/);
   assert.match(
-    problems(file('a.yaml', 'name: a\ndistro: debian12\narch: aarch64\nformats: [iso]\n')),
-    /iso: only x86_64 ISOs so far/,
+    problems(file('a.yaml', 'name: a\ndistro: debian13\narch: riscv64\nformats: [iso]\n')),
+    /iso: no riscv64 ISOs \(vmstub makes them for x86_64 and aarch64\)/,
+  );
+  assert.doesNotMatch(
+    problems(file('b.yaml', 'name: b\ndistro: debian12\narch: aarch64\nformats: [iso]\nhook: nosuch.sh\n')),
+    /iso/,
   );
   const plain = file('plain.sh', '#!/bin/sh\n');
   chmodSync(plain, 0o644);

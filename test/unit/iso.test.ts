@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  ISO_PLATFORMS,
   grubConfig,
+  isoPlatform,
   liveCommandLine,
   parseIsoReport,
   volumeLabel,
@@ -14,18 +16,18 @@ test('volume labels are ISO 9660 d-characters, at most 32', () => {
 });
 
 test('the live entry finds the medium by its label, keeps changes in memory and speaks on the serial port', () => {
-  const cfg = grubConfig('Debian 12 "web"', 'WEB');
+  const cfg = grubConfig('Debian 12 "web"', 'WEB', ISO_PLATFORMS.x86_64!);
   assert.match(cfg, /^serial --unit=0 --speed=115200$/m);
   assert.match(cfg, /^terminal_output console serial$/m);
   assert.match(cfg, /menuentry "Debian 12 web \(live\)"/);
-  const cmdline = liveCommandLine('WEB');
+  const cmdline = liveCommandLine('WEB', ISO_PLATFORMS.x86_64!.consoles);
   assert.match(cmdline, /root=live:CDLABEL=WEB rd\.live\.image/);
   assert.match(cmdline, /rd\.live\.overlay\.overlayfs=1/);
   assert.match(cmdline, /console=ttyS0,115200n8$/, 'the serial console last: it becomes /dev/console');
 });
 
 test('xorriso: BIOS El Torito with the hybrid MBR, the ESP appended as a GPT partition and booted for UEFI', () => {
-  const args = xorrisoArgs('/t', '/w/efiboot.img', '/o/web.iso', 'WEB');
+  const args = xorrisoArgs('/t', '/w/efiboot.img', '/o/web.iso', 'WEB', '/usr/lib/grub/i386-pc');
   const after = (flag: string, n = 1) => args.slice(args.indexOf(flag) + 1, args.indexOf(flag) + 1 + n);
   assert.deepEqual(after('-V'), ['WEB']);
   assert.deepEqual(after('-append_partition', 3), [
@@ -37,6 +39,20 @@ test('xorriso: BIOS El Torito with the hybrid MBR, the ESP appended as a GPT par
   assert.deepEqual(after('-b'), ['boot/grub/eltorito.img']);
   assert.ok(args.includes('--grub2-boot-info') && args.includes('-appended_part_as_gpt'));
   assert.equal(args.at(-1), '/t');
+});
+
+test('aarch64: a UEFI-only ISO (no MBR, no BIOS entry), its menu on the firmware console, the kernel on ttyAMA0', () => {
+  const arm = isoPlatform('aarch64');
+  const args = xorrisoArgs('/t', '/w/efiboot.img', '/o/web.iso', 'WEB', arm.bios?.dir);
+  assert.ok(!args.includes('-b') && !args.includes('--grub2-mbr') && !args.includes('-eltorito-alt-boot'));
+  assert.deepEqual(args.slice(args.indexOf('-e') + 1, args.indexOf('-e') + 2), [
+    '--interval:appended_partition_2:all::',
+  ]);
+  assert.equal(arm.efi.loader, 'BOOTAA64.EFI');
+  const cfg = grubConfig('Debian 12 web', 'WEB', arm);
+  assert.doesNotMatch(cfg, /serial/);
+  assert.match(cfg, /console=tty0 console=ttyAMA0,115200n8$/m);
+  assert.throws(() => isoPlatform('riscv64'), /iso: no riscv64 ISOs/);
 });
 
 // What xorriso 1.5.4 (Debian 12) reports for an ISO made with the arguments above.
