@@ -2,7 +2,8 @@
  * A hybrid live ISO that boots with BIOS and UEFI, from a CD drive and written to a disk: GRUB's El
  * Torito image for BIOS with its hybrid MBR, and an EFI system partition appended as a GPT partition
  * (the layout Fedora's lorax and osbuild use; docs/images.md). The live system is the image's squashfs,
- * booted by its dracut initramfs (dmsquash-live) with the changes in memory.
+ * booted by its dracut initramfs (dmsquash-live) with the changes in memory. An aarch64 ISO has the
+ * UEFI half alone (ISO_PLATFORMS).
  */
 import { copyFileSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -177,14 +178,19 @@ export async function buildIso(p: IsoParts, work: string, out: string): Promise<
   const mmd = requireTool('mmd', 'mtools');
   const mcopy = requireTool('mcopy', 'mtools');
   const { bios, efi } = p.platform;
-  for (const [dir, pkg] of [
-    ...(bios ? [[bios.dir, bios.package] as const] : []),
-    [p.grubEfiDir, efi.package] as const,
+  const fromHost = p.platform.grubFrom === 'host';
+  for (const [dir, pkg, host] of [
+    ...(bios ? [[bios.dir, bios.package, true] as const] : []),
+    [p.grubEfiDir, efi.package, fromHost] as const,
   ]) {
     try {
       statSync(join(dir, 'moddep.lst'));
     } catch {
-      throw new VmstubError(`${dir} is missing: install Debian's ${pkg} to build ISOs`);
+      throw new VmstubError(
+        host
+          ? `${dir} is missing: install Debian's ${pkg} to build ISOs`
+          : `${dir} is missing: the image's ${pkg} did not unpack (vmstub image build --no-cache makes it again)`,
+      );
     }
   }
   const tree = join(work, 'tree');
