@@ -636,10 +636,11 @@ export async function buildStages(
           dirname(c.hook),
         );
       }
-      if (c.formats.includes('iso') && isoPlatform(c.arch).grubFrom === 'image') {
+      const iso = c.formats.includes('iso') ? isoPlatform(c.arch) : undefined;
+      if (iso?.grubFrom === 'image') {
         o.progress(`root: GRUB for ${c.arch} from ${c.distro.name}`);
         if (!c.hook) await aptInRoot(root, ['update'], log, logFile);
-        await imageGrub(root, join(dir, 'grub'), isoPlatform(c.arch).efi.package, log, logFile);
+        await imageGrub(root, join(dir, 'grub'), iso.efi.package, log, logFile);
       }
       o.progress('root: accounts, host name, network, the final mirror');
       await configureRoot(root, c, log, logFile);
