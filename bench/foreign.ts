@@ -49,10 +49,11 @@ export async function benchForeign(): Promise<BenchResult> {
     for (const arch of ARCHES) {
       const t0 = Date.now();
       const stub = buildStub(box, arch);
-      const built = stub.stages.some((s) => !s.hit);
-      if (built)
+      const built = stub.stages.filter((s) => !s.hit).map((s) => s.name);
+      const cached = stub.stages.filter((s) => s.hit).map((s) => s.name);
+      if (built.length)
         rows.push({
-          label: `${arch}: building the stub (vmstub image build stub --arch ${arch})`,
+          label: `${arch}: building the stub (vmstub image build stub --arch ${arch}; built: ${built.join(', ')}${cached.length ? `; cached: ${cached.join(', ')}` : ''})`,
           values: [Date.now() - t0],
         });
       else notes.push(`${arch}'s stub was cached`);

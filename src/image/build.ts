@@ -222,6 +222,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     epoch,
     initramfs: systemInitramfsDigest(),
   });
+  const iso = c.formats.includes('iso');
   add(
     'iso',
     `image-iso-${c.name}-${c.arch}`,
@@ -229,9 +230,10 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
       from: root,
       label: volumeLabel(c.name),
       cmdline: c.cmdline,
-      tools: toolVersions(['xorriso', 'grub-common', ...isoHostPackages(c)]),
+      // Only an image with an ISO has an ISO platform (riscv64 has none) and its tools to record.
+      tools: iso ? toolVersions(['xorriso', 'grub-common', ...isoHostPackages(c)]) : [],
     },
-    !c.formats.includes('iso'),
+    !iso,
   );
   return stages;
 }

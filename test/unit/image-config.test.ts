@@ -295,3 +295,13 @@ test('offline, the stages are keyed by the mirror state of the newest cached boo
   );
   assert.equal(explainStages(planStages(c, then, null), cache)[0]!.hit, true);
 });
+
+test('a riscv64 image without an ISO plans its stages (the skipped ISO stage asks for no ISO platform)', () => {
+  const c = readImageConfig(
+    file('rv.yaml', 'name: rv\ndistro: debian13\narch: riscv64\nformats: [squashfs]\n'),
+    'x86_64',
+  );
+  const stages = planStages(c, { s: 'd' }, null);
+  assert.equal(stages.find((s) => s.name === 'iso')!.skip, true);
+  assert.deepEqual(stages.find((s) => s.name === 'iso')!.inputs.tools, []);
+});
