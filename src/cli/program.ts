@@ -5,6 +5,9 @@ import { diskCommands } from './disk-commands.js';
 import { imageCommands } from './image-commands.js';
 import { installCommands } from './install-commands.js';
 import { describeOption, notesOf, optionFlags } from './options.js';
+import { portCommands } from './port-commands.js';
+import { serviceCommands } from './service-commands.js';
+import { snapshotCommands } from './snapshot-commands.js';
 import { toolCommands } from './tool-commands.js';
 import { vmCommands } from './vm-commands.js';
 import { ExitCode, VmstubError, usageError } from '../util/errors.js';
@@ -120,8 +123,8 @@ export function buildProgram(): AnyCommand {
   // As `vmstub --help` groups them, in this order.
   const groups: [string, () => readonly unknown[]][] = [
     ['Installing:', installCommands],
-    ['Running:', vmCommands],
-    ['Disks and images:', () => [...diskCommands(), ...imageCommands()]],
+    ['Running:', () => [...vmCommands(), ...portCommands(), ...serviceCommands()]],
+    ['Disks and images:', () => [...diskCommands(), ...snapshotCommands(), ...imageCommands()]],
     ['Inside the stub, and on their own:', () => [...bootCommands(), ...bootstrapCommands()]],
     ['For editors and shells:', toolCommands],
   ];

@@ -24,8 +24,11 @@ import {
   type InstanceInfo,
 } from '../vm/inspect.js';
 import { startInstance } from '../vm/launch.js';
-import { isRunning, stopInstance } from '../vm/lifecycle.js';
+import { isRunning, stopInstance, type StopOutcome } from '../vm/lifecycle.js';
 import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
+import { instanceSshTarget } from '../vm/ssh-config.js';
+import { sshConfigCommand } from './ssh-config-command.js';
+import { disableService } from '../vm/service.js';
 import { backingChain, dependentsOf } from '../installer/clone.js';
 import {
   createInstance,
@@ -262,15 +265,43 @@ const stopCommand = () =>
         printJson({ name, outcome, timeoutSec });
         return;
       }
-      const messages = {
-        'not-running': `${name} is not running`,
-        'powered-off': `${name} powered off`,
-        quit: o.force
-          ? `${name} stopped (forced)`
-          : `${name} did not power off within ${timeoutSec} s; QEMU was told to quit`,
-        killed: `${name} did not respond; QEMU was killed`,
-      };
-      process.stdout.write(messages[outcome] + '\n');
+      process.stdout.write(stopMessage(name, outcome, o.force === true, timeoutSec) + '\n');
+    });
+
+function stopMessage(name: string, outcome: StopOutcome, force: boolean, timeoutSec: number): string {
+  return {
+    'not-running': `${name} is not running`,
+    'powered-off': `${name} powered off`,
+    quit: force
+      ? `${name} stopped (forced)`
+      : `${name} did not power off within ${timeoutSec} s; QEMU was told to quit`,
+    killed: `${name} did not respond; QEMU was killed`,
+  }[outcome];
+}
+
+const stopallCommand = () =>
+  new Command('stopall')
+    .summary('stop every running instance at once, each as vmstub stop would')
+    .option('-f, --force', 'quit QEMU at once, without asking the guests')
+    .addOption(jsonOption('[{name, outcome, timeoutSec}] for the instances that were running'))
+    .action(async (o) => {
+      const running = listInstanceNames().filter((n) => {
+        try {
+          return isRunning(instancePaths(n));
+        } catch {
+          return false;
+        }
+      });
+      const results = await Promise.all(
+        running.map(async (name) => {
+          const timeoutSec = loadDefinition(name).stopTimeoutSec;
+          const outcome = await stopInstance(name, { force: o.force === true, timeoutSec });
+          if (!o.json) process.stdout.write(stopMessage(name, outcome, o.force === true, timeoutSec) + '\n');
+          return { name, outcome, timeoutSec };
+        }),
+      );
+      if (o.json) printJson(results);
+      else if (!running.length) process.stdout.write('no instance is running\n');
     });
 
 const consoleCommand = () =>
@@ -447,13 +478,7 @@ const sshCommand = () =>
         );
       }
       const args = sshArgs(
-        {
-          port,
-          user: o.user ?? def.sshUser,
-          knownHosts: paths.knownHosts,
-          hostKeyAlias: `vmstub-${name}`,
-          identity: existsSync(paths.sshKey) ? paths.sshKey : undefined,
-        },
+        instanceSshTarget(name, paths, port, o.user ?? def.sshUser),
         command,
         known ? [] : ['-o', 'StrictHostKeyChecking=accept-new'],
       );
@@ -535,6 +560,7 @@ const rmCommand = () =>
       // The frozen layers inside the instance go with it: flattened into the kept image, or asked for.
       if (o.disks) deleted.push(...layered.slice(1).filter((f) => f.startsWith(`${paths.dir}/`)));
       removeInstance(paths);
+      disableService(name); // a unit left enabled would only be skipped at boot (its condition fails), but it would linger
       if (o.json) {
         printJson({ removed: name, keptDisks: kept.map((k) => k.disk), deletedDisks: deleted });
         return;
@@ -552,9 +578,11 @@ export const vmCommands = () => [
   runCommand(),
   startCommand(),
   stopCommand(),
+  stopallCommand(),
   consoleCommand(),
   listCommand(),
   showCommand(),
   sshCommand(),
+  sshConfigCommand(),
   rmCommand(),
 ];

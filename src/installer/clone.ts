@@ -21,6 +21,7 @@ import { requireTool, run, runChecked } from '../util/exec.js';
 import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition } from '../vm/definition-builder.js';
 import { isRunning } from '../vm/lifecycle.js';
+import { OVERLAY, listSnapshots } from '../vm/snapshots.js';
 import {
   createInstance,
   instancePaths,
@@ -34,8 +35,6 @@ import { onCleanup } from '../util/cleanup.js';
 import { hintFwCfg, installAndVerify, type CreateOptions, type CreateResult } from './create.js';
 import { installStatus } from './install-state.js';
 import type { InstallSpec } from './spec.js';
-
-const OVERLAY = 'disk.qcow2';
 
 /** The files of a disk's backing chain, the disk first (qemu-img's view, read without a lock). */
 export async function backingChain(disk: string): Promise<string[]> {
@@ -134,6 +133,12 @@ export async function cloneInstance(
   if (isRunning(from)) throw conflictError(`${source} is running; stop it first (vmstub stop ${source})`);
   if (existsSync(instancePaths(o.name).definition)) throw conflictError(`${o.name} exists`);
   if (!existsSync(def.data.path)) throw conflictError(`${source}'s data disk ${def.data.path} is gone`);
+  // The clone freezes the source's disk into a shared read-only layer, where its snapshots could no longer be restored.
+  const snapshots = await listSnapshots(def.data);
+  if (snapshots.length)
+    throw conflictError(
+      `${source} has snapshots (${snapshots.map((s) => s.tag).join(', ')}), which a clone would put out of reach; vmstub snapshot rm them first`,
+    );
 
   const sourceSpec = JSON.parse(readFileSync(from.installSpec, 'utf8')) as InstallSpec;
   const spec: InstallSpec = {

@@ -21,6 +21,7 @@ import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
 import { ensureInstanceKey, makeHostKeys, sshArgs, waitForSshBanner } from '../vm/ssh.js';
+import { hostKeyAlias, instanceSshTarget } from '../vm/ssh-config.js';
 import {
   createInstance,
   existsError,
@@ -99,7 +100,7 @@ export function hintFwCfg(paths: InstancePaths, keys: string[], timezone: string
 
 /** Host keys as known_hosts lines under the instance's alias, so strict checking works whatever the port. */
 export function knownHostsLines(name: string, hostKeys: string[]): string {
-  return hostKeys.map((k) => `vmstub-${name} ${k}`).join('\n') + '\n';
+  return hostKeys.map((k) => `${hostKeyAlias(name)} ${k}`).join('\n') + '\n';
 }
 
 /** Resolves create's spec; throws a usage error before anything exists. */
@@ -420,13 +421,7 @@ export async function installAndVerify(
     spawnSync(
       requireTool('ssh', 'openssh-client'),
       sshArgs(
-        {
-          port,
-          user: def.sshUser,
-          knownHosts: paths.knownHosts,
-          hostKeyAlias: `vmstub-${name}`,
-          identity: existsSync(paths.sshKey) ? paths.sshKey : undefined,
-        },
+        instanceSshTarget(name, paths, port, def.sshUser),
         ['true'],
         ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30'],
       ),

@@ -82,11 +82,17 @@ export function resolvedConf(): string {
   return ['[Resolve]', 'LLMNR=yes', 'MulticastDNS=yes', ''].join('\n');
 }
 
-/** fstab entries are by UUID (the device may be named differently on another hypervisor). */
-export function fstab(uuid: string, fs: Filesystem | 'virtiofs'): string {
+/**
+ * fstab entries are by UUID (the device may be named differently on another hypervisor). With growRoot
+ * the root grows to fill its disk at every boot (systemd-growfs, systemd 236 and later; util-linux's
+ * mount ignores x-* options), so `vmstub disk grow` on a stopped instance needs nothing more. Not for
+ * upstart's releases: their mount(8) (util-linux-ng 2.17) would hand the option to the kernel.
+ */
+export function fstab(uuid: string, fs: Filesystem | 'virtiofs', growRoot: boolean): string {
   if (fs === 'virtiofs') return '# / is the virtiofs share tagged fs (vmstub).\n';
   const pass = fs === 'ext4' ? 1 : 0;
-  return `# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=${uuid} / ${fs} defaults 0 ${pass}\n`;
+  const options = growRoot ? 'defaults,x-systemd.growfs' : 'defaults';
+  return `# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=${uuid} / ${fs} ${options} 0 ${pass}\n`;
 }
 
 export function hosts(hostname: string): string {

@@ -200,7 +200,7 @@ export function resolveSpecAndMachine(
     diskBytes: parseSize(given('disk') as string, ''),
     memoryMiB: typeof memory === 'number' ? memory : parseMemoryMiB(memory, ''),
     cpus: given('cpus') as number,
-    hostfwds: ((given('forwards') as string[] | undefined) ?? []).map(parseHostFwd),
+    hostfwds: ((given('forwards') as string[] | undefined) ?? []).map((f) => parseHostFwd(f)),
     shares: (given('shares') as string[] | undefined) ?? [],
     baseDir: src.baseDir ?? process.cwd(),
   };

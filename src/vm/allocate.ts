@@ -36,7 +36,7 @@ export function detectDiskFormat(path: string): DiskFormat {
   }
 }
 
-async function virtualSize(path: string, format: DiskFormat): Promise<number> {
+export async function virtualSize(path: string, format: DiskFormat): Promise<number> {
   if (format === 'raw') return statSync(path).size;
   const out = await runChecked(requireTool('qemu-img', 'qemu-utils'), [
     'info',

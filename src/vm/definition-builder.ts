@@ -168,7 +168,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
     tags.add(s.tag);
   }
   const nets: NetSpec[] = o.net?.length ? o.net.map(parseNet) : [{ kind: 'user' }];
-  const hostfwds = (o.hostfwd ?? []).map(parseHostFwd);
+  const hostfwds = (o.hostfwd ?? []).map((f) => parseHostFwd(f));
   if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
     throw usageError('--hostfwd needs a user-mode network (--net user)');
   const bootDisk: DiskSpec | undefined = bootDiskPath

@@ -17,12 +17,13 @@ import { createInterface } from 'node:readline';
 import { stubImagePath } from '../image/locations.js';
 import type { Arch } from '../util/arch.js';
 import { onCleanup } from '../util/cleanup.js';
-import { ExitCode, VmstubError } from '../util/errors.js';
+import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import { which } from '../util/exec.js';
 import { hostArch, requireQemu, resolveAccel } from './accel.js';
 import type { VmDefinition } from './definition.js';
 import { prepareUefi } from './firmware.js';
 import { freeLoopbackPort } from './ports.js';
+import { writeSshConfig } from './ssh-config.js';
 import { ARCH_TRAITS, buildQemuArgv, fwCfgItems, type LaunchPlan } from './qemu-argv.js';
 import { writeFwCfgDisk } from './fw-cfg-disk.js';
 import { HOST_HANDOFF_ARG, readDirectBoot } from '../boot/boot-export.js';
@@ -329,6 +330,11 @@ export async function startInstance(
         starting.release();
         qemu.unref();
         for (const d of daemons) d.unref();
+        try {
+          writeSshConfig(name, paths, def.sshUser, sshPort);
+        } catch (e) {
+          onNote(`${name} is running, but its ssh config was not written: ${oneLine(e)}`);
+        }
         return readState(paths);
       }
       if (report.type === 'error') {

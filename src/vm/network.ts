@@ -12,17 +12,17 @@ export function parseNet(text: string): NetSpec {
 
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-function port(text: string, spec: string): number {
+export function port(text: string, spec: string, what: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > 65535)
-    throw usageError(`--hostfwd '${spec}': '${text}' is not a port`);
+    throw usageError(`${what} '${spec}': '${text}' is not a port`);
   return n;
 }
 
-function address(text: string, spec: string): string {
+export function address(text: string, spec: string, what: string): string {
   const m = IPV4_RE.exec(text);
   if (!m || m.slice(1).some((o) => Number(o) > 255)) {
-    throw usageError(`--hostfwd '${spec}': '${text}' is not an IPv4 address`);
+    throw usageError(`${what} '${spec}': '${text}' is not an IPv4 address`);
   }
   return text;
 }
@@ -32,31 +32,31 @@ function address(text: string, spec: string): string {
  * `tcp|udp:[ADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`. The host side defaults to 127.0.0.1: a forward
  * reachable from other machines must be asked for by address.
  */
-export function parseHostFwd(spec: string): HostFwd {
+export function parseHostFwd(spec: string, what = '--hostfwd'): HostFwd {
   const qemu = /^(tcp|udp):([^:]*):(\d+)-([^:]*):(\d+)$/.exec(spec);
   if (qemu) {
     if (qemu[4])
       throw usageError(
-        `--hostfwd '${spec}': a guest address is not supported; vmstub forwards to the guest's own address`,
+        `${what} '${spec}': a guest address is not supported; vmstub forwards to the guest's own address`,
       );
     return {
       protocol: qemu[1] as 'tcp' | 'udp',
-      hostAddr: qemu[2] ? address(qemu[2], spec) : '127.0.0.1',
-      hostPort: port(qemu[3]!, spec),
-      guestPort: port(qemu[5]!, spec),
+      hostAddr: qemu[2] ? address(qemu[2], spec, what) : '127.0.0.1',
+      hostPort: port(qemu[3]!, spec, what),
+      guestPort: port(qemu[5]!, spec, what),
     };
   }
   const docker = /^(?:([0-9.]+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
   if (docker) {
     return {
       protocol: (docker[4] as 'tcp' | 'udp' | undefined) ?? 'tcp',
-      hostAddr: docker[1] ? address(docker[1], spec) : '127.0.0.1',
-      hostPort: port(docker[2]!, spec),
-      guestPort: port(docker[3]!, spec),
+      hostAddr: docker[1] ? address(docker[1], spec, what) : '127.0.0.1',
+      hostPort: port(docker[2]!, spec, what),
+      guestPort: port(docker[3]!, spec, what),
     };
   }
   throw usageError(
-    `--hostfwd '${spec}' is not HOSTPORT:GUESTPORT, ADDR:HOSTPORT:GUESTPORT[/udp] or tcp:ADDR:HOSTPORT-:GUESTPORT`,
+    `${what} '${spec}' is not HOSTPORT:GUESTPORT, ADDR:HOSTPORT:GUESTPORT[/udp] or tcp:ADDR:HOSTPORT-:GUESTPORT`,
   );
 }
 

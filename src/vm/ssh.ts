@@ -13,20 +13,26 @@ export interface SshTarget {
   identity?: string;
 }
 
+/** The ssh options that reach an instance: its own known_hosts with strict checking, under its alias, with its key. */
+export function sshOptions(t: SshTarget): [string, string][] {
+  const options: [string, string][] = [
+    ['Port', String(t.port)],
+    ['UserKnownHostsFile', t.knownHosts],
+    ['GlobalKnownHostsFile', '/dev/null'],
+    ['StrictHostKeyChecking', 'yes'],
+    ['HostKeyAlias', t.hostKeyAlias],
+    ['CheckHostIP', 'no'],
+    ['LogLevel', 'ERROR'],
+  ];
+  if (t.identity) options.push(['IdentityFile', t.identity]);
+  return options;
+}
+
 /** ssh's argv for an instance: its forwarded port, its own known_hosts with strict checking, its key. */
 export function sshArgs(t: SshTarget, command: string[] = [], extra: string[] = []): string[] {
-  // prettier-ignore
-  const args = [
-    '-p', String(t.port),
-    '-o', `UserKnownHostsFile=${t.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', `HostKeyAlias=${t.hostKeyAlias}`,
-    '-o', 'CheckHostIP=no',
-    '-o', 'LogLevel=ERROR',
-  ];
-  if (t.identity) args.push('-i', t.identity);
-  args.push(...extra, `${t.user}@127.0.0.1`);
+  // ssh keeps the first value it is given for an option, so the caller's extra options come first.
+  const args = [...extra, ...sshOptions(t).flatMap(([key, value]) => ['-o', `${key}=${value}`])];
+  args.push(`${t.user}@127.0.0.1`);
   if (command.length) args.push('--', ...command);
   return args;
 }

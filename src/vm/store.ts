@@ -19,11 +19,15 @@ export interface InstancePaths {
   supervisorLog: string;
   events: string;
   pidFile: string;
+  /** The supervisor's pid while it runs: the main process of a vmstub@NAME service (src/vm/service.ts). */
+  supervisorPidFile: string;
   efiVars: string;
   volatileData: string;
   sshDir: string;
   knownHosts: string;
   sshKey: string;
+  /** The instance's OpenSSH config block (src/vm/ssh-config.ts). */
+  sshConfig: string;
   /** The keys a started stub is told to authorize (fw_cfg). */
   authorizedKeys: string;
   /** The supervisor's control socket (the starter waits on it). */
@@ -85,11 +89,13 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     supervisorLog: join(dir, 'supervisor.log'),
     events: join(dir, 'events.ndjson'),
     pidFile: join(dir, 'qemu.pid'),
+    supervisorPidFile: join(dir, 'supervisor.pid'),
     efiVars: join(dir, 'efivars.fd'),
     volatileData: join(dir, 'volatile-data.img'),
     sshDir,
     knownHosts: join(sshDir, 'known_hosts'),
     sshKey: join(sshDir, 'id_ed25519'),
+    sshConfig: join(sshDir, 'config'),
     authorizedKeys: join(sshDir, 'authorized_keys'),
     supervisorSocket: join(dir, 'supervisor.sock'),
     virtiofsSocket: (index) => join(dir, `virtiofs-${index}.sock`),
@@ -175,6 +181,31 @@ export function saveDefinition(def: VmDefinition, root = instancesRoot()): void 
   writeFileAtomic(instancePaths(def.name, root).definition, JSON.stringify(def, null, 2) + '\n');
 }
 
+/**
+ * Changes an instance's definition under a lock, so that two commands changing it at once (two port
+ * adds) both land. Returns what fn returned; fn may throw to change nothing.
+ */
+export async function editDefinition<T>(
+  name: string,
+  fn: (def: VmDefinition) => T | Promise<T>,
+  root = instancesRoot(),
+): Promise<T> {
+  const lock = `${instancePaths(name, root).definition}.lock`;
+  loadDefinition(name, root); // no instance: say so before taking a lock in a directory that is not there
+  for (let waited = 0; tryLock(lock); waited += 50) {
+    if (waited > 10_000) throw conflictError(`${name}'s definition is being changed by another command`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    const fresh = loadDefinition(name, root);
+    const result = await fn(fresh);
+    saveDefinition(fresh, root);
+    return result;
+  } finally {
+    releaseLock(lock);
+  }
+}
+
 /** Every instance directory, also one whose vm.json is missing or damaged (list shows those as broken). */
 export function listInstanceNames(root = instancesRoot()): string[] {
   if (!existsSync(root)) return [];
@@ -217,6 +248,7 @@ export function removeRunFiles(paths: InstancePaths): void {
     paths.qga,
     paths.console,
     paths.pidFile,
+    paths.supervisorPidFile,
     paths.volatileData,
     paths.bootExport,
   ]) {

@@ -18,6 +18,7 @@ import {
   removeInstance,
   removeRunFiles,
   takeOverInstanceLock,
+  writeFileAtomic,
   writeState,
   VIRTIOFS_SOCKET,
   type InstancePaths,
@@ -200,6 +201,7 @@ export async function supervise(
     return;
   }
   takeOverInstanceLock(paths, launch.starterPid);
+  writeFileAtomic(paths.supervisorPidFile, `${process.pid}\n`);
   writeState(paths, {
     ...readState(paths),
     ...launch.state,

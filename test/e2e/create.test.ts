@@ -6,6 +6,7 @@
  * packages and configuration as the install in the stub, and no two machines alike.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -203,15 +204,99 @@ describe(
       assert.ok(knownHosts.includes(`vmstub-${NAME} ssh-ed25519 ${hostKey}`), knownHosts);
     });
 
-    it('boots again through the handoff after stop and start', { timeout: 20 * 60_000 }, () => {
-      const before = ssh('cat', '/proc/sys/kernel/random/boot_id').trim();
-      assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
-      const r = box.run(['start', '--wait-ssh=900', NAME], { timeoutMs: 960_000 });
-      assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
-      assert.notEqual(ssh('cat', '/proc/sys/kernel/random/boot_id').trim(), before, 'a new boot');
-      assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m);
-      assert.match(box.consoleLog(NAME), /vmstub-handoff|kexec/i);
+    const rootBytes = () => Number(ssh('df', '-B1', '--output=size', '/').trim().split('\n').pop());
+
+    it('disk grow: the disk, and at once its root filesystem, grow under the running system', () => {
+      const before = rootBytes();
+      const r = box.run(['disk', 'grow', '--json', NAME, '+1G'], { timeoutMs: 300_000 });
+      assert.equal(r.code, 0, r.stderr);
+      const grown = JSON.parse(r.stdout) as { live: boolean; filesystem: string; detail?: string };
+      assert.equal(grown.live, true);
+      assert.equal(grown.filesystem, 'grown', grown.detail);
+      const gained = rootBytes() - before;
+      assert.ok(gained > 900 * 2 ** 20 && gained <= 2 ** 30, `the root grew by ${gained} bytes`);
     });
+
+    it(
+      'boots again through the handoff after stop and start, its root grown to a disk grown while stopped',
+      { timeout: 20 * 60_000 },
+      () => {
+        const before = ssh('cat', '/proc/sys/kernel/random/boot_id').trim();
+        const bytesBefore = rootBytes();
+        assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
+        const grow = box.run(['disk', 'grow', NAME, '+512M']);
+        assert.match(
+          grow.stdout,
+          /disk grown from .*; its root filesystem grows at the next boot\n$/,
+          grow.stderr,
+        );
+        const r = box.run(['start', '--wait-ssh=900', NAME], { timeoutMs: 960_000 });
+        assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
+        assert.notEqual(ssh('cat', '/proc/sys/kernel/random/boot_id').trim(), before, 'a new boot');
+        const gained = rootBytes() - bytesBefore;
+        assert.ok(gained > 400 * 2 ** 20, `x-systemd.growfs grew the root at boot: by ${gained} bytes`);
+        assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m);
+        assert.match(box.consoleLog(NAME), /vmstub-handoff|kexec/i);
+      },
+    );
+
+    it('plain ssh and scp reach it by name through the Include line (after the start changed its port)', () => {
+      const include = box.run(['ssh-config']);
+      assert.equal(include.code, 0, include.stderr);
+      const config = join(box.home, 'user-ssh-config');
+      writeFileSync(config, include.stdout);
+      const port = (JSON.parse(box.run(['show', '--json', NAME]).stdout) as { sshPort: number }).sshPort;
+      assert.match(box.run(['ssh-config', NAME]).stdout, new RegExp(`^  Port ${port}$`, 'm'));
+      const tool = (cmd: string, ...args: string[]) => {
+        const r = spawnSync(cmd, ['-F', config, '-o', 'BatchMode=yes', ...args], {
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
+        assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+        return r.stdout;
+      };
+      assert.equal(tool('ssh', NAME, 'id', '-un').trim(), 'alice');
+      const local = join(box.home, 'to-the-guest.txt');
+      writeFileSync(local, 'copied-by-plain-scp\n');
+      tool('scp', '-q', local, `${NAME}:/tmp/copied.txt`);
+      assert.equal(tool('ssh', `vmstub-${NAME}`, 'cat', '/tmp/copied.txt'), 'copied-by-plain-scp\n');
+    });
+
+    it(
+      'snapshot save and restore of the stopped system: its files come back exactly',
+      { timeout: 20 * 60_000 },
+      () => {
+        const write = (marker: string) =>
+          ssh(
+            'sh',
+            '-c',
+            `head -c 4M /dev/urandom > /root/state.bin && echo ${marker} > /root/${marker}.txt && sync`,
+          );
+        const sums = () => ssh('sh', '-c', 'sha256sum /root/state.bin /root/*.txt').trim();
+        /** Stops the system, runs step on the stopped instance, starts it again to SSH. */
+        const whileStopped = (step: () => void) => {
+          assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
+          step();
+          const r = box.run(['start', '--wait-ssh=900', NAME], { timeoutMs: 960_000 });
+          assert.equal(r.code, 0, `${r.stderr}\n${consoleTail()}`);
+        };
+        write('saved');
+        const saved = sums();
+        whileStopped(() => assert.equal(box.run(['snapshot', 'save', NAME, 'base']).code, 0));
+        write('later');
+        assert.notEqual(sums(), saved);
+        whileStopped(() => {
+          const r = box.run(['snapshot', 'restore', '--json', NAME, 'base']);
+          assert.equal(r.code, 0, r.stderr);
+          assert.deepEqual(JSON.parse(r.stdout), { restored: 'base', kept: 'before-base' });
+        });
+        assert.equal(sums(), saved, 'the files as they were saved, and later.txt gone');
+        const def = JSON.parse(box.run(['show', '--json', NAME]).stdout) as {
+          definition: { data: { path: string } };
+        };
+        assert.match(def.definition.data.path, /\/disk\.qcow2$/, "create's raw disk went under an overlay");
+      },
+    );
 
     it('refuses a second instance of the same name, changing nothing', () => {
       const r = box.run(['create', NAME, '--distro', 'debian12']);

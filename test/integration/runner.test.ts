@@ -150,6 +150,103 @@ describe('a detached VM with a data disk, a share, fw_cfg items and a port forwa
     assert.equal((await body).trim(), 'fixture-http-ok');
   });
 
+  test("ssh-config prints its block with this start's port, and its Include line takes it in", () => {
+    const port = show('fx').sshPort!;
+    const block = box.run(['ssh-config', 'fx']);
+    assert.equal(block.code, 0, block.stderr);
+    assert.match(block.stdout, /^Host fx vmstub-fx$/m);
+    assert.match(block.stdout, new RegExp(`^  Port ${port}$`, 'm'));
+    const include = box.run(['ssh-config']);
+    assert.match(include.stdout, /^Include \S+\/\*\/ssh\/config\n$/);
+    writeFileSync(join(work, 'ssh_config'), include.stdout);
+    assert.match(
+      execFileSync('ssh', ['-G', '-F', join(work, 'ssh_config'), 'fx'], { encoding: 'utf8' }),
+      new RegExp(`^port ${port}$`, 'm'),
+    );
+  });
+
+  test('port add forwards another host port to the running guest at once, port rm takes it off', async () => {
+    const extra = await freePort();
+    const add = box.run(['port', 'add', 'fx', `${extra}:80`]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(add.stdout, `fx: forwarding 127.0.0.1:${extra} -> 80/tcp\n`);
+    assert.equal((await httpGet(extra)).trim(), 'fixture-http-ok');
+    const rows = JSON.parse(box.run(['port', 'list', '--json', 'fx']).stdout) as {
+      hostPort: number;
+      guestPort: number;
+      ssh: boolean;
+      recorded: boolean;
+      active: boolean;
+    }[];
+    const row = (port: number) => rows.find((r) => r.hostPort === port);
+    assert.deepEqual([row(extra)?.recorded, row(extra)?.active], [true, true]);
+    assert.deepEqual([row(httpPort)?.recorded, row(httpPort)?.active], [true, true]);
+    assert.deepEqual([row(show('fx').sshPort!)?.ssh, row(show('fx').sshPort!)?.guestPort], [true, 22]);
+
+    const again = box.run(['port', 'add', 'fx', `${extra}:8080`]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, new RegExp(`^vmstub: host port ${extra}/tcp is forwarded already`));
+    // A host port someone else holds: QEMU refuses it, and neither the VM nor the definition changes.
+    const taken = await freePort();
+    const holder = createServer().listen(taken, '127.0.0.1');
+    await new Promise((r) => holder.once('listening', r));
+    const refused = box.run(['port', 'add', 'fx', `${taken}:80`]);
+    holder.close();
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`host port ${taken} is in use`));
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+
+    const rm = box.run(['port', 'rm', 'fx', String(extra)]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assert.rejects(httpGet(extra), /ECONNREFUSED/);
+    const kept = JSON.parse(box.run(['show', '--json', 'fx']).stdout) as {
+      definition: { hostfwds: { hostPort: number }[] };
+    };
+    assert.deepEqual(
+      kept.definition.hostfwds.map((f) => f.hostPort),
+      [httpPort],
+      'the definition keeps the run --hostfwd one only',
+    );
+    const ssh = box.run(['port', 'rm', 'fx', String(show('fx').sshPort)]);
+    assert.equal(ssh.code, 3);
+    assert.match(ssh.stderr, /SSH forward, which vmstub keeps/);
+  });
+
+  test('disk grow grows the data disk under the running VM: the guest sees the new size', async () => {
+    const r = box.run(['disk', 'grow', '--json', 'fx', '+128M']);
+    assert.equal(r.code, 0, r.stderr);
+    const grown = JSON.parse(r.stdout) as {
+      previousBytes: number;
+      bytes: number;
+      live: boolean;
+      filesystem: string;
+    };
+    assert.deepEqual(grown, {
+      ...grown,
+      previousBytes: 256 << 20,
+      bytes: 384 << 20,
+      live: true,
+      filesystem: 'not-installed',
+    });
+    const sock = connect(show('fx').paths.console);
+    let seen = '';
+    sock.on('data', (d: Buffer) => (seen += d.toString()));
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('echo "SIZE-$(cat /sys/block/vdb/size)-END"\n');
+    await waitFor(
+      'the guest to see the new size',
+      () => seen.includes(`SIZE-${(384 << 20) / 512}-END`),
+      20_000,
+    );
+    sock.destroy();
+    const smaller = box.run(['disk', 'grow', 'fx', '300M']);
+    assert.equal(smaller.code, 2);
+    assert.match(
+      smaller.stderr,
+      /^vmstub: the disk is 384 MiB already; vmstub never shrinks a disk \(asked for 300 MiB\)\n$/,
+    );
+  });
+
   test('the QMP socket and console socket are private to their owner', () => {
     const info = show('fx');
     for (const p of [info.paths.qmp, info.paths.console]) assert.equal(statSync(p).mode & 0o077, 0, p);
@@ -166,9 +263,13 @@ describe('a detached VM with a data disk, a share, fw_cfg items and a port forwa
     const ssh = box.run(['ssh', 'fx', '--', 'true']);
     assert.equal(ssh.code, 3);
     assert.match(ssh.stderr, /no SSH host key is recorded for fx/);
+    const snapshot = box.run(['snapshot', 'save', 'fx', 'live']);
+    assert.equal(snapshot.code, 3);
+    assert.match(snapshot.stderr, /fx is running; snapshots are of a stopped instance/);
   });
 
-  test('stop powers it off through ACPI and cleans the run files', { timeout: 90_000 }, () => {
+  let laterPort: number;
+  test('stop powers it off through ACPI and cleans the run files', { timeout: 90_000 }, async () => {
     const r = box.run(['stop', 'fx']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'fx powered off\n');
@@ -178,6 +279,68 @@ describe('a detached VM with a data disk, a share, fw_cfg items and a port forwa
     assert.ok(!existsSync(info.paths.qmp) && !existsSync(info.paths.console));
     assert.match(box.consoleLog('fx'), /VMSTUB-FIXTURE-POWEROFF/);
     assert.equal(box.run(['stop', 'fx']).stdout, 'fx is not running\n');
+    const grow = box.run(['disk', 'grow', 'fx', '512M']);
+    assert.equal(
+      grow.stdout,
+      'fx: disk grown from 384 MiB to 512 MiB (qcow2); not a system vmstub installed: grow its filesystem in the guest\n',
+    );
+    const image = execFileSync('qemu-img', ['info', '--output=json', info.definition.data!.path], {
+      encoding: 'utf8',
+    });
+    assert.equal((JSON.parse(image) as { 'virtual-size': number })['virtual-size'], 512 << 20);
+    laterPort = await freePort();
+    const later = box.run(['port', 'add', 'fx', `${laterPort}:80`]);
+    assert.equal(later.stdout, `fx: forwarding 127.0.0.1:${laterPort} -> 80/tcp (from its next start)\n`);
+    assert.match(
+      box.run(['port', 'list', 'fx']).stdout,
+      new RegExp(`127\\.0\\.0\\.1:${laterPort}\\s+80\\s+tcp\\s+at start`),
+    );
+  });
+
+  test('snapshots of the stopped instance: a restore gives back exactly the disk saved', () => {
+    const disk = show('fx').definition.data!.path;
+    const qemuIo = (...commands: string[]) =>
+      execFileSync('qemu-io', ['-f', 'qcow2', ...commands.flatMap((c) => ['-c', c]), disk], {
+        encoding: 'utf8',
+      });
+    qemuIo('write -P 0x11 0 1M');
+    const save = box.run(['snapshot', 'save', 'fx', 'base']);
+    assert.equal(save.stdout, 'fx: saved snapshot base\n', save.stderr);
+    const saved = join(work, 'saved.raw');
+    execFileSync('qemu-img', ['convert', '-O', 'raw', disk, saved]);
+    qemuIo('write -P 0x22 0 1M', 'write -P 0x33 100M 64k');
+    const twice = box.run(['snapshot', 'save', 'fx', 'base']);
+    assert.equal(twice.code, 3);
+    assert.match(twice.stderr, /fx has a snapshot named base already/);
+
+    const restore = box.run(['snapshot', 'restore', 'fx', 'base']);
+    assert.equal(
+      restore.stdout,
+      'fx: restored base; what the disk held before is snapshot before-base\n',
+      restore.stderr,
+    );
+    // qemu-img compare exits 0 only when both images read the same, sector for sector.
+    execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'raw', disk, saved]);
+    const tags = (JSON.parse(box.run(['snapshot', 'list', '--json', 'fx']).stdout) as { tag: string }[]).map(
+      (s) => s.tag,
+    );
+    assert.deepEqual(tags, ['base', 'before-base']);
+
+    assert.equal(box.run(['snapshot', 'restore', '--discard-current', 'fx', 'before-base']).code, 0);
+    assert.match(qemuIo('read -P 0x22 0 1M', 'read -P 0x33 100M 64k'), /read 65536\/65536 bytes/);
+    assert.deepEqual(
+      (JSON.parse(box.run(['snapshot', 'list', '--json', 'fx']).stdout) as { tag: string }[]).map(
+        (s) => s.tag,
+      ),
+      ['base', 'before-base'],
+      '--discard-current kept nothing new',
+    );
+    for (const tag of ['before-base', 'base']) assert.equal(box.run(['snapshot', 'rm', 'fx', tag]).code, 0);
+    assert.equal(box.run(['snapshot', 'list', 'fx']).stdout, 'fx has no snapshots\n');
+    const missing = box.run(['snapshot', 'restore', 'fx', 'base']);
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /^vmstub: fx has no snapshot named base\n$/);
+    assert.match(box.run(['snapshot', 'save', 'fx', '123']).stderr, /snapshot tag '123'/);
   });
 
   test('of two concurrent starts exactly one succeeds', { timeout: 120_000 }, async () => {
@@ -186,6 +349,21 @@ describe('a detached VM with a data disk, a share, fw_cfg items and a port forwa
     assert.deepEqual(codes, [0, 3], a.stderr + b.stderr);
     assert.match((a.code === 3 ? a : b).stderr, /fx is already running/);
     assert.equal(show('fx').state, 'running');
+    const port = show('fx').sshPort!;
+    assert.match(
+      box.run(['ssh-config', 'fx']).stdout,
+      new RegExp(`^  Port ${port}$`, 'm'),
+      'rewritten at the start',
+    );
+    const forwards = JSON.parse(box.run(['port', 'list', '--json', 'fx']).stdout) as {
+      hostPort: number;
+      active: boolean;
+    }[];
+    assert.equal(
+      forwards.find((f) => f.hostPort === laterPort)?.active,
+      true,
+      'the forward added while it was stopped',
+    );
     const stop = box.run(['stop', '--force', 'fx']);
     assert.equal(stop.stdout, 'fx stopped (forced)\n');
   });
@@ -197,6 +375,7 @@ describe('a detached VM with a data disk, a share, fw_cfg items and a port forwa
     assert.equal(r.stdout, `removed instance fx and disk ${disk}\n`);
     assert.ok(!existsSync(disk));
     assert.ok(!existsSync(box.instanceDir('fx')));
+    assert.match(box.run(['ssh-config', 'fx']).stderr, /no instance named fx/, 'its ssh config went with it');
   });
 });
 

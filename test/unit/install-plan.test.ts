@@ -139,8 +139,9 @@ test('mkfs matches the release kernel', () => {
 });
 
 test('renderers: fstab passes, locale lines, sshd passwords only when a hash exists', () => {
-  assert.match(fstab('u-1', 'ext4'), /^UUID=u-1 \/ ext4 defaults 0 1$/m);
-  assert.match(fstab('u-1', 'xfs'), /^UUID=u-1 \/ xfs defaults 0 0$/m);
+  assert.match(fstab('u-1', 'ext4', true), /^UUID=u-1 \/ ext4 defaults,x-systemd\.growfs 0 1$/m);
+  assert.match(fstab('u-1', 'xfs', true), /^UUID=u-1 \/ xfs defaults,x-systemd\.growfs 0 0$/m);
+  assert.match(fstab('u-1', 'xfs', false), /^UUID=u-1 \/ xfs defaults 0 0$/m);
   assert.equal(localeGenLine('C.UTF-8'), undefined);
   assert.equal(localeGenLine('de_DE.utf8'), 'de_DE.UTF-8 UTF-8\n');
   assert.match(sshdConf(resolveSpec({ distro: 'debian12' }, defaults)), /PasswordAuthentication no/);

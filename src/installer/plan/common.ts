@@ -52,10 +52,10 @@ export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = fal
 }
 
 /** fstab by the root filesystem's UUID (known once it is made). */
-export const fstabAction = (fsType: Parameters<typeof fstab>[1]): Action => ({
+export const fstabAction = (fsType: Parameters<typeof fstab>[1], growRoot: boolean): Action => ({
   kind: 'write',
   path: '/etc/fstab',
-  content: fstab(ROOT_UUID, fsType),
+  content: fstab(ROOT_UUID, fsType, growRoot),
 });
 
 export const hostnameAction = (spec: InstallSpec): Action => ({

@@ -241,7 +241,7 @@ export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
     title: 'Configure fstab, host name, time zone and locale',
     actions: [
       { kind: 'chroot-mounts' },
-      fstabAction(fsType),
+      fstabAction(fsType, true),
       hostnameAction(spec),
       hostsAction(spec),
       localtimeAction(spec),

@@ -69,7 +69,7 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
     id: 'system',
     title: 'Configure fstab, host name, time zone and locale',
     actions: [
-      fstabAction(fsType),
+      fstabAction(fsType, true),
       hostnameAction(spec),
       hostsAction(spec),
       localtimeAction(spec),

@@ -146,7 +146,11 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     actions: repos,
   });
 
-  const system: Action[] = [fstabAction(fsType), hostsAction(spec), localtimeAction(spec)];
+  const system: Action[] = [
+    fstabAction(fsType, d.init === 'systemd'),
+    hostsAction(spec),
+    localtimeAction(spec),
+  ];
   if (d.init === 'upstart') {
     system.push(
       { kind: 'write', path: '/etc/sysconfig/network', content: sysconfigNetwork(spec.hostname) },
