@@ -6,7 +6,7 @@ import { ARCHES } from '../util/arch.js';
 import { annotate, jsonOption, repeatable, stubOption, waitSshOption, wholeNumber } from './options.js';
 import { formatTable, note, printJson } from './output.js';
 import { onCleanup } from '../util/cleanup.js';
-import { ExitCode, VmstubError, conflictError, timeoutError, usageError } from '../util/errors.js';
+import { ExitCode, VmstubError, conflictError, oneLine, timeoutError, usageError } from '../util/errors.js';
 import { requireTool, runChecked } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
@@ -283,7 +283,11 @@ const stopallCommand = () =>
   new Command('stopall')
     .summary('stop every running instance at once, each as vmstub stop would')
     .option('-f, --force', 'quit QEMU at once, without asking the guests')
-    .addOption(jsonOption('[{name, outcome, timeoutSec}] for the instances that were running'))
+    .addOption(
+      jsonOption(
+        '[{name, outcome, timeoutSec}] for the instances that were running (outcome failed, with error, for one that could not be stopped)',
+      ),
+    )
     .action(async (o) => {
       const running = listInstanceNames().filter((n) => {
         try {
@@ -292,16 +296,24 @@ const stopallCommand = () =>
           return false;
         }
       });
+      // One that cannot be stopped does not keep the others running: each is tried, failures said at the end.
       const results = await Promise.all(
         running.map(async (name) => {
-          const timeoutSec = loadDefinition(name).stopTimeoutSec;
-          const outcome = await stopInstance(name, { force: o.force === true, timeoutSec });
-          if (!o.json) process.stdout.write(stopMessage(name, outcome, o.force === true, timeoutSec) + '\n');
-          return { name, outcome, timeoutSec };
+          try {
+            const timeoutSec = loadDefinition(name).stopTimeoutSec;
+            const outcome = await stopInstance(name, { force: o.force === true, timeoutSec });
+            if (!o.json)
+              process.stdout.write(stopMessage(name, outcome, o.force === true, timeoutSec) + '\n');
+            return { name, outcome, timeoutSec };
+          } catch (e) {
+            note(`${name}: not stopped: ${oneLine(e)}`);
+            return { name, outcome: 'failed' as const, error: oneLine(e) };
+          }
         }),
       );
       if (o.json) printJson(results);
       else if (!running.length) process.stdout.write('no instance is running\n');
+      if (results.some((r) => r.outcome === 'failed')) process.exitCode = ExitCode.failure;
     });
 
 const consoleCommand = () =>
@@ -560,7 +572,12 @@ const rmCommand = () =>
       // The frozen layers inside the instance go with it: flattened into the kept image, or asked for.
       if (o.disks) deleted.push(...layered.slice(1).filter((f) => f.startsWith(`${paths.dir}/`)));
       removeInstance(paths);
-      disableService(name); // a unit left enabled would only be skipped at boot (its condition fails), but it would linger
+      // An enabled unit would only be skipped at boot (its condition fails), but it would linger.
+      try {
+        disableService(name);
+      } catch (e) {
+        note(`${name} is removed, but its systemd unit link was not: ${oneLine(e)}`);
+      }
       if (o.json) {
         printJson({ removed: name, keptDisks: kept.map((k) => k.disk), deletedDisks: deleted });
         return;
