@@ -76,6 +76,9 @@ async function snapshotDisk(name: string, def: VmDefinition): Promise<DiskSpec> 
       `${name}'s data disk ${disk.path} is raw and not vmstub's: snapshots need qcow2 (qemu-img convert -O qcow2 it, and run with the copy)`,
     );
   const overlay = join(paths.dir, OVERLAY);
+  // qemu-img create would write over it; a file there that the definition does not name is not ours to lose.
+  if (existsSync(overlay))
+    throw conflictError(`${overlay} exists but is not ${name}'s disk; move it away to take snapshots`);
   chmodSync(disk.path, 0o400);
   try {
     await runChecked(qemuImg(), ['create', '-q', '-f', 'qcow2', '-b', disk.path, '-F', 'raw', overlay]);

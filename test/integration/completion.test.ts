@@ -37,7 +37,7 @@ describe('shell completion', () => {
       assert.equal(r.status, 0, r.stderr);
       return r.stdout.split('\n').filter(Boolean).sort();
     };
-    assert.deepEqual(offers('vmstub st'), ['start', 'stop']);
+    assert.deepEqual(offers('vmstub st'), ['start', 'stop', 'stopall']);
     assert.deepEqual(offers('vmstub image '), ['build']);
     assert.deepEqual(offers('vmstub run --acc'), ['--accel']);
     assert.deepEqual(offers('vmstub run --accel '), ['auto', 'kvm', 'tcg']);
@@ -45,6 +45,8 @@ describe('shell completion', () => {
     assert.deepEqual(offers('vmstub image build --arch '), ['aarch64', 'riscv64', 'x86_64']);
     assert.deepEqual(offers('vmstub create web3 --filesystem '), ['btrfs', 'ext4', 'xfs']);
     assert.deepEqual(offers('vmstub start '), ['db2', 'web1']);
+    assert.deepEqual(offers('vmstub snapshot '), ['list', 'restore', 'rm', 'save']);
+    assert.deepEqual(offers('vmstub disk grow '), ['db2', 'web1']);
     assert.deepEqual(offers('vmstub start --wait-ssh w'), ['web1'], '--wait-ssh takes no separate value');
     assert.deepEqual(offers('vmstub completion '), ['bash', 'fish', 'zsh']);
     assert.deepEqual(offers('vmstub run --cpus '), [], 'a number: nothing to offer, not files');
