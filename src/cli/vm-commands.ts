@@ -28,7 +28,7 @@ import { isRunning, stopInstance, type StopOutcome } from '../vm/lifecycle.js';
 import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import { instanceSshTarget } from '../vm/ssh-config.js';
 import { sshConfigCommand } from './ssh-config-command.js';
-import { disableService } from '../vm/service.js';
+import { disableService, isServiceEnabled, unitName } from '../vm/service.js';
 import { backingChain, dependentsOf } from '../installer/clone.js';
 import {
   createInstance,
@@ -429,6 +429,7 @@ const showCommand = () =>
             '-',
         ],
         ['pid', info.qemuPid ? `qemu ${info.qemuPid}, supervisor ${info.supervisorPid}` : '-'],
+        ['service', isServiceEnabled(info.name) ? `${unitName(info.name)}, enabled` : '-'],
         ['last exit', info.lastExit ? `${info.lastExit.at}: ${info.lastExit.reason}` : '-'],
         [
           'install',

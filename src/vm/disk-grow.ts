@@ -4,6 +4,7 @@
  * filesystem at once through the guest agent. Installed systems also grow their root at every boot
  * (x-systemd.growfs in the fstab vmstub writes), so a disk grown while stopped is used on the next start.
  */
+import { existsSync } from 'node:fs';
 import { installStatus } from '../installer/install-state.js';
 import { conflictError, oneLine, usageError, VmstubError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
@@ -106,6 +107,7 @@ export async function growInstanceDisk(name: string, sizeText: string): Promise<
   const def = loadDefinition(name);
   const paths = instancePaths(name);
   if (!def.data) throw conflictError(`${name} has no data disk to grow`);
+  if (!existsSync(def.data.path)) throw conflictError(`${name}'s data disk ${def.data.path} is gone`);
   const running = isRunning(paths);
   const previousBytes = running
     ? await liveDiskSize(paths.qmp)

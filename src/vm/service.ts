@@ -13,7 +13,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { isRoot, stateDir } from '../util/paths.js';
 import { conflictError } from '../util/errors.js';
-import { instancePaths, writeFileAtomic } from './store.js';
+import { writeFileAtomic } from './store.js';
 
 export const TEMPLATE = 'vmstub@.service';
 export const unitName = (name: string): string => `vmstub@${name}.service`;
@@ -180,10 +180,4 @@ export function systemdRuns(scope: ServiceScope, env: NodeJS.ProcessEnv = proces
   if (env.VMSTUB_UNIT_DIR) return false; // units written elsewhere are not the manager's to load
   if (scope.kind === 'system') return existsSync('/run/systemd/system');
   return existsSync(join(env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.()}`, 'systemd', 'private'));
-}
-
-/** The supervisor's pid, as systemd reads it from PIDFile. */
-export function supervisorPidOf(name: string): number | undefined {
-  const file = instancePaths(name).supervisorPidFile;
-  return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
 }

@@ -76,6 +76,7 @@ describe('a VM as a systemd service, and stopall', () => {
     assert.deepEqual([change.unit, change.enabled, change.systemd], ['vmstub@svc.service', true, false]);
     assert.match(r.stderr, /systemd is not running here: the unit files are in place/);
     unit = readFileSync(change.templatePath, 'utf8');
+    assert.match(box.run(['show', 'svc']).stdout, /^service:\s+vmstub@svc\.service, enabled$/m);
     assert.ok(existsSync(join(unitDir, `${isRootTarget()}.wants`, 'vmstub@svc.service')));
   });
 
