@@ -266,13 +266,11 @@ describe(
       'snapshot save and restore of the stopped system: its files come back exactly',
       { timeout: 20 * 60_000 },
       () => {
+        // ssh joins its arguments into one line for the remote shell: the script goes in single quotes.
+        const shell = (script: string) => ssh('sh', '-c', `'${script.replace(/'/g, `'\\''`)}'`);
         const write = (marker: string) =>
-          ssh(
-            'sh',
-            '-c',
-            `head -c 4M /dev/urandom > /root/state.bin && echo ${marker} > /root/${marker}.txt && sync`,
-          );
-        const sums = () => ssh('sh', '-c', 'sha256sum /root/state.bin /root/*.txt').trim();
+          shell(`head -c 4M /dev/urandom > /root/state.bin && echo ${marker} > /root/${marker}.txt && sync`);
+        const sums = () => shell('sha256sum /root/state.bin /root/*.txt').trim();
         /** Stops the system, runs step on the stopped instance, starts it again to SSH. */
         const whileStopped = (step: () => void) => {
           assert.equal(box.run(['stop', NAME], { timeoutMs: 300_000 }).code, 0);
@@ -282,6 +280,7 @@ describe(
         };
         write('saved');
         const saved = sums();
+        assert.match(saved, /^[0-9a-f]{64} {2}\/root\/state\.bin\n[0-9a-f]{64} {2}\/root\/saved\.txt$/);
         whileStopped(() => assert.equal(box.run(['snapshot', 'save', NAME, 'base']).code, 0));
         write('later');
         assert.notEqual(sums(), saved);
