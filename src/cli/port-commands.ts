@@ -5,11 +5,11 @@ import { conflictError } from '../util/errors.js';
 import type { HostFwd, VmDefinition } from '../vm/definition.js';
 import { isRunning } from '../vm/lifecycle.js';
 import { parseHostFwd } from '../vm/network.js';
+import { forwardingNetdev } from '../vm/qemu-argv.js';
 import {
   addLiveForward,
   checkNewForward,
   describeForward,
-  forwardingNetdev,
   liveForwards,
   parseHostSide,
   removeLiveForward,

@@ -11,10 +11,8 @@ import {
   type ServiceChange,
   type ServiceScope,
 } from '../vm/service.js';
+import { selfCommand } from '../vm/launch.js';
 import { loadDefinition } from '../vm/store.js';
-
-/** The command the unit runs: this very node and this very vmstub, so it is the same vmstub that made it. */
-const selfCommand = (): string[] => [process.execPath, process.argv[1]!];
 
 async function systemctl(scope: ServiceScope, args: string[]): Promise<void> {
   await runChecked(requireTool('systemctl', 'systemd'), [
@@ -34,13 +32,12 @@ async function apply(change: ServiceChange, now: boolean, json: boolean): Promis
   if (live) {
     await systemctl(scope, ['daemon-reload']);
     if (now) await systemctl(scope, [change.enabled ? 'start' : 'stop', change.unit]);
-  }
-  if (!live)
+    if (scope.kind === 'user' && change.enabled)
+      note('user services start at login; to start them at boot: loginctl enable-linger');
+  } else
     note(
       `systemd is not running here: the unit files are in place (${change.templatePath}) for when it does`,
     );
-  else if (scope.kind === 'user' && change.enabled)
-    note('user services start at login; to start them at boot: loginctl enable-linger');
   if (json) {
     printJson({ ...change, scope: scope.kind, systemd: live, now });
     return;
@@ -64,7 +61,8 @@ const enable = () =>
     )
     .action(async (name, o) => {
       loadDefinition(name);
-      await apply(enableService(name, selfCommand()), o.now === true, o.json === true);
+      const { node, script } = selfCommand();
+      await apply(enableService(name, [node, script]), o.now === true, o.json === true);
     });
 
 const disable = () =>

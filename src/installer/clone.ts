@@ -17,11 +17,12 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { conflictError, VmstubError } from '../util/errors.js';
-import { requireTool, run, runChecked } from '../util/exec.js';
+import { requireTool, run } from '../util/exec.js';
 import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition } from '../vm/definition-builder.js';
 import { isRunning } from '../vm/lifecycle.js';
-import { OVERLAY, listSnapshots } from '../vm/snapshots.js';
+import { createOverlay } from '../vm/allocate.js';
+import { listSnapshots } from '../vm/snapshots.js';
 import {
   createInstance,
   instancePaths,
@@ -69,21 +70,6 @@ export async function dependentsOf(paths: InstancePaths, root = instancesRoot())
   return out.sort();
 }
 
-async function overlay(path: string, backing: string, format: 'raw' | 'qcow2'): Promise<void> {
-  await runChecked(requireTool('qemu-img', 'qemu-utils'), [
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-b',
-    backing,
-    '-F',
-    format,
-    path,
-  ]);
-  chmodSync(path, 0o600);
-}
-
 /**
  * Freezes the source's disk as a read-only layer and gives the source a fresh overlay on it; returns
  * the layer, for the clone's overlay. A raw disk.img is its own layer; an overlay (an earlier clone's)
@@ -95,7 +81,7 @@ async function freeze(
 ): Promise<{ layer: string; format: 'raw' | 'qcow2' }> {
   const disk = def.data!;
   let layer = disk.path;
-  if (disk.path === join(paths.dir, OVERLAY)) {
+  if (disk.path === paths.overlayDisk) {
     let n = 1;
     while (existsSync(join(paths.dir, `layer-${n}.qcow2`))) n++;
     layer = join(paths.dir, `layer-${n}.qcow2`);
@@ -104,14 +90,14 @@ async function freeze(
   chmodSync(layer, 0o400);
   const format = disk.format === 'qcow2' ? 'qcow2' : 'raw';
   try {
-    await overlay(join(paths.dir, OVERLAY), layer, format);
+    await createOverlay(paths.overlayDisk, layer, format);
   } catch (e) {
     // The source stays as it was: its disk back under its own name, writable.
     chmodSync(layer, 0o600);
     if (layer !== disk.path) renameSync(layer, disk.path);
     throw e;
   }
-  const updated: VmDefinition = { ...def, data: { path: join(paths.dir, OVERLAY), format: 'qcow2' } };
+  const updated: VmDefinition = { ...def, data: { path: paths.overlayDisk, format: 'qcow2' } };
   writeFileSync(paths.definition, JSON.stringify(updated, null, 2) + '\n', { mode: 0o600 });
   return { layer, format };
 }
@@ -169,8 +155,8 @@ export async function cloneInstance(
   });
   try {
     const { layer, format } = await freeze(from, def);
-    await overlay(join(paths.dir, OVERLAY), layer, format);
-    cloneDef.data = { path: join(paths.dir, OVERLAY), format: 'qcow2' };
+    await createOverlay(paths.overlayDisk, layer, format);
+    cloneDef.data = { path: paths.overlayDisk, format: 'qcow2' };
     if (existsSync(from.sshKey)) {
       copyFileSync(from.sshKey, paths.sshKey);
       copyFileSync(`${from.sshKey}.pub`, `${paths.sshKey}.pub`);

@@ -97,3 +97,19 @@ export async function allocateDisk(
   }
   return { path, format: wanted, bytes: size, action: 'created' };
 }
+
+/** A fresh qcow2 overlay on a backing image (which must not be written while the overlay is in use), private. */
+export async function createOverlay(path: string, backing: string, format: DiskFormat): Promise<void> {
+  await runChecked(requireTool('qemu-img', 'qemu-utils'), [
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    '-b',
+    backing,
+    '-F',
+    format,
+    path,
+  ]);
+  chmodSync(path, 0o600);
+}

@@ -13,10 +13,9 @@ import type { DiskFormat } from './definition.js';
 import { isRunning } from './lifecycle.js';
 import { guestExec } from './qga.js';
 import { qmpOnce } from './qmp.js';
+import { DATA_DRIVE } from './qemu-argv.js';
+import { DATA_DISK } from '../installer/plan/types.js';
 import { instancePaths, loadDefinition } from './store.js';
-
-/** The drive id and serial qemu-argv.ts gives the data disk. */
-export const DATA_DRIVE = 'data';
 
 /** SIZE is the new size (20G), or with a + what to add (+4G). Never less than now. */
 export function grownSize(current: number, text: string): number {
@@ -54,7 +53,7 @@ export async function growLive(qmpSocket: string, bytes: number): Promise<void> 
  */
 export const GUEST_GROW_SCRIPT = `
 set -u
-dev=$(readlink -f /dev/disk/by-id/virtio-${DATA_DRIVE}) || { echo "no data disk in the guest"; exit 3; }
+dev=$(readlink -f ${DATA_DISK}) || { echo "no data disk in the guest"; exit 3; }
 i=0
 while [ "$(blockdev --getsize64 "$dev")" -lt "$1" ]; do
   i=$((i + 1)); [ $i -lt 100 ] || { echo "the guest does not see the new size of $dev"; exit 3; }

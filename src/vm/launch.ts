@@ -88,7 +88,8 @@ export function spawnQemu(paths: InstancePaths, qemuPath: string, argv: string[]
 }
 
 /** How the CLI re-invokes itself as a supervisor: the same script (the bundle, or compiled main). */
-function selfCommand(): { node: string; script: string } {
+/** This very node and this very vmstub script (the supervisor is started with it, and a service unit runs it). */
+export function selfCommand(): { node: string; script: string } {
   return { node: process.execPath, script: process.argv[1]! };
 }
 

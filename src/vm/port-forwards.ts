@@ -3,15 +3,9 @@
  * command of its own: human-monitor-command carries HMP's hostfwd_add, hostfwd_remove, info usernet).
  */
 import { usageError, VmstubError } from '../util/errors.js';
-import type { HostFwd, VmDefinition } from './definition.js';
+import type { HostFwd } from './definition.js';
 import { address, formatHostFwd, parseHostFwd, port } from './network.js';
 import { qmpOnce } from './qmp.js';
-
-/** The netdev that carries every forward: the first user-mode network (qemu-argv.ts names it net<index>). */
-export function forwardingNetdev(def: Pick<VmDefinition, 'nets'>): string | undefined {
-  const index = def.nets.findIndex((n) => n.kind === 'user');
-  return index < 0 ? undefined : `net${index}`;
-}
 
 /** What identifies a forward: its protocol and host side (QEMU's hostfwd_remove takes just that). */
 export type HostSide = Pick<HostFwd, 'protocol' | 'hostAddr' | 'hostPort'>;

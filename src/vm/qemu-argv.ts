@@ -137,6 +137,17 @@ export function kernelCommandLine(plan: LaunchPlan): string {
   );
 }
 
+/** The data disk's drive id and serial (QMP's device name for block_resize; /dev/disk/by-id/virtio-data in the guest). */
+export const DATA_DRIVE = 'data';
+
+const netdevId = (index: number): string => `net${index}`;
+
+/** The netdev that carries the SSH forward and every other: the first user-mode network. */
+export function forwardingNetdev(def: Pick<VmDefinition, 'nets'>): string | undefined {
+  const index = def.nets.findIndex((n) => n.kind === 'user');
+  return index < 0 ? undefined : netdevId(index);
+}
+
 function diskArgs(id: string, disk: DiskSpec, readonly: boolean, bootIndex?: number): string[] {
   const drive = [
     `file=${qemuValue(disk.path)}`,
@@ -223,9 +234,9 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     );
   }
   if (def.bootDisk) args.push(...diskArgs('boot', def.bootDisk, false, 0));
-  if (def.data) args.push(...diskArgs('data', def.data, false));
+  if (def.data) args.push(...diskArgs(DATA_DRIVE, def.data, false));
   else if (plan.volatileData)
-    args.push(...diskArgs('data', { path: plan.volatileData, format: 'raw' }, false));
+    args.push(...diskArgs(DATA_DRIVE, { path: plan.volatileData, format: 'raw' }, false));
   for (const d of plan.extraDisks ?? [])
     args.push(...diskArgs(d.serial, { path: d.path, format: 'raw' }, true));
 
@@ -244,30 +255,29 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     }
   });
 
-  let userNetSeen = false;
+  const forwarding = forwardingNetdev(def);
   def.nets.forEach((net, i) => {
     let netdev: string;
     if (net.kind === 'user') {
-      const parts = [`user,id=net${i}`];
-      if (!userNetSeen) {
+      const parts = [`user,id=${netdevId(i)}`];
+      if (netdevId(i) === forwarding) {
         parts.push(`hostname=${def.name}`);
         if (plan.sshPort) parts.push(`hostfwd=tcp:127.0.0.1:${plan.sshPort}-:22`);
         for (const f of def.hostfwds) parts.push(`hostfwd=${formatHostFwd(f)}`);
-        userNetSeen = true;
       }
       netdev = parts.join(',');
     } else if (net.kind === 'bridge') {
       netdev =
-        `bridge,id=net${i},br=${net.bridge}` +
+        `bridge,id=${netdevId(i)},br=${net.bridge}` +
         (plan.bridgeHelper ? `,helper=${qemuValue(plan.bridgeHelper)}` : '');
     } else {
-      netdev = `tap,id=net${i},ifname=${net.ifname},script=no,downscript=no`;
+      netdev = `tap,id=${netdevId(i)},ifname=${net.ifname},script=no,downscript=no`;
     }
     args.push(
       '-netdev',
       netdev,
       '-device',
-      `virtio-net-pci,netdev=net${i},mac=${macFor(def.name, i)},romfile=`,
+      `virtio-net-pci,netdev=${netdevId(i)},mac=${macFor(def.name, i)},romfile=`,
     );
   });
 

@@ -6,10 +6,10 @@
  * not made into something else behind their back: it is refused.
  */
 import { chmodSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { conflictError, usageError } from '../util/errors.js';
 import { requireTool, runChecked } from '../util/exec.js';
 import type { DiskSpec, VmDefinition } from './definition.js';
+import { createOverlay } from './allocate.js';
 import { isRunning } from './lifecycle.js';
 import { editDefinition, instancePaths } from './store.js';
 
@@ -18,9 +18,6 @@ export interface Snapshot {
   /** When it was saved, ISO 8601. */
   date: string;
 }
-
-/** The overlay's name inside the instance, as clone names it. */
-export const OVERLAY = 'disk.qcow2';
 
 const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -75,14 +72,13 @@ async function snapshotDisk(name: string, def: VmDefinition): Promise<DiskSpec> 
     throw conflictError(
       `${name}'s data disk ${disk.path} is raw and not vmstub's: snapshots need qcow2 (qemu-img convert -O qcow2 it, and run with the copy)`,
     );
-  const overlay = join(paths.dir, OVERLAY);
+  const overlay = paths.overlayDisk;
   // qemu-img create would write over it; a file there that the definition does not name is not ours to lose.
   if (existsSync(overlay))
     throw conflictError(`${overlay} exists but is not ${name}'s disk; move it away to take snapshots`);
   chmodSync(disk.path, 0o400);
   try {
-    await runChecked(qemuImg(), ['create', '-q', '-f', 'qcow2', '-b', disk.path, '-F', 'raw', overlay]);
-    chmodSync(overlay, 0o600);
+    await createOverlay(overlay, disk.path, 'raw');
   } catch (e) {
     chmodSync(disk.path, 0o600);
     throw e;

@@ -37,6 +37,8 @@ export interface InstancePaths {
   virtiofsdLog: string;
   /** The data disk vmstub create makes (vmstub rm moves it out: docs/commands.md). */
   createdDisk: string;
+  /** The qcow2 overlay clone and snapshot put over a frozen disk (src/installer/clone.ts, src/vm/snapshots.ts). */
+  overlayDisk: string;
   /** The resolved install spec create passed to the stub; install.json says where it stands. */
   installSpec: string;
   /** The package cache's address and token for the install running now (owner-only; removed after). */
@@ -101,6 +103,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     virtiofsSocket: (index) => join(dir, `virtiofs-${index}.sock`),
     virtiofsdLog: join(dir, 'virtiofsd.log'),
     createdDisk: join(dir, 'disk.img'),
+    overlayDisk: join(dir, 'disk.qcow2'),
     installSpec: join(dir, 'install-spec.json'),
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
