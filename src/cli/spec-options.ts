@@ -9,6 +9,8 @@ import {
   type SpecField,
 } from '../installer/spec-fields.js';
 import { readSpecFile, type SpecInput, type SpecSource } from '../installer/spec.js';
+import { readUserData, translateUserData } from '../cloud-init/user-data.js';
+import { note } from './output.js';
 
 /** Which flags each command takes: the machine fields only where a machine is made. */
 export type SpecFlagSet = 'create' | 'plan' | 'install';
@@ -53,12 +55,30 @@ export function withSpecOptions<C extends { addOption(option: Option): unknown }
       'install spec (YAML or JSON; vmstub schema spec describes it); flags override it',
     ),
   );
+  cmd.addOption(
+    new Option(
+      '--user-data <FILE>',
+      "cloud-init #cloud-config user-data, checked against cloud-init's schema; the installer applies its common keys (see cloud-init user-data in docs/commands.md)",
+    ),
+  );
   for (const { option } of declaredFlags(set)) cmd.addOption(option);
   return cmd;
 }
 
+/** user-data's fields on a spec file's: its scalars replace the file's, its lists (root's keys too) add to them. */
+function mergeOnto(raw: Record<string, unknown>, add: Record<string, unknown>) {
+  for (const [k, v] of Object.entries(add)) {
+    if (k === 'root') {
+      const root = (raw.root as { sshKeys?: string[] } | undefined) ?? {};
+      const keys = (v as { sshKeys: string[] }).sshKeys;
+      raw.root = { ...root, sshKeys: [...(root.sshKeys ?? []), ...keys] };
+    } else if (Array.isArray(v)) raw[k] = [...(Array.isArray(raw[k]) ? (raw[k] as unknown[]) : []), ...v];
+    else raw[k] = v;
+  }
+}
+
 /**
- * The spec from --config, then the flags on top: a scalar flag replaces the file's value, a repeatable
+ * The spec from --config, then --user-data, then the flags on top: a scalar flag replaces the file's value, a repeatable
  * one adds to the file's list. The result says which fields flags touched, for messages.
  */
 export function specFromOptions(
@@ -72,6 +92,14 @@ export function specFromOptions(
     : { input: {} as SpecInput, source: { where: 'flags' } as SpecSource };
   const raw = input as Record<string, unknown>;
   const fromFlags = new Set<string>();
+  if (typeof values.userData === 'string') {
+    const { input: fromUserData, warnings } = translateUserData(
+      readUserData(values.userData).config,
+      values.userData,
+    );
+    for (const w of warnings) note(`warning: ${w}`);
+    mergeOnto(raw, fromUserData as Record<string, unknown>);
+  }
   for (const [k, v] of Object.entries(extra))
     if (v !== undefined) {
       raw[k] = v;

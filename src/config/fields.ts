@@ -58,6 +58,8 @@ export const user = z.strictObject({
   sshKeys: z.optional(z.array(sshKey())),
   sudo: z.optional(z.boolean()),
   passwordHash: z.optional(passwordHash()),
+  groups: z.optional(z.array(matching(USER_RE, (v) => `'${v}' is not a valid group name`))),
+  shell: z.optional(matching(/^\/[^\s:]+$/, (v) => `'${v}' is not an absolute path to a shell`)),
 });
 
 export const packageName = () => matching(PACKAGE_RE, (v) => `'${v}' is not a package name`);

@@ -93,6 +93,7 @@ export function formatProblems(problems: Problem[], src: ConfigSource): string {
 export function readYamlMapping(
   path: string,
   example: string,
+  version: '1.1' | '1.2' = '1.2',
 ): { value: Record<string, unknown>; lineOf: (path: Path) => number | undefined } {
   let text: string;
   try {
@@ -101,7 +102,7 @@ export function readYamlMapping(
     throw usageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, version });
   if (doc.errors.length)
     throw usageError(`${path} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const value: unknown = doc.toJS();

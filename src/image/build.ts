@@ -44,6 +44,7 @@ import {
   networkdEthernet,
   resolvedConf,
   sudoers,
+  userAddArgvs,
 } from '../installer/render.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
@@ -373,14 +374,7 @@ async function configureRoot(root: string, c: ImageConfig, log: (l: string) => v
   await sh(c.root.passwordHash ? ['usermod', '-p', c.root.passwordHash, 'root'] : ['passwd', '-l', 'root']);
   if (c.root.sshKeys.length) write(root, 'root/.ssh/authorized_keys', authorizedKeys(c.root.sshKeys), 0o600);
   for (const u of c.users) {
-    await sh([
-      'useradd',
-      '--create-home',
-      '--shell',
-      '/bin/bash',
-      ...(u.sudo ? ['--groups', 'sudo'] : []),
-      u.name,
-    ]);
+    for (const argv of userAddArgvs(u, 'sudo')) await sh(argv);
     await sh(u.passwordHash ? ['usermod', '-p', u.passwordHash, u.name] : ['passwd', '-l', u.name]);
     if (u.sshKeys.length) {
       write(root, `home/${u.name}/.ssh/authorized_keys`, authorizedKeys(u.sshKeys), 0o600);

@@ -118,7 +118,7 @@ export const IMAGE_FIELDS = {
   },
   users: {
     schema: z.array(user),
-    doc: 'accounts: name, sudo, passwordHash (none: locked, SSH keys only), sshKeys',
+    doc: 'accounts: name, sudo, passwordHash (none: locked, SSH keys only), sshKeys, groups, shell (default /bin/bash)',
     value: [],
   },
   root: {
@@ -186,6 +186,8 @@ export interface ImageUser {
   sudo: boolean;
   passwordHash?: string;
   sshKeys: string[];
+  groups: string[];
+  shell: string;
 }
 
 /** An image config, validated and with every default filled in. */
@@ -321,6 +323,8 @@ export function resolveImageConfig(
       sudo: u.sudo === true,
       passwordHash: u.passwordHash,
       sshKeys: (u.sshKeys ?? []).map((k) => k.trim()),
+      groups: u.groups ?? [],
+      shell: u.shell ?? '/bin/bash',
     })),
     root: { passwordHash: i.root?.passwordHash, sshKeys: (i.root?.sshKeys ?? []).map((k) => k.trim()) },
     mirror,

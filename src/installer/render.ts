@@ -129,6 +129,26 @@ export function keyboardConf(layout: string): string {
   ].join('\n');
 }
 
+/** The commands that make an account: groups the system may lack (groupadd -f), then useradd. */
+export function userAddArgvs(
+  u: { name: string; sudo: boolean; groups: string[]; shell: string },
+  sudoGroup: string,
+): string[][] {
+  const extra = u.groups.filter((g) => g !== sudoGroup);
+  const groups = [...(u.sudo ? [sudoGroup] : []), ...extra];
+  return [
+    ...extra.map((g) => ['groupadd', '-f', g]),
+    [
+      'useradd',
+      '--create-home',
+      '--shell',
+      u.shell,
+      ...(groups.length ? ['--groups', groups.join(',')] : []),
+      u.name,
+    ],
+  ];
+}
+
 export function sudoers(user: string): string {
   return `${user} ALL=(ALL:ALL) NOPASSWD: ALL\n`;
 }

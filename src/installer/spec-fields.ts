@@ -178,7 +178,7 @@ export const SPEC_FIELDS = {
   },
   users: {
     schema: z.array(user),
-    doc: 'accounts besides root: name, sshKeys, sudo, passwordHash (none: SSH keys only)',
+    doc: 'accounts besides root: name, sshKeys, sudo, passwordHash (none: SSH keys only), groups, shell (default /bin/bash)',
     flags: [
       {
         flags: '--user <NAME>',

@@ -36,6 +36,9 @@ export interface UserSpec {
   sudo: boolean;
   /** A crypt(3) hash; without one the account has no password (SSH keys only). */
   passwordHash?: string;
+  /** Supplementary groups besides the sudo group; made when the system lacks them. */
+  groups: string[];
+  shell: string;
 }
 
 /**
@@ -170,6 +173,8 @@ export function resolveSpecAndMachine(
         sshKeys: (u.sshKeys ?? []).map((k) => k.trim()),
         sudo: u.sudo === true,
         passwordHash: u.passwordHash,
+        groups: u.groups ?? [],
+        shell: u.shell ?? '/bin/bash',
       }))
     : [];
   const names = new Set<string>();

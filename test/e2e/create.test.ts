@@ -81,7 +81,16 @@ describe(
         `forwards: ['127.0.0.1:${forwardPort}:22']`,
       ].join('\n') + '\n',
     );
-    const systemArgs = ['--config', specFile, '--locale', 'de_DE.UTF-8', '--user', 'alice'];
+    // And a cloud-init user-data file: a user with groups (one the system lacks) and a shell, a package.
+    const userData = join(box.home, 'user-data.yaml');
+    writeFileSync(
+      userData,
+      '#cloud-config\npackages: [tree]\nusers:\n  - name: bob\n    groups: [adm, builders]\n    shell: /bin/sh\n',
+    );
+    const systemArgs = [
+      ...['--config', specFile, '--user-data', userData],
+      ...['--locale', 'de_DE.UTF-8', '--user', 'alice'],
+    ];
     const createArgs = ['create', NAME, ...systemArgs, '--bootstrap-on', 'guest', '--json'];
     /** How many files the package cache served, from its line at the end of an install. */
     const cachedDownloads = (stderr: string) => {
@@ -202,6 +211,13 @@ describe(
       const hostKey = ssh('cat', '/etc/ssh/ssh_host_ed25519_key.pub').split(' ')[1]!;
       const knownHosts = readFileSync(join(box.instanceDir(NAME), 'ssh', 'known_hosts'), 'utf8');
       assert.ok(knownHosts.includes(`vmstub-${NAME} ssh-ed25519 ${hostKey}`), knownHosts);
+    });
+
+    it('has what the user-data asked for: bob in his groups with his shell, and the package', () => {
+      assert.equal(ssh('id', '-Gn', 'bob').trim().split(' ').sort().join(' '), 'adm bob builders');
+      assert.equal(ssh('getent', 'passwd', 'bob').trim().split(':')[6], '/bin/sh');
+      assert.match(ssh('passwd', '-S', 'bob'), /^bob L /);
+      assert.equal(ssh('command', '-v', 'tree').trim(), '/usr/bin/tree');
     });
 
     const rootBytes = () => Number(ssh('df', '-B1', '--output=size', '/').trim().split('\n').pop());

@@ -74,6 +74,12 @@ describe('bad input, disks and damaged state', () => {
       'distro: almalinux9\nfilesystem: btrfs\ntimezone: Mars/Olympus\nlocale: xx_YY.UTF-8\n',
     );
     writeFileSync(file('not-yaml.yaml'), 'distro: [debian12\n');
+    writeFileSync(
+      file('user-data-bad.yaml'),
+      '#cloud-config\nhostnme: web7\nusers:\n  - name: bob\n    lock_passwd: maybe\nwrite_files:\n  - content: x\n',
+    );
+    writeFileSync(file('user-data-script.sh'), '#!/bin/sh\necho hi\n');
+    writeFileSync(file('user-data-pinned.yaml'), '#cloud-config\npackages:\n  - [tree, "2.1.0-1"]\n');
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
     writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: centos9stream\nformats: [dvd]\n');
     writeFileSync(file('machine.yaml'), 'distro: debian12\ncpus: 0\nforwards: [eighty]\n');
@@ -148,6 +154,26 @@ describe('bad input, disks and damaged state', () => {
       /stub-aarch64\.squashfs: its kernel is for x86_64, not aarch64; build the aarch64 stub with vmstub image build stub --arch aarch64/,
     ],
     [['create', 'web1'], 2, /--distro is required/],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user-data', 'user-data-bad.yaml'],
+      2,
+      /user-data-bad\.yaml: 3 problems: hostnme: is not a cloud-config key \(line 2\); users\[0\]\.lock_passwd: must be boolean \(line 5\); write_files\[0\]: must have required property 'path' \(line 7\)\n$/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user-data', 'user-data-script.sh'],
+      2,
+      /user-data must be a #cloud-config file/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user-data', 'user-data-pinned.yaml'],
+      2,
+      /packages\[0\]: version pins are not applied/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user-data', 'nonexistent.yaml'],
+      2,
+      /--user-data: cannot read nonexistent\.yaml: ENOENT/,
+    ],
     [['create', 'web1', '--distro', 'windows11'], 2, /unknown distribution 'windows11'/],
     [
       ['create', 'web1', '--distro', 'debian12', '--timezone', 'Mars/Olympus'],

@@ -8,6 +8,7 @@ import {
   resolvedConf,
   sshdConf,
   sudoers,
+  userAddArgvs,
 } from '../render.js';
 import type { InstallSpec } from '../spec.js';
 import { DATA_DISK, ROOT_UUID, chroot, type Action, type Step } from './types.js';
@@ -180,16 +181,7 @@ function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
     });
   }
   for (const u of spec.users) {
-    accounts.push(
-      chroot([
-        'useradd',
-        '--create-home',
-        '--shell',
-        '/bin/bash',
-        ...(u.sudo ? ['--groups', sudoGroup] : []),
-        u.name,
-      ]),
-    );
+    accounts.push(...userAddArgvs(u, sudoGroup).map((argv) => chroot(argv)));
     accounts.push(
       u.passwordHash ? chroot(['usermod', '-p', u.passwordHash, u.name]) : chroot(['passwd', '-l', u.name]),
     );
