@@ -78,8 +78,9 @@ function mergeOnto(raw: Record<string, unknown>, add: Record<string, unknown>) {
 }
 
 /**
- * The spec from --config, then --user-data, then the flags on top: a scalar flag replaces the file's value, a repeatable
- * one adds to the file's list. The result says which fields flags touched, for messages.
+ * The spec from --config, then --user-data, then the flags on top: a scalar flag replaces the file's
+ * value, a repeatable one adds to the file's list. The result says which fields flags touched, for
+ * messages.
  */
 export function specFromOptions(
   set: SpecFlagSet,

@@ -129,12 +129,15 @@ export function keyboardConf(layout: string): string {
   ].join('\n');
 }
 
-/** The commands that make an account: groups the system may lack (groupadd -f), then useradd. */
+/**
+ * The commands that make an account: groups the system may lack (groupadd -f), then useradd. groups and
+ * shell may be missing from a spec an older vmstub recorded (vmstub resume reads it back).
+ */
 export function userAddArgvs(
-  u: { name: string; sudo: boolean; groups: string[]; shell: string },
+  u: { name: string; sudo: boolean; groups?: string[]; shell?: string },
   sudoGroup: string,
 ): string[][] {
-  const extra = u.groups.filter((g) => g !== sudoGroup);
+  const extra = (u.groups ?? []).filter((g) => g !== sudoGroup);
   const groups = [...(u.sudo ? [sudoGroup] : []), ...extra];
   return [
     ...extra.map((g) => ['groupadd', '-f', g]),
@@ -142,7 +145,7 @@ export function userAddArgvs(
       'useradd',
       '--create-home',
       '--shell',
-      u.shell,
+      u.shell ?? '/bin/bash',
       ...(groups.length ? ['--groups', groups.join(',')] : []),
       u.name,
     ],

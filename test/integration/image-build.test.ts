@@ -68,6 +68,8 @@ function writeConfig(
       'users:',
       '  - name: alice',
       '    sudo: true',
+      '    groups: [adm, builders]',
+      '    shell: /bin/sh',
       `formats: [${formats.join(', ')}]`,
       '',
     ].join('\n'),
@@ -118,6 +120,13 @@ describe('an image from a config and a hook', () => {
     assert.match(unsquash(squashfs, 'etc/issue'), /VMSTUB-HOOK-ONE/);
     assert.match(unsquash(squashfs, 'etc/shadow'), /^root:[!*]/m, 'root is locked');
     assert.match(unsquash(squashfs, 'etc/group'), /^sudo:x:\d+:alice$/m);
+    assert.match(
+      unsquash(squashfs, 'etc/group'),
+      /^builders:x:\d+:alice$/m,
+      'a group the system lacked, made',
+    );
+    assert.match(unsquash(squashfs, 'etc/group'), /^adm:x:\d+:alice$/m);
+    assert.match(unsquash(squashfs, 'etc/passwd'), /^alice:x:\d+:\d+::\/home\/alice:\/bin\/sh$/m);
     assert.equal(unsquash(squashfs, 'etc/machine-id'), '', 'a machine-id of its own on every boot');
     assert.match(
       unsquash(squashfs, 'etc/apt/sources.list.d/debian.sources'),

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readUserData, translateUserData } from '../../src/cloud-init/user-data.js';
 import { buildPlan, type Action } from '../../src/installer/plan/index.js';
+import { userAddArgvs } from '../../src/installer/render.js';
 import { resolveSpec, type SpecInput } from '../../src/installer/spec.js';
 
 const REAL = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/real/cloud-init');
@@ -122,4 +123,10 @@ test('user-data in a plan: host name, time zone, packages, root keys, a user wit
   assert.ok(argvs.includes('groupadd -f adm'));
   assert.ok(argvs.includes('groupadd -f video'));
   assert.ok(argvs.includes('useradd --create-home --shell /bin/sh --groups sudo,adm,video alice'));
+});
+
+test('a user recorded by an older vmstub (no groups, no shell) is made as before', () => {
+  assert.deepEqual(userAddArgvs({ name: 'carol', sudo: true }, 'wheel'), [
+    ['useradd', '--create-home', '--shell', '/bin/bash', '--groups', 'wheel', 'carol'],
+  ]);
 });
