@@ -9,7 +9,8 @@ import {
   type SpecField,
 } from '../installer/spec-fields.js';
 import { readSpecFile, type SpecInput, type SpecSource } from '../installer/spec.js';
-import { readUserData, translateUserData } from '../cloud-init/user-data.js';
+import { CLOUD_INIT_PACKAGE } from '../cloud-init/seed.js';
+import { checkSeedable, readUserData, translateUserData } from '../cloud-init/user-data.js';
 import { note } from './output.js';
 
 /** Which flags each command takes: the machine fields only where a machine is made. */
@@ -58,11 +59,26 @@ export function withSpecOptions<C extends { addOption(option: Option): unknown }
   cmd.addOption(
     new Option(
       '--user-data <FILE>',
-      "cloud-init #cloud-config user-data, checked against cloud-init's schema; the installer applies its common keys (see cloud-init user-data in docs/commands.md)",
+      "cloud-init #cloud-config user-data, checked against cloud-init's schema; the installer applies its common keys, or seeds it when the packages include cloud-init (see cloud-init user-data in docs/commands.md)",
     ),
   );
   for (const { option } of declaredFlags(set)) cmd.addOption(option);
   return cmd;
+}
+
+/** The packages a spec file and the flags name. */
+function packagesOf(
+  set: SpecFlagSet,
+  raw: Record<string, unknown>,
+  values: Record<string, unknown>,
+): unknown[] {
+  const flag = declaredFlags(set)
+    .find((f) => f.field === 'packages')!
+    .option.attributeName();
+  return [
+    ...(Array.isArray(raw.packages) ? raw.packages : []),
+    ...((values[flag] as unknown[] | undefined) ?? []),
+  ];
 }
 
 /** user-data's fields on a spec file's: its scalars replace the file's, its lists (root's keys too) add to them. */
@@ -94,12 +110,17 @@ export function specFromOptions(
   const raw = input as Record<string, unknown>;
   const fromFlags = new Set<string>();
   if (typeof values.userData === 'string') {
-    const { input: fromUserData, warnings } = translateUserData(
-      readUserData(values.userData).config,
-      values.userData,
-    );
-    for (const w of warnings) note(`warning: ${w}`);
-    mergeOnto(raw, fromUserData as Record<string, unknown>);
+    const userData = readUserData(values.userData);
+    if (packagesOf(set, raw, values).includes(CLOUD_INIT_PACKAGE)) {
+      // The system runs cloud-init itself: it gets the user-data as written, and vmstub applies none of it.
+      checkSeedable(userData.config, values.userData);
+      raw.userData = userData.text;
+      note(`${values.userData}: seeded for the system's own cloud-init, which applies it at the first boot`);
+    } else {
+      const { input: fromUserData, warnings } = translateUserData(userData.config, values.userData);
+      for (const w of warnings) note(`warning: ${w}`);
+      mergeOnto(raw, fromUserData as Record<string, unknown>);
+    }
   }
   for (const [k, v] of Object.entries(extra))
     if (v !== undefined) {

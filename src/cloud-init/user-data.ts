@@ -4,17 +4,18 @@
  * common subset itself. A key it does not apply is named in a warning, never dropped in silence.
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { Ajv, type ErrorObject } from 'ajv';
 import AjvDraft04 from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
 import { formatProblems, readYamlMapping, type Problem } from '../config/problems.js';
+import { shellLine } from '../installer/boot-commands.js';
 import type { SpecInput } from '../installer/spec-fields.js';
 import { usageError } from '../util/errors.js';
 import cloudConfigSchema from './schema-cloud-config-v1.json' with { type: 'json' };
 
-/** Where the schema comes from: Debian's cloud-init package, which installs it for `cloud-init schema`. */
-export const SCHEMA_SOURCE =
-  'cloud-init 25.1.4 (Debian 13), cloudinit/config/schemas/schema-cloud-config-v1.json';
+// The schema is cloud-init 25.1.4's (Debian 13's package installs it for `cloud-init schema`):
+// cloudinit/config/schemas/schema-cloud-config-v1.json.
 
 type Validate = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 let compiled: Validate | undefined;
@@ -118,6 +119,21 @@ export function readUserData(file: string): UserData {
   return { text, config: value };
 }
 
+/**
+ * user-data seeded for the system's own cloud-init: refused where it would replace the SSH host keys
+ * vmstub made and recorded (known_hosts would then not match, and create's login check fails).
+ */
+export function checkSeedable(config: Record<string, unknown>, file: string): void {
+  const replacing = [
+    ...(config.ssh_deletekeys === true ? ['ssh_deletekeys: true'] : []),
+    ...(config.ssh_keys !== undefined ? ['ssh_keys'] : []),
+  ];
+  if (replacing.length)
+    throw usageError(
+      `${file}: ${replacing.join(', ')}: would replace the SSH host keys vmstub made and recorded for the system`,
+    );
+}
+
 /** The keys the installer applies itself; every other one gets a warning. */
 const APPLIED = [
   'hostname',
@@ -127,6 +143,9 @@ const APPLIED = [
   'packages',
   'users',
   'ssh_authorized_keys',
+  'write_files',
+  'runcmd',
+  'bootcmd',
 ] as const;
 
 /** What a cloud-init user entry may say that vmstub applies. */
@@ -188,6 +207,18 @@ export function translateUserData(config: Record<string, unknown>, file: string)
   if (Array.isArray(config.ssh_authorized_keys))
     input.root = { sshKeys: config.ssh_authorized_keys.map(String) };
 
+  if (Array.isArray(config.write_files))
+    input.files = config.write_files.map((f, i) =>
+      writtenFile(f as Record<string, unknown>, `write_files[${i}]`, file, warn),
+    );
+  if (Array.isArray(config.runcmd)) input.firstBoot = config.runcmd.map(commandLine);
+  if (Array.isArray(config.bootcmd)) input.everyBoot = config.bootcmd.map(commandLine);
+  for (const key of ['runcmd', 'bootcmd'] as const)
+    ((config[key] as unknown[] | undefined) ?? []).forEach((c, i) => {
+      if (/^cloud-init-per\b/.test(commandLine(c)))
+        warn(`${key}[${i}]`, 'runs cloud-init-per, which only a system with cloud-init has');
+    });
+
   const users: Record<string, unknown>[] = [];
   const entries = typeof config.users === 'string' ? list(config.users) : ((config.users as unknown[]) ?? []);
   entries.forEach((entry, i) => {
@@ -229,4 +260,43 @@ export function translateUserData(config: Record<string, unknown>, file: string)
   });
   if (users.length) input.users = users;
   return { input: input as SpecInput, warnings };
+}
+
+/** A runcmd or bootcmd entry: a shell line as it is, an argument list quoted into one. */
+const commandLine = (entry: unknown): string =>
+  Array.isArray(entry) ? shellLine(entry.map(String)) : String(entry);
+
+/** The bytes of a write_files entry's content as its encoding says (!!binary YAML is bytes already). */
+function contentBytes(content: unknown, encoding: string): Buffer {
+  const raw =
+    content instanceof Uint8Array ? Buffer.from(content) : Buffer.from(String(content ?? ''), 'utf8');
+  const base64 = /(^|\+)(b64|base64)$/.test(encoding);
+  const bytes = base64 ? Buffer.from(raw.toString('latin1'), 'base64') : raw;
+  return /^(gz|gzip)(\+|$)/.test(encoding) ? gunzipSync(bytes) : bytes;
+}
+
+/** A write_files entry as a spec file: cloud-init's defaults (root:root, 0644) are the spec's. */
+function writtenFile(
+  f: Record<string, unknown>,
+  at: string,
+  file: string,
+  warn: (key: string, why: string) => void,
+): Record<string, unknown> {
+  if (f.source !== undefined)
+    warn(`${at}.source`, 'not fetched: vmstub writes the content given (empty without one)');
+  const encoding = typeof f.encoding === 'string' ? f.encoding : 'text/plain';
+  let bytes: Buffer;
+  try {
+    bytes = contentBytes(f.content, encoding);
+  } catch (e) {
+    throw usageError(`${file}: ${at}.content: is not ${encoding} (${(e as Error).message})`);
+  }
+  const text = bytes.toString('utf8');
+  const written: Record<string, unknown> = Buffer.from(text, 'utf8').equals(bytes)
+    ? { path: f.path, content: text }
+    : { path: f.path, content: bytes.toString('base64'), encoding: 'base64' };
+  if (typeof f.permissions === 'string') written.mode = f.permissions.replace(/^0o/, '0');
+  if (typeof f.owner === 'string') written.owner = f.owner;
+  if (f.append === true) written.append = true;
+  return written;
 }

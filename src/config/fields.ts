@@ -65,3 +65,27 @@ export const user = z.strictObject({
 export const packageName = () => matching(PACKAGE_RE, (v) => `'${v}' is not a package name`);
 
 export const hostname = () => matching(HOSTNAME_RE, (v) => `'${v}' is not a valid host name`);
+
+/** An absolute path inside the new system, without `..` (it cannot point outside the root). */
+const systemPath = () =>
+  z.string().check((ctx) => {
+    const v = ctx.value;
+    if (!v.startsWith('/') || v.endsWith('/') || v.split('/').includes('..') || v.includes('\0'))
+      ctx.issues.push({
+        code: 'custom',
+        message: `'${v}' is not an absolute file path (without ..)`,
+        input: v,
+      });
+  });
+
+/** A file written into the new system (a spec's files, cloud-init's write_files). */
+export const writtenFile = z.strictObject({
+  path: systemPath(),
+  content: z.string(),
+  encoding: z.optional(z.enum(['text', 'base64'])),
+  mode: z.optional(matching(/^0?[0-7]{3,4}$/, (v) => `'${v}' is not an octal mode like '0644'`)),
+  owner: z.optional(
+    matching(/^[a-z_][a-z0-9_-]{0,31}(:[a-z_][a-z0-9_-]{0,31})?$/, (v) => `'${v}' is not USER or USER:GROUP`),
+  ),
+  append: z.optional(z.boolean()),
+});

@@ -47,7 +47,11 @@ export function issueProblems(issue: z.core.$ZodIssue, input: unknown): Problem[
         {
           path,
           message:
-            value === undefined ? 'is required' : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`,
+            value === undefined
+              ? 'is required'
+              : issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')
+                ? `must be a string (in quotes: '${String(value)}')`
+                : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`,
         },
       ];
     case 'invalid_value':

@@ -35,7 +35,7 @@ import {
 import { onCleanup } from '../util/cleanup.js';
 import { hintFwCfg, installAndVerify, type CreateOptions, type CreateResult } from './create.js';
 import { installStatus } from './install-state.js';
-import type { InstallSpec } from './spec.js';
+import { readRecordedSpec, type InstallSpec } from './spec.js';
 
 /** The files of a disk's backing chain, the disk first (qemu-img's view, read without a lock). */
 export async function backingChain(disk: string): Promise<string[]> {
@@ -126,7 +126,7 @@ export async function cloneInstance(
       `${source} has snapshots (${snapshots.map((s) => s.tag).join(', ')}), which a clone would put out of reach; vmstub snapshot rm them first`,
     );
 
-  const sourceSpec = JSON.parse(readFileSync(from.installSpec, 'utf8')) as InstallSpec;
+  const sourceSpec = readRecordedSpec(from.installSpec);
   const spec: InstallSpec = {
     ...sourceSpec,
     hostname: o.name.replace(/[._]/g, '-'),

@@ -20,6 +20,7 @@ import { validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
+import { FIRST_BOOT_UNIT, waitForFirstBoot } from './boot-commands.js';
 import { ensureInstanceKey, makeHostKeys, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import { hostKeyAlias, instanceSshTarget } from '../vm/ssh-config.js';
 import {
@@ -50,6 +51,7 @@ import {
   type BootstrapSite,
 } from './root-cache.js';
 import {
+  readRecordedSpec,
   resolveSpecAndMachine,
   type InstallSpec,
   type MachineSpec,
@@ -83,7 +85,9 @@ export interface CreateResult {
   hostname: string;
   sshPort: number;
   hostKeys: string[];
-  /** Seconds for each phase: stub boot, each install step, handoff, boot to SSH. */
+  /** How the first boot's cloud-init and commands (when the spec has some) ended: create waits for them. */
+  firstBoot?: 'done' | 'failed';
+  /** Seconds for each phase: stub boot, each install step, handoff, boot to SSH, first-boot commands. */
   phases: Record<string, number>;
   seconds: number;
 }
@@ -282,7 +286,7 @@ export async function resumeInstall(
     throw conflictError(
       `${name}'s data disk ${def.data?.path ?? ''} is gone; remove it with vmstub rm ${name}`,
     );
-  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
+  const spec = readRecordedSpec(paths.installSpec);
   const phases: Record<string, number> = {};
   // The root filesystem the first attempt was given, found (or bootstrapped) again.
   const rootTarball = spec.rootTarball
@@ -330,7 +334,7 @@ export async function installAndVerify(
   const log = paths.installLog;
   // This boot's console output starts here: what it shows is read from this offset on.
   const consoleFrom = existsSync(paths.consoleLog) ? statSync(paths.consoleLog).size : 0;
-  const spec = JSON.parse(readFileSync(paths.installSpec, 'utf8')) as InstallSpec;
+  const spec = readRecordedSpec(paths.installSpec);
   // A root bootstrapped on the host, or a clone, needs no downloads in the stub. Followed, the cache
   // of the create that started the install is gone with it (a download then fails; resume starts over).
   const useCache =
@@ -441,12 +445,41 @@ export async function installAndVerify(
     );
   }
   phases['boot to SSH'] = Math.round((Date.now() - sshStarted) / 100) / 10;
+  let firstBoot: CreateResult['firstBoot'];
+  const firstBootWait = waitForFirstBoot(spec);
+  if (firstBootWait) {
+    const firstBootStarted = Date.now();
+    const what = [
+      ...(spec.userData ? ['cloud-init'] : []),
+      ...(spec.firstBoot.length ? [`its first-boot commands (${FIRST_BOOT_UNIT})`] : []),
+    ].join(' and ');
+    o.note(`${name}: waiting for ${what}`);
+    const wait = spawnSync(
+      requireTool('ssh', 'openssh-client'),
+      sshArgs(
+        instanceSshTarget(name, paths, port, def.sshUser),
+        [firstBootWait],
+        ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=30'],
+      ),
+      { encoding: 'utf8' },
+    );
+    firstBoot = wait.status === 0 ? 'done' : 'failed';
+    if (firstBoot === 'failed')
+      o.note(
+        `${name}: ${what} failed: ${[
+          ...(spec.userData ? [`vmstub ssh ${name} cloud-init status --long`] : []),
+          ...(spec.firstBoot.length ? [`vmstub ssh ${name} journalctl -u ${FIRST_BOOT_UNIT}`] : []),
+        ].join(' or ')} says why`,
+      );
+    phases['first-boot commands'] = Math.round((Date.now() - firstBootStarted) / 100) / 10;
+  }
   return {
     name,
     distro: spec.distro,
     hostname: spec.hostname,
     sshPort: port,
     hostKeys: done.hostKeys,
+    ...(firstBoot ? { firstBoot } : {}),
     phases,
     seconds: Math.round((Date.now() - started) / 1000),
   };

@@ -159,6 +159,20 @@ const RUN: Runners = {
     }
     cx.log(`wrote ${a.path}`);
   },
+  'put-file': async (a, cx) => {
+    // Inside the chroot, so the path's symlinks resolve in the new system (its /var/run is /run), not the stub.
+    const script =
+      'mkdir -p -- "$(dirname -- "$1")" && base64 -d ' +
+      (a.append ? '>>' : '>') +
+      ' "$1" && chown -- "$2" "$1" && chmod -- "$3" "$1"';
+    const owner = a.owner.includes(':') ? a.owner : `${a.owner}:`;
+    await exec(
+      ['chroot', cx.target, '/bin/sh', '-c', script, 'sh', a.path, owner, a.mode.toString(8)],
+      (l) => cx.log(l),
+      { input: a.base64 },
+    );
+    cx.log(`${a.append ? 'appended to' : 'wrote'} ${a.path}`);
+  },
   symlink: async (a, cx) => {
     const path = cx.inTarget(a.path);
     rmSync(path, { force: true });

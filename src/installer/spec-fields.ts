@@ -11,6 +11,7 @@ import {
   sshKey,
   url,
   user,
+  writtenFile,
 } from '../config/fields.js';
 import { ARCHES } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
@@ -225,6 +226,40 @@ export const SPEC_FIELDS = {
     flags: [
       { flags: '--post-install <COMMAND>', help: 'run this in the new system at the end', repeatable: true },
     ],
+  },
+  files: {
+    schema: z.array(writtenFile),
+    doc: 'files written into the new system once its accounts exist: path, content, encoding (text or base64), mode (default 0644), owner (USER[:GROUP], default root), append',
+    value: [],
+  },
+  firstBoot: {
+    schema: z.array(z.string()),
+    doc: 'shell commands run once as root at the first boot, once the network is online (vmstub-first-boot.service; create waits for them)',
+    value: [],
+    flags: [
+      {
+        flags: '--first-boot <COMMAND>',
+        help: 'run this as root once, at the first boot (create waits for it)',
+        repeatable: true,
+      },
+    ],
+  },
+  everyBoot: {
+    schema: z.array(z.string()),
+    doc: 'shell commands run as root early at every boot, before the network (vmstub-every-boot.service)',
+    value: [],
+    flags: [
+      {
+        flags: '--every-boot <COMMAND>',
+        help: 'run this as root early at every boot',
+        repeatable: true,
+      },
+    ],
+  },
+  userData: {
+    schema: z.string(),
+    doc: "a #cloud-config for the system's own cloud-init, seeded in /var/lib/cloud/seed/nocloud (--user-data, when the packages include cloud-init)",
+    internal: true,
   },
   disk: {
     schema: parsedBy((v) => parseSize(v, '')),

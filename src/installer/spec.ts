@@ -166,6 +166,18 @@ export function resolveSpecAndMachine(
   if (ok('locale') && !knownLocale(locale))
     problem(['locale'], `'${locale}' is not a locale glibc supports (e.g. en_US.UTF-8)`);
 
+  if (distro && 'init' in distro && distro.init === 'upstart')
+    for (const k of ['firstBoot', 'everyBoot'] as const)
+      if (input[k]?.length)
+        problem(
+          [k],
+          `${distro.name} boots with upstart: vmstub runs boot commands through systemd units only`,
+        );
+  (Array.isArray(input.files) ? input.files : []).forEach((f, i) => {
+    if (f?.encoding === 'base64' && typeof f.content === 'string' && !/^[A-Za-z0-9+/=\s]*$/.test(f.content))
+      problem(['files', i, 'content'], 'is not base64');
+  });
+
   const rootKeys = (input.root?.sshKeys ?? defaults.sshKeys).map((k) => k.trim());
   const users: UserSpec[] = ok('users')
     ? (input.users ?? []).map((u) => ({
@@ -210,6 +222,18 @@ export function resolveSpecAndMachine(
     baseDir: src.baseDir ?? process.cwd(),
   };
   return { spec, machine };
+}
+
+/**
+ * A spec vmstub recorded for an instance (resume and clone read it back): fields a newer vmstub added
+ * since get the table's values, so an older record means what it meant.
+ */
+export function readRecordedSpec(file: string): InstallSpec {
+  const spec = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  for (const k of systemFields)
+    if (spec[k] === undefined && fieldDecl(k).value !== undefined)
+      spec[k] = structuredClone(fieldDecl(k).value);
+  return spec as InstallSpec;
 }
 
 /** The fields the stub receives, in the table's order (root and users are resolved on their own). */

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { processesUsing, Sandbox } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
@@ -81,11 +82,35 @@ describe(
         `forwards: ['127.0.0.1:${forwardPort}:22']`,
       ].join('\n') + '\n',
     );
-    // And a cloud-init user-data file: a user with groups (one the system lacks) and a shell, a package.
+    // And a cloud-init user-data file: a user with groups (one the system lacks) and a shell, a package,
+    // files (one of bob's, one gzipped), commands at the first boot and at every boot.
     const userData = join(box.home, 'user-data.yaml');
+    const hello = gzipSync('#!/bin/sh\necho hello from write_files\n').toString('base64');
     writeFileSync(
       userData,
-      '#cloud-config\npackages: [tree]\nusers:\n  - name: bob\n    groups: [adm, builders]\n    shell: /bin/sh\n',
+      [
+        '#cloud-config',
+        'packages: [tree]',
+        'users:',
+        '  - name: bob',
+        '    groups: [adm, builders]',
+        '    shell: /bin/sh',
+        'write_files:',
+        '  - path: /etc/vmstub-test/notes.txt',
+        '    content: "for bob\\n"',
+        '    owner: bob:builders',
+        "    permissions: '0640'",
+        '  - path: /usr/local/bin/hello',
+        '    encoding: gz+b64',
+        `    content: ${hello}`,
+        "    permissions: '0755'",
+        'runcmd:',
+        `  - [sh, -c, 'echo "ran once" >> /var/tmp/runcmd.log']`,
+        '  - hello > /var/tmp/hello.out',
+        'bootcmd:',
+        '  - echo boot >> /var/tmp/bootcmd.log',
+        '',
+      ].join('\n'),
     );
     const systemArgs = [
       ...['--config', specFile, '--user-data', userData],
@@ -151,6 +176,9 @@ describe(
         );
         const events = ndjson(r.stdout);
         assert.equal(events.at(-1)?.type, 'result');
+        const result = events.at(-1) as { firstBoot?: string; phases?: Record<string, number> };
+        assert.equal(result.firstBoot, 'done', 'it waited for the first-boot commands (runcmd)');
+        assert.ok((result.phases?.['first-boot commands'] ?? -1) >= 0, JSON.stringify(result.phases));
         assert.ok(events.some((e) => e.type === 'install-done'));
         assert.match(
           readFileSync(join(box.instanceDir(NAME), 'install.log'), 'utf8'),
@@ -218,6 +246,13 @@ describe(
       assert.equal(ssh('getent', 'passwd', 'bob').trim().split(':')[6], '/bin/sh');
       assert.match(ssh('passwd', '-S', 'bob'), /^bob L /);
       assert.equal(ssh('command', '-v', 'tree').trim(), '/usr/bin/tree');
+      assert.equal(ssh('stat', '-c', '%U:%G:%a', '/etc/vmstub-test/notes.txt').trim(), 'bob:builders:640');
+      assert.equal(ssh('cat', '/etc/vmstub-test/notes.txt'), 'for bob\n');
+      assert.equal(ssh('stat', '-c', '%U:%a', '/usr/local/bin/hello').trim(), 'root:755');
+      // runcmd ran before create returned (it waits for them), once; bootcmd ran in this first boot.
+      assert.equal(ssh('cat', '/var/tmp/runcmd.log'), 'ran once\n');
+      assert.equal(ssh('cat', '/var/tmp/hello.out'), 'hello from write_files\n');
+      assert.equal(ssh('cat', '/var/tmp/bootcmd.log'), 'boot\n');
     });
 
     const rootBytes = () => Number(ssh('df', '-B1', '--output=size', '/').trim().split('\n').pop());
@@ -252,6 +287,8 @@ describe(
         const gained = rootBytes() - bytesBefore;
         assert.ok(gained > 400 * 2 ** 20, `x-systemd.growfs grew the root at boot: by ${gained} bytes`);
         assert.match(ssh('uname', '-r'), /^6\.1\.\d+-\d+-cloud-amd64$/m);
+        assert.equal(ssh('cat', '/var/tmp/bootcmd.log'), 'boot\nboot\n', 'bootcmd runs at every boot');
+        assert.equal(ssh('cat', '/var/tmp/runcmd.log'), 'ran once\n', 'runcmd at the first boot only');
         assert.match(box.consoleLog(NAME), /vmstub-handoff|kexec/i);
       },
     );

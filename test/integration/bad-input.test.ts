@@ -80,6 +80,15 @@ describe('bad input, disks and damaged state', () => {
     );
     writeFileSync(file('user-data-script.sh'), '#!/bin/sh\necho hi\n');
     writeFileSync(file('user-data-pinned.yaml'), '#cloud-config\npackages:\n  - [tree, "2.1.0-1"]\n');
+    writeFileSync(file('user-data-host-keys.yaml'), '#cloud-config\nssh_deletekeys: true\n');
+    writeFileSync(
+      file('user-data-gzip.yaml'),
+      '#cloud-config\nwrite_files:\n  - path: /x\n    encoding: gzip\n    content: plain\n',
+    );
+    writeFileSync(
+      file('files.yaml'),
+      'distro: debian12\nfiles:\n  - path: etc/motd\n    content: hi\n    mode: 0644\n',
+    );
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
     writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: centos9stream\nformats: [dvd]\n');
     writeFileSync(file('machine.yaml'), 'distro: debian12\ncpus: 0\nforwards: [eighty]\n');
@@ -168,6 +177,30 @@ describe('bad input, disks and damaged state', () => {
       ['create', 'web1', '--distro', 'debian12', '--user-data', 'user-data-pinned.yaml'],
       2,
       /packages\[0\]: version pins are not applied/,
+    ],
+    [
+      [
+        'create',
+        'web1',
+        ...['--distro', 'debian12', '--package', 'cloud-init', '--user-data', 'user-data-host-keys.yaml'],
+      ],
+      2,
+      /user-data-host-keys\.yaml: ssh_deletekeys: true: would replace the SSH host keys vmstub made and recorded/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--user-data', 'user-data-gzip.yaml'],
+      2,
+      /user-data-gzip\.yaml: write_files\[0\]\.content: is not gzip \(/,
+    ],
+    [
+      ['create', 'web1', '--config', 'files.yaml'],
+      2,
+      /files\.yaml: 2 problems: files\[0\]\.path: 'etc\/motd' is not an absolute file path \(without \.\.\) \(line 3\); files\[0\]\.mode: must be a string \(in quotes: '644'\) \(line 5\)/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'centos6', '--first-boot', 'true'],
+      2,
+      /firstBoot: CentOS 6\.10 boots with upstart: vmstub runs boot commands through systemd units only\n$/,
     ],
     [
       ['create', 'web1', '--distro', 'debian12', '--user-data', 'nonexistent.yaml'],

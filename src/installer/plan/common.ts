@@ -10,6 +10,16 @@ import {
   sudoers,
   userAddArgvs,
 } from '../render.js';
+import {
+  EVERY_BOOT_SCRIPT,
+  EVERY_BOOT_UNIT,
+  FIRST_BOOT_SCRIPT,
+  FIRST_BOOT_UNIT,
+  bootScript,
+  everyBootUnit,
+  firstBootUnit,
+} from '../boot-commands.js';
+import { CLOUD_CFG, SEED_DIR, cloudCfg, metaData } from '../../cloud-init/seed.js';
 import type { InstallSpec } from '../spec.js';
 import { DATA_DISK, ROOT_UUID, chroot, type Action, type Step } from './types.js';
 
@@ -205,9 +215,65 @@ function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
   return accounts;
 }
 
-/** The user's post-install commands, then the check that the handoff will find a kernel. */
+/** The spec's files, as given: text as UTF-8, base64 as its bytes. */
+function filesStep(spec: InstallSpec): Step {
+  return {
+    id: 'files',
+    title: 'Write the files the spec gives',
+    actions: spec.files.map((f): Action => ({
+      kind: 'put-file',
+      path: f.path,
+      base64:
+        f.encoding === 'base64'
+          ? Buffer.from(f.content, 'base64').toString('base64')
+          : Buffer.from(f.content, 'utf8').toString('base64'),
+      mode: parseInt(f.mode ?? '0644', 8),
+      owner: f.owner ?? 'root',
+      append: f.append === true,
+    })),
+  };
+}
+
+/** The first-boot and every-boot commands: a script and a one-shot unit each, enabled. */
+function bootCommandsStep(spec: InstallSpec): Step {
+  const actions: Action[] = [];
+  const units: string[] = [];
+  const add = (commands: string[], script: string, unit: string, text: string) => {
+    if (!commands.length) return;
+    actions.push(
+      { kind: 'write', path: script, content: bootScript(commands), mode: 0o700 },
+      { kind: 'write', path: `/etc/systemd/system/${unit}`, content: text },
+    );
+    units.push(unit);
+  };
+  add(spec.firstBoot, FIRST_BOOT_SCRIPT, FIRST_BOOT_UNIT, firstBootUnit());
+  add(spec.everyBoot, EVERY_BOOT_SCRIPT, EVERY_BOOT_UNIT, everyBootUnit());
+  actions.push(chroot(['systemctl', 'enable', ...units]));
+  return { id: 'boot-commands', title: 'Set up the commands run at boot', actions };
+}
+
+/** The user-data for the system's own cloud-init, where it looks first: its NoCloud seed directory. */
+function cloudInitSeedStep(spec: InstallSpec, userData: string): Step {
+  return {
+    id: 'cloud-init-seed',
+    title: "Seed the user-data for the system's own cloud-init (NoCloud)",
+    actions: [
+      { kind: 'write', path: `${SEED_DIR}/user-data`, content: userData, mode: 0o600 },
+      { kind: 'write', path: `${SEED_DIR}/meta-data`, content: metaData(spec.hostname), mode: 0o600 },
+      { kind: 'write', path: CLOUD_CFG, content: cloudCfg() },
+    ],
+  };
+}
+
+/**
+ * The cloud-init seed, the spec's files and boot commands, the user's post-install commands, then the check that the
+ * handoff will find a kernel.
+ */
 export function finalSteps(spec: InstallSpec): Step[] {
   const steps: Step[] = [];
+  if (spec.userData) steps.push(cloudInitSeedStep(spec, spec.userData));
+  if (spec.files.length) steps.push(filesStep(spec));
+  if (spec.firstBoot.length || spec.everyBoot.length) steps.push(bootCommandsStep(spec));
   if (spec.postInstall.length) {
     steps.push({
       id: 'post-install',

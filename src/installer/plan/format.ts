@@ -8,6 +8,8 @@ const DESCRIBE: Describers = {
     `$ ${a.chroot ? 'chroot TARGET ' : ''}${a.argv.map((x) => (/[\s"']/.test(x) ? `'${x}'` : x)).join(' ')}${a.input ? ' <<< (input)' : ''}`,
   write: (a) =>
     `write ${a.in === 'staging' ? 'STAGING' : a.in === 'hooks' ? 'HOOKS' : 'TARGET'}${a.path}${a.mode ? ` (mode ${a.mode.toString(8)})` : ''}${a.owner ? ` owned by ${a.owner}` : ''}`,
+  'put-file': (a) =>
+    `${a.append ? 'append to' : 'write'} TARGET${a.path} (mode ${a.mode.toString(8).padStart(4, '0')}, owned by ${a.owner}, ${Buffer.from(a.base64, 'base64').length} bytes)`,
   symlink: (a) => `link TARGET${a.path} -> ${a.target}`,
   remove: (a) => `remove TARGET${a.path}`,
   'rpm-bootstrap': (a) =>
@@ -45,6 +47,16 @@ const DESCRIBE: Describers = {
 const describe = <K extends Action['kind']>(a: Extract<Action, { kind: K }>): string =>
   (DESCRIBE[a.kind] as (a: Action) => string)(a);
 
+/** What --files shows of a written file: its text (a file that is not UTF-8 text is not shown). */
+function shownContent(a: Action): string | undefined {
+  if (a.kind === 'write') return a.content;
+  if (a.kind !== 'put-file') return undefined;
+  const bytes = Buffer.from(a.base64, 'base64');
+  const text = bytes.toString('utf8');
+  // eslint-disable-next-line no-control-regex -- control bytes other than tab and newline mean binary
+  return Buffer.from(text, 'utf8').equals(bytes) && !/[\x00-\x08\x0e-\x1f]/.test(text) ? text : undefined;
+}
+
 /** The plan as people read it; with files, each written file's content too. */
 export function formatPlan(plan: Plan, showFiles: boolean): string {
   const out = [
@@ -57,9 +69,8 @@ export function formatPlan(plan: Plan, showFiles: boolean): string {
     out.push('', `${i + 1}. ${s.id}: ${s.title}`);
     for (const a of s.actions) {
       out.push(`   ${describe(a)}`);
-      if (showFiles && a.kind === 'write' && a.content) {
-        for (const line of a.content.replace(/\n$/, '').split('\n')) out.push(`   | ${line}`);
-      }
+      const content = showFiles ? shownContent(a) : undefined;
+      if (content) for (const line of content.replace(/\n$/, '').split('\n')) out.push(`   | ${line}`);
     }
   });
   return out.join('\n') + '\n';

@@ -34,6 +34,11 @@ export type Action =
       in?: 'target' | 'staging' | 'hooks';
       owner?: string;
     }
+  /**
+   * A file the spec asks for, inside the target, as given: bytes (base64), never substituted; its
+   * missing directories made root's; owner a user (its group) or USER:GROUP of the new system.
+   */
+  | { kind: 'put-file'; path: string; base64: string; mode: number; owner: string; append: boolean }
   | { kind: 'symlink'; path: string; target: string }
   /** Delete a file or directory inside the target. */
   | { kind: 'remove'; path: string }

@@ -1,0 +1,24 @@
+/**
+ * The NoCloud seed for a system that installs cloud-init itself: the user-data as written, meta-data
+ * naming the instance, and the settings that keep what vmstub made (its network configuration, the
+ * SSH host keys it recorded) and spare cloud-init probing for other datasources.
+ */
+
+export const SEED_DIR = '/var/lib/cloud/seed/nocloud';
+export const CLOUD_CFG = '/etc/cloud/cloud.cfg.d/90-vmstub.cfg';
+/** The package whose presence in a spec makes --user-data a seed rather than something vmstub applies. */
+export const CLOUD_INIT_PACKAGE = 'cloud-init';
+
+export const metaData = (hostname: string): string =>
+  `instance-id: iid-vmstub-${hostname}\nlocal-hostname: ${hostname}\n`;
+
+export const cloudCfg = (): string =>
+  [
+    '# vmstub: the seed is in ' + SEED_DIR,
+    'datasource_list: [NoCloud, None]',
+    '# The network is configured by vmstub (systemd-networkd: DHCP on every ethernet interface).',
+    'network: {config: disabled}',
+    '# vmstub recorded these host keys (known_hosts): they stay.',
+    'ssh_deletekeys: false',
+    '',
+  ].join('\n');
