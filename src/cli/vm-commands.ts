@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { ARCHES } from '../util/arch.js';
 import { annotate, jsonOption, repeatable, stubOption, waitSshOption, wholeNumber } from './options.js';
@@ -10,6 +10,8 @@ import { ExitCode, VmstubError, conflictError, oneLine, timeoutError, usageError
 import { requireTool, runChecked } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
+import { cidataMetaData, cidataVendorData, writeCidataIso } from '../cloud-init/cidata.js';
+import { readUserData } from '../cloud-init/user-data.js';
 import { hintFwCfg, knownHostsLines } from '../installer/create.js';
 import { describeInstallStatus, installStatus } from '../installer/install-state.js';
 import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
@@ -25,7 +27,7 @@ import {
 } from '../vm/inspect.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance, type StopOutcome } from '../vm/lifecycle.js';
-import { ensureInstanceKey, sshArgs, waitForSshBanner } from '../vm/ssh.js';
+import { ensureInstanceKey, makeHostKeys, sshArgs, waitForSshBanner } from '../vm/ssh.js';
 import { instanceSshTarget } from '../vm/ssh-config.js';
 import { sshConfigCommand } from './ssh-config-command.js';
 import { disableService, isServiceEnabled, unitName } from '../vm/service.js';
@@ -85,6 +87,10 @@ const runCommand = () =>
         { defaultText: "the host's" },
       ),
     )
+    .option(
+      '--cloud-init-iso <USER-DATA>',
+      'attach a cloud-init NoCloud seed made from this #cloud-config (an ISO labelled cidata; meta-data names the instance and carries your SSH keys), for images that run cloud-init themselves',
+    )
     .option('-d, --data <DISK>', 'data disk (raw or qcow2), seen as /dev/disk/by-id/virtio-data')
     .option('--volatile-data <SIZE>', 'a blank data disk of SIZE, deleted when the VM stops')
     .addOption(
@@ -140,6 +146,8 @@ const runCommand = () =>
     .action(async (system, o) => {
       if (o.waitSsh !== undefined && !o.detach) throw usageError('--wait-ssh needs --detach');
       const def = buildDefinition({ ...o, system }, process.cwd());
+      const userData =
+        o.cloudInitIso === undefined ? undefined : readUserData(o.cloudInitIso, '--cloud-init-iso').text;
       const paths = createInstance(def);
       const unmake = onCleanup(`the new instance ${def.name}`, () => {
         if (existsSync(paths.dir) && !runningSupervisor(paths)) removeInstance(paths);
@@ -151,6 +159,21 @@ const runCommand = () =>
           ? userKeys
           : [readFileSync(await ensureInstanceKey(paths.sshKey, `vmstub@${def.name}`), 'utf8').trim()];
         def.fwCfg.push(...hintFwCfg(paths, keys, hostTimezone()));
+        if (userData !== undefined) {
+          // The image's cloud-init puts in host keys made here, so its known_hosts is known from the start.
+          const hostKeys = await makeHostKeys(def.name);
+          await writeCidataIso(paths.cloudInitSeed, {
+            userData,
+            metaData: cidataMetaData(def.name, keys),
+            vendorData: cidataVendorData(hostKeys),
+          });
+          const publicKeys = Object.entries(hostKeys)
+            .filter(([f]) => f.endsWith('.pub'))
+            .map(([, k]) => k.trim());
+          mkdirSync(dirname(paths.knownHosts), { recursive: true, mode: 0o700 });
+          writeFileSync(paths.knownHosts, knownHostsLines(def.name, publicKeys), { mode: 0o600 });
+          def.cloudInitSeed = paths.cloudInitSeed;
+        }
         saveDefinition(def);
         await startInstance(def.name, note, { extraAppend: stubAppend(o.stub) });
         unmake.release();

@@ -101,12 +101,12 @@ export interface UserData {
  * A #cloud-config file, read as cloud-init reads it (YAML 1.1: yes/no are booleans) and checked
  * against its schema: every problem at once, each with its path and line.
  */
-export function readUserData(file: string): UserData {
+export function readUserData(file: string, flag = '--user-data'): UserData {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw usageError(`--user-data: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw usageError(`${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   if (!/^#cloud-config[ \t]*\r?\n/.test(text + '\n'))
     throw usageError(

@@ -42,6 +42,8 @@ export interface VmDefinition {
   iso?: string;
   /** A bootable disk (an ISO written to a disk, a cloud image) the firmware boots from, writable. */
   bootDisk?: DiskSpec;
+  /** A cloud-init NoCloud seed (an ISO labelled cidata), attached read-only as the disk with serial cidata. */
+  cloudInitSeed?: string;
   /** The guest's architecture for an ISO or a boot disk (a kernel says its own); unset: the host's. */
   arch?: Arch;
   memoryMiB: number;

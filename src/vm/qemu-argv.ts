@@ -234,6 +234,7 @@ export function buildQemuArgv(plan: LaunchPlan): { binary: string; args: string[
     );
   }
   if (def.bootDisk) args.push(...diskArgs('boot', def.bootDisk, false, 0));
+  if (def.cloudInitSeed) args.push(...diskArgs('cidata', { path: def.cloudInitSeed, format: 'raw' }, true));
   if (def.data) args.push(...diskArgs(DATA_DRIVE, def.data, false));
   else if (plan.volatileData)
     args.push(...diskArgs(DATA_DRIVE, { path: plan.volatileData, format: 'raw' }, false));

@@ -41,6 +41,8 @@ export interface InstancePaths {
   overlayDisk: string;
   /** The resolved install spec create passed to the stub; install.json says where it stands. */
   installSpec: string;
+  /** The cloud-init NoCloud seed run --cloud-init-iso made. */
+  cloudInitSeed: string;
   /** The package cache's address and token for the install running now (owner-only; removed after). */
   packageCache: string;
   /** The SSH host keys made for the system being installed, until the stub has them (owner-only). */
@@ -105,6 +107,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     createdDisk: join(dir, 'disk.img'),
     overlayDisk: join(dir, 'disk.qcow2'),
     installSpec: join(dir, 'install-spec.json'),
+    cloudInitSeed: join(dir, 'cidata.iso'),
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     installStatus: join(dir, 'install.json'),

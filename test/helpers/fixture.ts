@@ -119,12 +119,13 @@ export const FIXTURE_MODULES = [
   'button',
   'evdev',
   'virtiofs',
+  'isofs',
 ];
 
 /**
  * The fixture guest's /init: prints markers the tests look for, brings up the network statically
  * (QEMU user networking), serves HTTP on port 80 and an SSH-like banner on 22, mounts the share tagged
- * fs, powers off on the ACPI power button unless `fixture.noacpi` is on the command line, then runs a
+ * fs, lists the files of a cidata seed (with their sha256) as Linux's isofs reads them, powers off on the ACPI power button unless `fixture.noacpi` is on the command line, then runs a
  * shell on the console.
  */
 export const FIXTURE_INIT = `#!/bin/sh
@@ -148,6 +149,11 @@ httpd -p 80 -h /www
 if mount -t virtiofs fs /mnt/fs 2>/dev/null; then
   echo "SHARE $(grep ' /mnt/fs ' /proc/mounts | cut -d' ' -f3) $(cat /mnt/fs/marker 2>/dev/null)"
 fi
+for d in /sys/block/vd*; do
+  [ "$(cat $d/serial 2>/dev/null)" = cidata ] || continue
+  mkdir -p /mnt/seed && mount -t iso9660 -o ro /dev/$(basename $d) /mnt/seed || continue
+  for f in /mnt/seed/*; do echo "SEED $(basename $f) $(sha256sum < $f | cut -d' ' -f1)"; done
+done
 if ! grep -q fixture.noacpi /proc/cmdline; then
   printf '#!/bin/sh\\necho VMSTUB-FIXTURE-POWEROFF > /dev/console\\npoweroff -f\\n' > /etc/acpi/PWRF/00000080
   chmod +x /etc/acpi/PWRF/00000080
