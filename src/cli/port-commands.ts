@@ -6,6 +6,7 @@ import type { HostFwd, VmDefinition } from '../vm/definition.js';
 import { isRunning } from '../vm/lifecycle.js';
 import { parseHostFwd } from '../vm/network.js';
 import { forwardingNetdev } from '../vm/qemu-argv.js';
+import { readAutoForwards } from '../vm/auto-forward.js';
 import {
   addLiveForward,
   checkNewForward,
@@ -113,6 +114,8 @@ interface ListedForward extends HostFwd {
   ssh: boolean;
   /** In the definition, so made at every start. */
   recorded: boolean;
+  /** Made by --auto-forward while the guest listens on the port. */
+  auto: boolean;
   /** In the running QEMU now; null when the VM is not running. */
   active: boolean | null;
 }
@@ -121,7 +124,7 @@ const list = () =>
   new Command('list')
     .summary("an instance's port forwards: recorded, and active in the running VM")
     .argument('<NAME>', 'the instance')
-    .addOption(jsonOption('[{protocol, hostAddr, hostPort, guestPort, ssh, recorded, active}]'))
+    .addOption(jsonOption('[{protocol, hostAddr, hostPort, guestPort, ssh, recorded, auto, active}]'))
     .action(async (name, o) => {
       const def = loadDefinition(name);
       requireUserNet(name, def);
@@ -131,12 +134,15 @@ const list = () =>
         ...f,
         ssh: false,
         recorded: true,
+        auto: false,
         active: now ? now.some((n) => sameHostSide(n, f)) : null,
       }));
+      const auto = readAutoForwards(instancePaths(name).autoForwards);
       for (const n of now ?? []) {
         if (rows.some((r) => sameHostSide(r, n))) continue;
         const ssh = n.protocol === 'tcp' && n.hostPort === live?.sshPort && n.guestPort === 22;
-        rows.push({ ...n, ssh, recorded: false, active: true });
+        const made = n.protocol === 'tcp' && n.hostAddr === '127.0.0.1' && auto.includes(n.guestPort);
+        rows.push({ ...n, ssh, recorded: false, auto: made, active: true });
       }
       rows.sort((a, b) => a.hostPort - b.hostPort || a.protocol.localeCompare(b.protocol));
       if (o.json) {
@@ -146,13 +152,15 @@ const list = () =>
       const state = (r: ListedForward) =>
         r.ssh
           ? 'ssh (each start)'
-          : r.active === null
-            ? 'at start'
-            : r.active
-              ? r.recorded
-                ? 'active'
-                : 'active, not recorded'
-              : 'not active';
+          : r.auto
+            ? 'auto (while the guest listens)'
+            : r.active === null
+              ? 'at start'
+              : r.active
+                ? r.recorded
+                  ? 'active'
+                  : 'active, not recorded'
+                : 'not active';
       process.stdout.write(
         formatTable(
           ['HOST', 'GUEST', 'PROTO', 'STATE'],

@@ -105,6 +105,10 @@ const runCommand = () =>
         'forward [ADDR:]HOSTPORT:GUESTPORT[/udp] (host side defaults to 127.0.0.1)',
       ),
     )
+    .option(
+      '--auto-forward',
+      'forward each TCP port the guest starts listening on from the same port on 127.0.0.1, while it listens (needs the guest agent)',
+    )
     .addOption(repeatable('--net <NET>', 'user (default), bridge:BRIDGE or tap:INTERFACE'))
     .addOption(repeatable('--append <ARGS>', 'extra kernel command line'))
     .addOption(repeatable('--fw-cfg <NAME=@FILE|NAME=STRING>', 'pass data through QEMU fw_cfg (under opt/)'))

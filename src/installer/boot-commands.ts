@@ -45,6 +45,8 @@ Conflicts=shutdown.target
 
 [Service]
 Type=oneshot
+# Active once run: a later transaction that pulls in sysinit.target's wants does not run it again.
+RemainAfterExit=yes
 ExecStart=/bin/sh ${EVERY_BOOT_SCRIPT}
 StandardOutput=journal+console
 

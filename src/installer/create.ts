@@ -218,6 +218,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     cpus: machine.cpus,
     shares,
     hostfwds: machine.hostfwds,
+    ...(machine.autoForward ? { autoForward: true } : {}),
     sshUser: spec.users.find((u) => u.sudo)?.name ?? 'root',
   });
   // The bootstrap on the host comes before the instance exists: interrupted, it leaves nothing.

@@ -297,6 +297,13 @@ export const SPEC_FIELDS = {
     machine: true,
     flags: [{ flags: '--hostfwd <SPEC>', help: 'forward a host port to the guest', repeatable: true }],
   },
+  autoForward: {
+    schema: z.boolean(),
+    doc: 'forward each TCP port the guest starts listening on from the same port on 127.0.0.1, while it listens',
+    value: false,
+    machine: true,
+    flags: [{ flags: '--auto-forward' }],
+  },
   shares: {
     schema: z.array(z.string()),
     doc: 'host directories shared with the VM, DIR[:TAG] (relative to the spec file)',

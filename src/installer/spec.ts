@@ -56,6 +56,7 @@ export interface MachineSpec {
   memoryMiB: number;
   cpus: number;
   hostfwds: HostFwd[];
+  autoForward: boolean;
   /** DIR[:TAG] as written; relative directories are relative to `baseDir`. */
   shares: string[];
   baseDir: string;
@@ -218,6 +219,7 @@ export function resolveSpecAndMachine(
     memoryMiB: typeof memory === 'number' ? memory : parseMemoryMiB(memory, ''),
     cpus: given('cpus') as number,
     hostfwds: ((given('forwards') as string[] | undefined) ?? []).map((f) => parseHostFwd(f)),
+    autoForward: given('autoForward') as boolean,
     shares: (given('shares') as string[] | undefined) ?? [],
     baseDir: src.baseDir ?? process.cwd(),
   };

@@ -36,6 +36,7 @@ export interface RunOptions {
   volatileData?: string;
   share?: string[];
   hostfwd?: string[];
+  autoForward?: boolean;
   net?: string[];
   append?: string[];
   fwCfg?: string[];
@@ -171,6 +172,8 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   const hostfwds = (o.hostfwd ?? []).map((f) => parseHostFwd(f));
   if (hostfwds.length && !nets.some((n) => n.kind === 'user'))
     throw usageError('--hostfwd needs a user-mode network (--net user)');
+  if (o.autoForward && !nets.some((n) => n.kind === 'user'))
+    throw usageError('--auto-forward needs a user-mode network (--net user)');
   const bootDisk: DiskSpec | undefined = bootDiskPath
     ? { path: bootDiskPath, format: detectDiskFormat(bootDiskPath) }
     : undefined;
@@ -194,6 +197,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
       shares,
       nets,
       hostfwds,
+      ...(o.autoForward ? { autoForward: true } : {}),
       append: (o.append ?? []).map((a) => a.trim()).filter(Boolean),
       fwCfg: (o.fwCfg ?? []).map((f) => parseFwCfg(f, cwd)),
       hvc: o.hvc === true,

@@ -53,6 +53,8 @@ export interface VmDefinition {
   shares: ShareSpec[];
   nets: NetSpec[];
   hostfwds: HostFwd[];
+  /** Forward each TCP port the guest listens on from the same port on 127.0.0.1 (src/vm/auto-forward.ts). */
+  autoForward?: boolean;
   /** Extra kernel command line arguments, appended after vmstub's own. */
   append: string[];
   fwCfg: FwCfgItem[];

@@ -99,3 +99,23 @@ export async function guestExec(
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** A file in the guest, read whole through the agent (procfs files too: their size says 0, reading works). */
+export async function guestReadFile(socketPath: string, path: string, timeoutMs = 5000): Promise<Buffer> {
+  const handle = (await qgaExecute(socketPath, 'guest-file-open', { path, mode: 'r' }, timeoutMs)) as number;
+  try {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < 256; i++) {
+      const r = (await qgaExecute(socketPath, 'guest-file-read', { handle, count: 65536 }, timeoutMs)) as {
+        count: number;
+        'buf-b64': string;
+        eof: boolean;
+      };
+      chunks.push(Buffer.from(r['buf-b64'], 'base64'));
+      if (r.eof || r.count === 0) break;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await qgaExecute(socketPath, 'guest-file-close', { handle }, timeoutMs).catch(() => {});
+  }
+}

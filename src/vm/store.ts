@@ -41,6 +41,8 @@ export interface InstancePaths {
   overlayDisk: string;
   /** The resolved install spec create passed to the stub; install.json says where it stands. */
   installSpec: string;
+  /** The guest ports the supervisor forwards now because the guest listens on them (--auto-forward). */
+  autoForwards: string;
   /** The cloud-init NoCloud seed run --cloud-init-iso made. */
   cloudInitSeed: string;
   /** The package cache's address and token for the install running now (owner-only; removed after). */
@@ -108,6 +110,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     overlayDisk: join(dir, 'disk.qcow2'),
     installSpec: join(dir, 'install-spec.json'),
     cloudInitSeed: join(dir, 'cidata.iso'),
+    autoForwards: join(dir, 'auto-forwards.json'),
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     installStatus: join(dir, 'install.json'),
@@ -257,6 +260,7 @@ export function removeRunFiles(paths: InstancePaths): void {
     paths.supervisorPidFile,
     paths.volatileData,
     paths.bootExport,
+    paths.autoForwards,
   ]) {
     rmSync(f, { force: true });
   }

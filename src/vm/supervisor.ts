@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { oneLine } from '../util/errors.js';
 import { BoundedLog, CONSOLE_LOG_MAX_BYTES } from './bounded-log.js';
 import { spawnQemu, supervisorMonitorArgs, type LaunchInfo, type SupervisorReport } from './launch.js';
-import { ARCH_TRAITS, buildQemuArgv, type LaunchPlan } from './qemu-argv.js';
+import { AutoForwarder } from './auto-forward.js';
+import type { VmDefinition } from './definition.js';
+import { ARCH_TRAITS, buildQemuArgv, forwardingNetdev, type LaunchPlan } from './qemu-argv.js';
 import { qgaExecute } from './qga.js';
 import { decodeBootExport, keepDirectBoot, type DirectBoot } from '../boot/boot-export.js';
 import { which } from '../util/exec.js';
@@ -209,6 +211,7 @@ export async function supervise(
     startedAt: new Date().toISOString(),
   });
   report({ type: 'ready' });
+  const autoForward = startAutoForward(paths, def, (line) => log.write(`\n--- vmstub: ${line} ---\n`));
 
   let stopping = false;
   let qemuGone: Promise<void> = Promise.resolve();
@@ -259,10 +262,12 @@ export async function supervise(
       break;
     }
     ({ qemuPid, qemuStart, monitor } = next);
+    autoForward?.forwarder.reset();
     consoleEnded = follow(next.stdout);
     writeState(paths, { ...readState(paths), qemuPid, qemuCommand: next.command });
     watch(monitor);
   }
+  autoForward?.stop();
   writeState(paths, {
     ...readState(paths),
     supervisorPid: undefined,
@@ -275,6 +280,40 @@ export async function supervise(
   cleanup(paths, launch.daemonPids);
   if (def.ephemeral) removeInstance(paths);
 }
+
+/** Guest ports vmstub's own system listens on, which need no forward of their own: sshd, LLMNR. */
+const NOT_AUTO_FORWARDED = [22, 5355];
+
+/** The --auto-forward loop: a look at the guest every few seconds while QEMU runs. */
+function startAutoForward(
+  paths: InstancePaths,
+  def: VmDefinition,
+  log: (line: string) => void,
+): { forwarder: AutoForwarder; stop: () => void } | undefined {
+  const netdev = forwardingNetdev(def);
+  if (!def.autoForward || !netdev) return undefined;
+  const forwarder = new AutoForwarder({
+    qga: paths.qga,
+    qmp: paths.qmp,
+    netdev,
+    skip: new Set([
+      ...NOT_AUTO_FORWARDED,
+      ...def.hostfwds.filter((f) => f.protocol === 'tcp').map((f) => f.guestPort),
+    ]),
+    stateFile: paths.autoForwards,
+    log,
+  });
+  let running = true;
+  void (async () => {
+    while (running) {
+      await forwarder.tick();
+      await new Promise((r) => setTimeout(r, AUTO_FORWARD_INTERVAL_MS).unref());
+    }
+  })();
+  return { forwarder, stop: () => (running = false) };
+}
+
+const AUTO_FORWARD_INTERVAL_MS = 3000;
 
 /** What the stub sent over the boot-export port, checked and kept; undefined (said on the console) when nothing usable came. */
 function takeDirectBoot(paths: InstancePaths, log: BoundedLog): DirectBoot | undefined {

@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { processesUsing, Sandbox } from '../helpers/cli.js';
+import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
 import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { plannedFiles, systemFacts } from '../helpers/system-facts.js';
@@ -116,7 +116,7 @@ describe(
       ...['--config', specFile, '--user-data', userData],
       ...['--locale', 'de_DE.UTF-8', '--user', 'alice'],
     ];
-    const createArgs = ['create', NAME, ...systemArgs, '--bootstrap-on', 'guest', '--json'];
+    const createArgs = ['create', NAME, ...systemArgs, '--auto-forward', '--bootstrap-on', 'guest', '--json'];
     /** How many files the package cache served, from its line at the end of an install. */
     const cachedDownloads = (stderr: string) => {
       const m = /package cache: (\d+) files from the cache \([^)]*\), (\d+) from the mirror/.exec(stderr);
@@ -313,6 +313,45 @@ describe(
       writeFileSync(local, 'copied-by-plain-scp\n');
       tool('scp', '-q', local, `${NAME}:/tmp/copied.txt`);
       assert.equal(tool('ssh', `vmstub-${NAME}`, 'cat', '/tmp/copied.txt'), 'copied-by-plain-scp\n');
+    });
+
+    it('auto-forward: a port the guest starts listening on is forwarded from the host while it listens', async () => {
+      const port = 40_000 + (process.pid % 20_000);
+      /** What a connection to the host's side reads: the guest server's line once the forward is there. */
+      const read = () =>
+        new Promise<string>((resolve) => {
+          const socket = connect(port, '127.0.0.1');
+          let data = '';
+          socket.on('data', (d: Buffer) => (data += d.toString()));
+          socket.on('close', () => resolve(data));
+          socket.on('error', () => resolve(''));
+          socket.setTimeout(5000, () => socket.destroy());
+        });
+      const forwarded = () =>
+        (
+          JSON.parse(box.run(['port', 'list', '--json', NAME]).stdout) as {
+            hostPort: number;
+            auto: boolean;
+          }[]
+        ).some((f) => f.hostPort === port && f.auto);
+      assert.equal(await read(), '', 'nothing on the host port before the guest listens');
+      // A server on every address of the guest (systemd-socket-activate binds [::], IPv4 too).
+      ssh(
+        ...['systemd-run', '--unit=autofwd-test', 'systemd-socket-activate', '-l', String(port)],
+        ...['-a', '--inetd', '/bin/echo', 'auto-forwarded'],
+      );
+      const deadline = Date.now() + 60_000;
+      let answer = '';
+      while (answer !== 'auto-forwarded\n' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 1000));
+        answer = await read();
+      }
+      assert.equal(answer, 'auto-forwarded\n', `the forward came: ${box.run(['port', 'list', NAME]).stdout}`);
+      assert.ok(forwarded(), 'port list marks it auto');
+      assert.match(box.consoleLog(NAME), new RegExp(`auto-forward: 127\\.0\\.0\\.1:${port} -> ${port}/tcp`));
+      ssh('systemctl', 'stop', 'autofwd-test.service');
+      await waitFor('the forward to go once the guest stops listening', () => !forwarded(), 60_000);
+      assert.equal(await read(), '', 'nothing on the host port again');
     });
 
     it(
