@@ -53,6 +53,9 @@ export const sshKey = () =>
     }),
   );
 
+/** The login shell of a user whose entry names none. */
+export const DEFAULT_SHELL = '/bin/bash';
+
 export const user = z.strictObject({
   name: matching(USER_RE, (v) => `'${v}' is not a valid user name`),
   sshKeys: z.optional(z.array(sshKey())),

@@ -9,6 +9,7 @@ import * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
 import type { DebDistro } from '../catalog/types.js';
 import {
+  DEFAULT_SHELL,
   HOSTNAME_RE,
   hostname,
   matching,
@@ -118,7 +119,7 @@ export const IMAGE_FIELDS = {
   },
   users: {
     schema: z.array(user),
-    doc: 'accounts: name, sudo, passwordHash (none: locked, SSH keys only), sshKeys, groups, shell (default /bin/bash)',
+    doc: `accounts: name, sudo, passwordHash (none: locked, SSH keys only), sshKeys, groups, shell (default ${DEFAULT_SHELL})`,
     value: [],
   },
   root: {
@@ -324,7 +325,7 @@ export function resolveImageConfig(
       passwordHash: u.passwordHash,
       sshKeys: (u.sshKeys ?? []).map((k) => k.trim()),
       groups: u.groups ?? [],
-      shell: u.shell ?? '/bin/bash',
+      shell: u.shell ?? DEFAULT_SHELL,
     })),
     root: { passwordHash: i.root?.passwordHash, sshKeys: (i.root?.sshKeys ?? []).map((k) => k.trim()) },
     mirror,

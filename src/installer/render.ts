@@ -2,6 +2,7 @@
  * The files an install writes, each a pure function of the spec and the catalog entry, so every one of
  * them is tested as a readable snapshot (test/fixtures/snapshots/).
  */
+import { DEFAULT_SHELL } from '../config/fields.js';
 import type { DebDistro } from '../catalog/types.js';
 import { rpmvercmp } from '../util/version.js';
 import type { Filesystem, InstallSpec } from './spec.js';
@@ -145,7 +146,7 @@ export function userAddArgvs(
       'useradd',
       '--create-home',
       '--shell',
-      u.shell ?? '/bin/bash',
+      u.shell ?? DEFAULT_SHELL,
       ...(groups.length ? ['--groups', groups.join(',')] : []),
       u.name,
     ],

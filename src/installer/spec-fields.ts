@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import {
+  DEFAULT_SHELL,
   LOCALE_RE,
   TIMEZONE_RE,
   hostname,
@@ -179,7 +180,7 @@ export const SPEC_FIELDS = {
   },
   users: {
     schema: z.array(user),
-    doc: 'accounts besides root: name, sshKeys, sudo, passwordHash (none: SSH keys only), groups, shell (default /bin/bash)',
+    doc: `accounts besides root: name, sshKeys, sudo, passwordHash (none: SSH keys only), groups, shell (default ${DEFAULT_SHELL})`,
     flags: [
       {
         flags: '--user <NAME>',

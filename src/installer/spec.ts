@@ -25,7 +25,7 @@ import {
   type SpecInput,
   type SystemField,
 } from './spec-fields.js';
-import { HOSTNAME_RE, LOCALE_RE, TIMEZONE_RE } from '../config/fields.js';
+import { DEFAULT_SHELL, HOSTNAME_RE, LOCALE_RE, TIMEZONE_RE } from '../config/fields.js';
 
 export type { Filesystem, SpecInput };
 export type BootstrapTool = (typeof BOOTSTRAPS)[number];
@@ -187,7 +187,7 @@ export function resolveSpecAndMachine(
         sudo: u.sudo === true,
         passwordHash: u.passwordHash,
         groups: u.groups ?? [],
-        shell: u.shell ?? '/bin/bash',
+        shell: u.shell ?? DEFAULT_SHELL,
       }))
     : [];
   const names = new Set<string>();

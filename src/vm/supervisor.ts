@@ -267,7 +267,7 @@ export async function supervise(
     writeState(paths, { ...readState(paths), qemuPid, qemuCommand: next.command });
     watch(monitor);
   }
-  autoForward?.stop();
+  await autoForward?.stop();
   writeState(paths, {
     ...readState(paths),
     supervisorPid: undefined,
@@ -289,7 +289,7 @@ function startAutoForward(
   paths: InstancePaths,
   def: VmDefinition,
   log: (line: string) => void,
-): { forwarder: AutoForwarder; stop: () => void } | undefined {
+): { forwarder: AutoForwarder; stop: () => Promise<void> } | undefined {
   const netdev = forwardingNetdev(def);
   if (!def.autoForward || !netdev) return undefined;
   const forwarder = new AutoForwarder({
@@ -304,13 +304,25 @@ function startAutoForward(
     log,
   });
   let running = true;
-  void (async () => {
+  let wake: (() => void) | undefined;
+  const loop = (async () => {
     while (running) {
       await forwarder.tick();
-      await new Promise((r) => setTimeout(r, AUTO_FORWARD_INTERVAL_MS).unref());
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, AUTO_FORWARD_INTERVAL_MS).unref();
+      });
     }
   })();
-  return { forwarder, stop: () => (running = false) };
+  // Stopped, it finishes the look it is taking (QEMU is gone: its sockets fail at once), then no more.
+  return {
+    forwarder,
+    stop: () => {
+      running = false;
+      wake?.();
+      return loop;
+    },
+  };
 }
 
 const AUTO_FORWARD_INTERVAL_MS = 3000;
