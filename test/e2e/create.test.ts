@@ -76,20 +76,24 @@ describe(
       [
         '# yaml-language-server: $schema=spec.schema.json',
         'distro: debian12',
-        'timezone: Asia/Tokyo',
         'memory: 2G',
         'cpus: 2',
         `forwards: ['127.0.0.1:${forwardPort}:22']`,
       ].join('\n') + '\n',
     );
-    // And a cloud-init user-data file: a user with groups (one the system lacks) and a shell, a package,
-    // files (one of bob's, one gzipped), commands at the first boot and at every boot.
+    // And a cloud-init user-data file: time zone, locale (a flag overrides it), keyboard, a user with groups
+    // (one the system lacks) and a shell, a package, files (one of bob's, one gzipped), commands at the
+    // first boot and at every boot.
     const userData = join(box.home, 'user-data.yaml');
     const hello = gzipSync('#!/bin/sh\necho hello from write_files\n').toString('base64');
     writeFileSync(
       userData,
       [
         '#cloud-config',
+        'timezone: Asia/Tokyo',
+        // --locale on the command line wins over the user-data's.
+        'locale: fr_FR.UTF-8',
+        'keyboard: {layout: de}',
         'packages: [tree]',
         'users:',
         '  - name: bob',
@@ -253,6 +257,9 @@ describe(
       assert.equal(ssh('cat', '/var/tmp/runcmd.log'), 'ran once\n');
       assert.equal(ssh('cat', '/var/tmp/hello.out'), 'hello from write_files\n');
       assert.equal(ssh('cat', '/var/tmp/bootcmd.log'), 'boot\n');
+      assert.match(ssh('cat', '/etc/default/keyboard'), /^XKBLAYOUT="de"$/m);
+      assert.equal(ssh('date', '+%Z').trim(), 'JST', "the user-data's time zone");
+      assert.doesNotMatch(ssh('cat', '/etc/default/locale'), /fr_FR/, '--locale over the user-data');
     });
 
     const rootBytes = () => Number(ssh('df', '-B1', '--output=size', '/').trim().split('\n').pop());
