@@ -36,11 +36,7 @@ describe(
       return r.stdout;
     };
     const ssh = (...command: string[]) => sshAs('root', ...command);
-    const sshTo = (name: string, ...command: string[]) => {
-      const r = box.run(['ssh', '--user', 'root', name, '--', ...command], { timeoutMs: 120_000 });
-      assert.equal(r.code, 0, `ssh ${name}: ${command.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
+    const sshTo = (name: string, ...command: string[]) => box.sshRoot(name, command);
     /** What makes a machine itself; each must differ between two creates of the same recipe. */
     const identity = (name: string) => {
       const get = (...c: string[]) => sshTo(name, ...c).trim();

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
@@ -115,6 +116,13 @@ export class Sandbox {
       const tail = this.consoleLog(name).split('\n').slice(-25).join('\n');
       throw new Error(`${(e as Error).message}; ${name}'s console ended with:\n${tail}`, { cause: e });
     }
+  }
+
+  /** A command run as root in an instance through vmstub ssh: its stdout; a failure fails the test. */
+  sshRoot(name: string, command: string[], timeoutMs = 120_000): string {
+    const r = this.run(['ssh', '--user', 'root', name, '--', ...command], { timeoutMs });
+    assert.equal(r.code, 0, `ssh ${name}: ${command.join(' ')}: ${r.stderr}`);
+    return r.stdout;
   }
 
   /** Stops every instance left running and deletes the home. */

@@ -5,7 +5,7 @@
  * SSH host keys stay vmstub's. A full create and cloud-init's first boot under TCG: about ten minutes.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
@@ -17,18 +17,10 @@ const NAME = 'seeded1';
 
 describe('vmstub create with cloud-init in the system (a seed)', { skip: !isRoot && 'needs root' }, () => {
   const box = new Sandbox();
-  const ssh = (...command: string[]) => {
-    const r = box.run(['ssh', '--user', 'root', NAME, '--', ...command], { timeoutMs: 120_000 });
-    assert.equal(r.code, 0, `ssh: ${command.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ssh = (...command: string[]) => box.sshRoot(NAME, command);
 
   before(() => useStub(box));
-  after(() => {
-    box.run(['stop', '--force', NAME]);
-    box.cleanup();
-    rmSync(box.home, { recursive: true, force: true });
-  });
+  after(() => box.cleanup());
 
   it(
     'seeds the user-data; cloud-init applies it at the first boot, before create returns',

@@ -4,7 +4,6 @@
  * stub under TCG, to a verified SSH login; then a second boot through the stub's kexec handoff.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
@@ -18,18 +17,10 @@ describe(
   { skip: !isRoot && 'needs root' },
   () => {
     const box = new Sandbox();
-    const ssh = (...command: string[]) => {
-      const r = box.run(['ssh', '--user', 'root', NAME, '--', ...command], { timeoutMs: 180_000 });
-      assert.equal(r.code, 0, `ssh: ${command.join(' ')}: ${r.stderr}`);
-      return r.stdout;
-    };
+    const ssh = (...command: string[]) => box.sshRoot(NAME, command, 180_000);
 
     before(() => useStub(box, 'aarch64'));
-    after(() => {
-      box.run(['stop', '--force', NAME]);
-      box.cleanup();
-      rmSync(box.home, { recursive: true, force: true });
-    });
+    after(() => box.cleanup());
 
     it('installs Debian 12 for arm64 and logs in over SSH', { timeout: 90 * MINUTES }, async () => {
       const r = await box.runAsync(

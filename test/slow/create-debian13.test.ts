@@ -4,7 +4,6 @@
  * Debian 13 was verified against the real mirror only because this test recorded it.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
@@ -16,18 +15,10 @@ const NAME = 'trixie1';
 
 describe('vmstub create --distro debian13 (real mirror)', { skip: !isRoot && 'needs root' }, () => {
   const box = new Sandbox();
-  const ssh = (...command: string[]) => {
-    const r = box.run(['ssh', '--user', 'root', NAME, '--', ...command], { timeoutMs: 120_000 });
-    assert.equal(r.code, 0, `ssh: ${command.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ssh = (...command: string[]) => box.sshRoot(NAME, command);
 
   before(() => useStub(box));
-  after(() => {
-    box.run(['stop', '--force', NAME]);
-    box.cleanup();
-    rmSync(box.home, { recursive: true, force: true });
-  });
+  after(() => box.cleanup());
 
   it('installs Debian 13 and logs in over SSH', { timeout: 45 * MINUTES }, async () => {
     const r = await box.runAsync(['create', NAME, '--distro', 'debian13', '--user', 'alice'], {
