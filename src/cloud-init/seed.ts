@@ -1,7 +1,8 @@
 /**
  * The NoCloud seed for a system that installs cloud-init itself: the user-data as written, meta-data
  * naming the instance, and the settings that keep what vmstub made (its network configuration, the
- * SSH host keys it recorded, apt's sources) and spare cloud-init probing for other datasources.
+ * SSH host keys it recorded, apt's sources, the root's growth) and spare cloud-init probing for other
+ * datasources.
  */
 
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud';
@@ -20,6 +21,9 @@ export const cloudCfg = (): string =>
     'network: {config: disabled}',
     '# vmstub recorded these host keys (known_hosts): they stay.',
     'ssh_deletekeys: false',
+    '# The root filesystem grows at every boot by itself (x-systemd.growfs in fstab).',
+    'growpart: {mode: "off"}',
+    'resize_rootfs: false',
     "# vmstub wrote apt's sources (the spec's mirror); cloud-init's template would replace them.",
     'apt: {preserve_sources_list: true}',
     '',

@@ -259,6 +259,7 @@ test('with cloud-init among the packages, the user-data is seeded as written and
   assert.match(written['/var/lib/cloud/seed/nocloud/meta-data']!, /^local-hostname: web1$/m);
   assert.match(written['/etc/cloud/cloud.cfg.d/90-vmstub.cfg']!, /^network: \{config: disabled\}$/m);
   assert.match(written['/etc/cloud/cloud.cfg.d/90-vmstub.cfg']!, /^ssh_deletekeys: false$/m);
+  assert.match(written['/etc/cloud/cloud.cfg.d/90-vmstub.cfg']!, /^resize_rootfs: false$/m);
   assert.equal(waitForFirstBoot(spec), '( cloud-init status --wait >/dev/null )');
   assert.throws(
     () => readSpecFile(file('spec-with-seed.yaml', 'distro: debian12\nuserData: x\n')),
