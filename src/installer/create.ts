@@ -12,7 +12,7 @@ import {
   timeoutError,
   usageError,
 } from '../util/errors.js';
-import { requireTool } from '../util/exec.js';
+import { requireTool, run as runProgram } from '../util/exec.js';
 import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk } from '../vm/allocate.js';
@@ -455,16 +455,16 @@ export async function installAndVerify(
       ...(spec.firstBoot.length ? [`its first-boot commands (${FIRST_BOOT_UNIT})`] : []),
     ].join(' and ');
     o.note(`${name}: waiting for ${what}`);
-    const wait = spawnSync(
+    // As any program vmstub runs: interrupted, create ends it (it may wait long).
+    const wait = await runProgram(
       requireTool('ssh', 'openssh-client'),
       sshArgs(
         instanceSshTarget(name, paths, port, def.sshUser),
         [firstBootWait],
         ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30', '-o', 'ServerAliveInterval=30'],
       ),
-      { encoding: 'utf8' },
     );
-    firstBoot = wait.status === 0 ? 'done' : 'failed';
+    firstBoot = wait.code === 0 ? 'done' : 'failed';
     if (firstBoot === 'failed')
       o.note(
         `${name}: ${what} failed: ${[
