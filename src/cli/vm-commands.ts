@@ -10,13 +10,14 @@ import { ExitCode, VmstubError, conflictError, oneLine, timeoutError, usageError
 import { requireTool, runChecked } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { decodeEvents } from '../events/protocol.js';
-import { cidataMetaData, cidataVendorData, writeCidataIso } from '../cloud-init/cidata.js';
+import { cidataVendorData, writeCidataIso } from '../cloud-init/cidata.js';
+import { metaData } from '../cloud-init/seed.js';
 import { readUserData } from '../cloud-init/user-data.js';
 import { hintFwCfg, knownHostsLines } from '../installer/create.js';
 import { describeInstallStatus, installStatus } from '../installer/install-state.js';
 import { hostPublicKeys, hostTimezone } from '../installer/host-defaults.js';
 import { attachConsole } from '../vm/console-client.js';
-import { ACCELS, HANDOFFS, validateName, type VmDefinition } from '../vm/definition.js';
+import { ACCELS, HANDOFFS, defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { buildDefinition, DEFAULTS } from '../vm/definition-builder.js';
 import {
   describeInstance,
@@ -168,7 +169,7 @@ const runCommand = () =>
           const hostKeys = await makeHostKeys(def.name);
           await writeCidataIso(paths.cloudInitSeed, {
             userData,
-            metaData: cidataMetaData(def.name, keys),
+            metaData: metaData(def.name, defaultHostname(def.name), keys),
             vendorData: cidataVendorData(hostKeys),
           });
           const publicKeys = Object.entries(hostKeys)

@@ -14,16 +14,6 @@ import { requireTool, run } from '../util/exec.js';
 export const CIDATA_LABEL = 'cidata';
 
 /**
- * NoCloud meta-data: the instance's id and host name, and the SSH keys cloud-init authorizes for the
- * image's default user.
- */
-export function cidataMetaData(name: string, sshKeys: readonly string[]): string {
-  const lines = [`instance-id: iid-vmstub-${name}`, `local-hostname: ${name.replace(/[._]/g, '-')}`];
-  if (sshKeys.length) lines.push('public-keys:', ...sshKeys.map((k) => `  - ${JSON.stringify(k)}`));
-  return lines.join('\n') + '\n';
-}
-
-/**
  * Vendor-data (cloud-init merges it under the user-data, which wins) with SSH host keys vmstub made
  * and records, so the first login checks the host strictly, as for an instance create made.
  */

@@ -10,8 +10,15 @@ export const CLOUD_CFG = '/etc/cloud/cloud.cfg.d/90-vmstub.cfg';
 /** The package whose presence in a spec makes --user-data a seed rather than something vmstub applies. */
 export const CLOUD_INIT_PACKAGE = 'cloud-init';
 
-export const metaData = (hostname: string): string =>
-  `instance-id: iid-vmstub-${hostname}\nlocal-hostname: ${hostname}\n`;
+/**
+ * NoCloud meta-data: the instance's id (from `instance`) and host name, and public keys, which
+ * cloud-init authorizes for the system's default user.
+ */
+export function metaData(instance: string, hostname: string, publicKeys: readonly string[] = []): string {
+  const lines = [`instance-id: iid-vmstub-${instance}`, `local-hostname: ${hostname}`];
+  if (publicKeys.length) lines.push('public-keys:', ...publicKeys.map((k) => `  - ${JSON.stringify(k)}`));
+  return lines.join('\n') + '\n';
+}
 
 export const cloudCfg = (): string =>
   [

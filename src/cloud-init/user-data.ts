@@ -12,6 +12,7 @@ import { formatProblems, readYamlMapping, type Problem } from '../config/problem
 import { shellLine } from '../installer/boot-commands.js';
 import type { SpecInput } from '../installer/spec-fields.js';
 import { usageError } from '../util/errors.js';
+import { utf8Text } from '../util/text.js';
 import cloudConfigSchema from './schema-cloud-config-v1.json' with { type: 'json' };
 
 // The schema is cloud-init 25.1.4's (Debian 13's package installs it for `cloud-init schema`):
@@ -291,10 +292,11 @@ function writtenFile(
   } catch (e) {
     throw usageError(`${file}: ${at}.content: is not ${encoding} (${(e as Error).message})`);
   }
-  const text = bytes.toString('utf8');
-  const written: Record<string, unknown> = Buffer.from(text, 'utf8').equals(bytes)
-    ? { path: f.path, content: text }
-    : { path: f.path, content: bytes.toString('base64'), encoding: 'base64' };
+  const text = utf8Text(bytes);
+  const written: Record<string, unknown> =
+    text !== undefined
+      ? { path: f.path, content: text }
+      : { path: f.path, content: bytes.toString('base64'), encoding: 'base64' };
   if (typeof f.permissions === 'string') written.mode = f.permissions.replace(/^0o/, '0');
   if (typeof f.owner === 'string') written.owner = f.owner;
   if (f.append === true) written.append = true;

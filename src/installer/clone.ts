@@ -18,7 +18,7 @@ import {
 import { join } from 'node:path';
 import { conflictError, VmstubError } from '../util/errors.js';
 import { requireTool, run } from '../util/exec.js';
-import { validateName, type VmDefinition } from '../vm/definition.js';
+import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition } from '../vm/definition-builder.js';
 import { isRunning } from '../vm/lifecycle.js';
 import { createOverlay } from '../vm/allocate.js';
@@ -129,7 +129,7 @@ export async function cloneInstance(
   const sourceSpec = readRecordedSpec(from.installSpec);
   const spec: InstallSpec = {
     ...sourceSpec,
-    hostname: o.name.replace(/[._]/g, '-'),
+    hostname: defaultHostname(o.name),
     renewIdentity: true,
     resume: false,
     rootTarball: false,

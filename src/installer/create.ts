@@ -16,7 +16,7 @@ import { requireTool, run as runProgram } from '../util/exec.js';
 import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk } from '../vm/allocate.js';
-import { validateName, type VmDefinition } from '../vm/definition.js';
+import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
 import { isRunning, stopInstance } from '../vm/lifecycle.js';
@@ -116,7 +116,7 @@ export function createSpec(
   const resolved = resolveSpecAndMachine(
     o.input,
     {
-      hostname: o.name.replace(/[._]/g, '-'),
+      hostname: defaultHostname(o.name),
       timezone: hostTimezone(),
       sshKeys: keys,
       arch: hostArch() ?? 'x86_64',

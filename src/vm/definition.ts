@@ -85,6 +85,9 @@ export function validateName(name: string): string {
   return name;
 }
 
+/** The host name an instance gets unless told otherwise: its name, with `.` and `_` turned into `-`. */
+export const defaultHostname = (name: string): string => name.replace(/[._]/g, '-');
+
 /** fw_cfg names must live under opt/; a bare name is put there for the user. */
 export function normaliseFwCfgName(name: string): string {
   if (!name) throw usageError('--fw-cfg needs a name before =');

@@ -259,15 +259,20 @@ function cloudInitSeedStep(spec: InstallSpec, userData: string): Step {
     title: "Seed the user-data for the system's own cloud-init (NoCloud)",
     actions: [
       { kind: 'write', path: `${SEED_DIR}/user-data`, content: userData, mode: 0o600 },
-      { kind: 'write', path: `${SEED_DIR}/meta-data`, content: metaData(spec.hostname), mode: 0o600 },
+      {
+        kind: 'write',
+        path: `${SEED_DIR}/meta-data`,
+        content: metaData(spec.hostname, spec.hostname),
+        mode: 0o600,
+      },
       { kind: 'write', path: CLOUD_CFG, content: cloudCfg() },
     ],
   };
 }
 
 /**
- * The cloud-init seed, the spec's files and boot commands, the user's post-install commands, then the check that the
- * handoff will find a kernel.
+ * The cloud-init seed, the spec's files and boot commands, the user's post-install commands, then
+ * the check that the handoff will find a kernel.
  */
 export function finalSteps(spec: InstallSpec): Step[] {
   const steps: Step[] = [];

@@ -1,3 +1,4 @@
+import { utf8Text } from '../../util/text.js';
 import { HOOKS, STAGING, TARGET, type Action, type Plan } from './types.js';
 
 type Describers = { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string };
@@ -51,10 +52,9 @@ const describe = <K extends Action['kind']>(a: Extract<Action, { kind: K }>): st
 function shownContent(a: Action): string | undefined {
   if (a.kind === 'write') return a.content;
   if (a.kind !== 'put-file') return undefined;
-  const bytes = Buffer.from(a.base64, 'base64');
-  const text = bytes.toString('utf8');
+  const text = utf8Text(Buffer.from(a.base64, 'base64'));
   // eslint-disable-next-line no-control-regex -- control bytes other than tab and newline mean binary
-  return Buffer.from(text, 'utf8').equals(bytes) && !/[\x00-\x08\x0e-\x1f]/.test(text) ? text : undefined;
+  return text !== undefined && !/[\x00-\x08\x0e-\x1f]/.test(text) ? text : undefined;
 }
 
 /** The plan as people read it; with files, each written file's content too. */
