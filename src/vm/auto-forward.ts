@@ -103,16 +103,11 @@ export class AutoForwarder {
 
   /** One look at the guest; an agent that does not answer (not started yet, or none) changes nothing. */
   async tick(): Promise<void> {
-    let listeners: Listener[];
-    try {
-      // One after the other: the agent's channel takes one client at a time.
-      const v4 = await this.read('/proc/net/tcp');
-      const v6 = v4 === undefined ? undefined : await this.read('/proc/net/tcp6');
-      if (v4 === undefined) return;
-      listeners = [...listeningSockets(v4), ...listeningSockets(v6 ?? '')];
-    } catch {
-      return;
-    }
+    // One after the other: the agent's channel takes one client at a time.
+    const v4 = await this.read('/proc/net/tcp');
+    if (v4 === undefined) return;
+    const v6 = await this.read('/proc/net/tcp6');
+    const listeners = [...listeningSockets(v4), ...listeningSockets(v6 ?? '')];
     const listening = new Set(listeners.map((l) => l.port));
     for (const p of this.refused) if (!listening.has(p)) this.refused.delete(p);
     const { add, remove } = autoForwardChanges(
@@ -138,6 +133,7 @@ export class AutoForwarder {
     if (add.length || remove.length) this.save();
   }
 
+  /** A file of the guest's, or undefined when the agent does not answer: never a rejection. */
   private read(file: string): Promise<string | undefined> {
     return guestReadFile(this.o.qga, file, 2000).then(
       (b) => b.toString('latin1'),
