@@ -117,11 +117,14 @@ describe(
       ...['--locale', 'de_DE.UTF-8', '--user', 'alice'],
     ];
     const createArgs = ['create', NAME, ...systemArgs, '--auto-forward', '--bootstrap-on', 'guest', '--json'];
-    /** How many files the package cache served, from its line at the end of an install. */
-    const cachedDownloads = (stderr: string) => {
-      const m = /package cache: (\d+) files from the cache \([^)]*\), (\d+) from the mirror/.exec(stderr);
-      return m ? Number(m[1]) + Number(m[2]) : 0;
-    };
+    /**
+     * How many files the package cache served, from its lines: one per boot of the stub that ran the
+     * install, so a stub booted once more (its kernel died under TCG) adds a line of its own.
+     */
+    const cachedDownloads = (stderr: string) =>
+      [
+        ...stderr.matchAll(/package cache: (\d+) files from the cache \([^)]*\), (\d+) from the mirror/g),
+      ].reduce((sum, m) => sum + Number(m[1]) + Number(m[2]), 0);
     /** Every line of --json output is one JSON object: NDJSON from the first line to the last. */
     const ndjson = (stdout: string) =>
       stdout
