@@ -6,7 +6,7 @@ import type { HostFwd, VmDefinition } from '../vm/definition.js';
 import { isRunning } from '../vm/lifecycle.js';
 import { parseHostFwd } from '../vm/network.js';
 import { forwardingNetdev } from '../vm/qemu-argv.js';
-import { readAutoForwards } from '../vm/auto-forward.js';
+import { autoForward, readAutoForwards } from '../vm/auto-forward.js';
 import {
   addLiveForward,
   checkNewForward,
@@ -24,6 +24,14 @@ function requireUserNet(name: string, def: VmDefinition): string {
   return netdev;
 }
 
+/** The forwards --auto-forward holds in the running instance now. */
+const autoForwardsOf = (name: string): HostFwd[] =>
+  readAutoForwards(instancePaths(name).autoForwards).map((port) => autoForward(port));
+
+/** Two TCP forwards on the same host port, which cannot both listen whatever their addresses. */
+const sameHostPort = (a: HostFwd, b: HostFwd): boolean =>
+  a.protocol === 'tcp' && b.protocol === 'tcp' && a.hostPort === b.hostPort;
+
 /** Where the instance stands: running (its QMP socket and SSH port), or not. */
 function liveTarget(name: string): { qmp: string; sshPort: number | undefined } | undefined {
   const paths = instancePaths(name);
@@ -34,7 +42,7 @@ const add = () =>
   new Command('add')
     .summary('forward host ports to an instance: at once if it runs, and at every later start')
     .description(
-      "Forward host ports to an instance's user-mode network. SPEC is [ADDR:]HOSTPORT:GUESTPORT[/udp] as for run --hostfwd; the host side is 127.0.0.1 unless an address is given. On a running VM the forward is added at once through QEMU's monitor (a host port in use is refused and nothing is recorded); it is kept in the instance's definition for its later starts.",
+      "Forward host ports to an instance's user-mode network. SPEC is [ADDR:]HOSTPORT:GUESTPORT[/udp] as for run --hostfwd; the host side is 127.0.0.1 unless an address is given. On a running VM the forward is added at once through QEMU's monitor (a host port in use is refused and nothing is recorded; one that --auto-forward holds is taken over); it is kept in the instance's definition for its later starts.",
     )
     .argument('<NAME>', 'the instance')
     .argument('<SPEC...>', 'HOSTPORT:GUESTPORT, ADDR:HOSTPORT:GUESTPORT, with /udp for UDP')
@@ -49,26 +57,36 @@ const add = () =>
           checkNewForward([...def.hostfwds, ...checked], f, live?.sshPort);
           checked.push(f);
         }
+        // A host port --auto-forward holds is taken over: its forward comes off, the recorded one goes on.
+        const auto = live ? autoForwardsOf(name) : [];
+        const takenOver: HostFwd[] = [];
         const done: HostFwd[] = [];
         try {
+          for (const a of auto.filter((a) => checked.some((f) => sameHostPort(f, a))))
+            if (await removeLiveForward(live!.qmp, netdev, a)) takenOver.push(a);
           for (const f of checked) {
             if (live) await addLiveForward(live.qmp, netdev, f);
             done.push(f);
           }
         } catch (e) {
-          // All or nothing: the ones already added to the running VM come off again.
+          // All or nothing: the ones already added to the running VM come off again, the auto ones back.
           for (const f of done) await removeLiveForward(live!.qmp, netdev, f).catch(() => false);
+          for (const a of takenOver) await addLiveForward(live!.qmp, netdev, a).catch(() => undefined);
           throw e;
         }
         def.hostfwds.push(...done);
-        return { forwards: done, live: live !== undefined };
+        return { forwards: done, live: live !== undefined, takenOver };
       });
       if (o.json) printJson(added.forwards);
       else
-        for (const f of added.forwards)
-          process.stdout.write(
-            `${name}: forwarding ${describeForward(f)}${added.live ? '' : ' (from its next start)'}\n`,
-          );
+        for (const f of added.forwards) {
+          const note = !added.live
+            ? ' (from its next start)'
+            : added.takenOver.some((a) => sameHostPort(f, a))
+              ? ' (taken over from --auto-forward)'
+              : '';
+          process.stdout.write(`${name}: forwarding ${describeForward(f)}${note}\n`);
+        }
     });
 
 const rm = () =>

@@ -46,21 +46,32 @@ export function listeningSockets(text: string): Listener[] {
 export const reachableFromHost = (l: Listener): boolean =>
   !/^(127\.|::ffff:127\.)/.test(l.address) && l.address !== '::1';
 
-/** What to add and remove so that the forwarded ports are the reachable listening ones, less `skip`. */
+/**
+ * What to add and remove so that the forwarded ports are the reachable listening ones, less `skip`
+ * and less what the recorded forwards (run --hostfwd, port add) have: their guest ports, and their
+ * host ports. A port that a recorded forward has taken over from us (`port add` while we held it) is
+ * released: dropped from our record and left in QEMU, where it is now the recorded forward.
+ */
 export function autoForwardChanges(
   listeners: readonly Listener[],
   forwarded: ReadonlySet<number>,
   skip: ReadonlySet<number>,
-): { add: number[]; remove: number[] } {
+  recorded: readonly HostFwd[] = [],
+): { add: number[]; remove: number[]; release: number[] } {
+  const tcp = recorded.filter((f) => f.protocol === 'tcp');
+  const claimed = new Set(tcp.map((f) => f.hostPort));
   const wanted = new Set(listeners.filter(reachableFromHost).map((l) => l.port));
-  for (const p of skip) wanted.delete(p);
+  for (const p of [...skip, ...claimed, ...tcp.map((f) => f.guestPort)]) wanted.delete(p);
+  const ascending = (ports: number[]) => ports.sort((a, b) => a - b);
   return {
-    add: [...wanted].filter((p) => !forwarded.has(p)).sort((a, b) => a - b),
-    remove: [...forwarded].filter((p) => !wanted.has(p)).sort((a, b) => a - b),
+    add: ascending([...wanted].filter((p) => !forwarded.has(p))),
+    remove: ascending([...forwarded].filter((p) => !wanted.has(p) && !claimed.has(p))),
+    release: ascending([...forwarded].filter((p) => claimed.has(p))),
   };
 }
 
-const forward = (port: number): HostFwd => ({
+/** The forward --auto-forward makes for a guest port: the same port on the host's loopback. */
+export const autoForward = (port: number): HostFwd => ({
   protocol: 'tcp',
   hostAddr: '127.0.0.1',
   hostPort: port,
@@ -87,8 +98,10 @@ export class AutoForwarder {
       qga: string;
       qmp: string;
       netdev: string;
-      /** Guest ports never forwarded automatically (its sshd, LLMNR, the recorded forwards'). */
+      /** Guest ports never forwarded automatically (its sshd, LLMNR). */
       skip: ReadonlySet<number>;
+      /** The instance's recorded forwards as they are now: `port add` can change them while it runs. */
+      recorded: () => readonly HostFwd[];
       stateFile: string;
       log: (line: string) => void;
     },
@@ -110,19 +123,24 @@ export class AutoForwarder {
     const listeners = [...listeningSockets(v4), ...listeningSockets(v6 ?? '')];
     const listening = new Set(listeners.map((l) => l.port));
     for (const p of this.refused) if (!listening.has(p)) this.refused.delete(p);
-    const { add, remove } = autoForwardChanges(
+    const { add, remove, release } = autoForwardChanges(
       listeners,
       this.forwarded,
       new Set([...this.o.skip, ...this.refused]),
+      this.o.recorded(),
     );
+    for (const port of release) {
+      this.forwarded.delete(port);
+      this.o.log(`auto-forward: host port ${port} is a recorded forward now (port add)`);
+    }
     for (const port of remove) {
-      await removeLiveForward(this.o.qmp, this.o.netdev, forward(port)).catch(() => false);
+      await removeLiveForward(this.o.qmp, this.o.netdev, autoForward(port)).catch(() => false);
       this.forwarded.delete(port);
       this.o.log(`auto-forward: 127.0.0.1:${port} removed (the guest stopped listening)`);
     }
     for (const port of add) {
       try {
-        await addLiveForward(this.o.qmp, this.o.netdev, forward(port));
+        await addLiveForward(this.o.qmp, this.o.netdev, autoForward(port));
         this.forwarded.add(port);
         this.o.log(`auto-forward: 127.0.0.1:${port} -> ${port}/tcp (the guest listens on it)`);
       } catch (e) {
@@ -130,7 +148,7 @@ export class AutoForwarder {
         this.o.log(`auto-forward: not ${port}: ${oneLine(e)}`);
       }
     }
-    if (add.length || remove.length) this.save();
+    if (add.length || remove.length || release.length) this.save();
   }
 
   /** A file of the guest's, or undefined when the agent does not answer: never a rejection. */

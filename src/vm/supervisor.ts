@@ -296,10 +296,14 @@ function startAutoForward(
     qga: paths.qga,
     qmp: paths.qmp,
     netdev,
-    skip: new Set([
-      ...NOT_AUTO_FORWARDED,
-      ...def.hostfwds.filter((f) => f.protocol === 'tcp').map((f) => f.guestPort),
-    ]),
+    skip: new Set(NOT_AUTO_FORWARDED),
+    recorded: () => {
+      try {
+        return loadDefinition(def.name).hostfwds;
+      } catch {
+        return def.hostfwds; // the instance being removed under it (run --rm): what it started with
+      }
+    },
     stateFile: paths.autoForwards,
     log,
   });

@@ -321,43 +321,81 @@ describe(
       assert.equal(tool('ssh', `vmstub-${NAME}`, 'cat', '/tmp/copied.txt'), 'copied-by-plain-scp\n');
     });
 
-    it('auto-forward: a port the guest starts listening on is forwarded from the host while it listens', async () => {
-      const port = 40_000 + (process.pid % 20_000);
-      /** What a connection to the host's side reads: the guest server's line once the forward is there. */
-      const read = () =>
-        new Promise<string>((resolve) => {
-          const socket = connect(port, '127.0.0.1');
-          let data = '';
-          socket.on('data', (d: Buffer) => (data += d.toString()));
-          socket.on('close', () => resolve(data));
-          socket.on('error', () => resolve(''));
-          socket.setTimeout(5000, () => socket.destroy());
-        });
-      const forwarded = () =>
-        (
-          JSON.parse(box.run(['port', 'list', '--json', NAME]).stdout) as {
-            hostPort: number;
-            auto: boolean;
-          }[]
-        ).some((f) => f.hostPort === port && f.auto);
-      assert.equal(await read(), '', 'nothing on the host port before the guest listens');
-      // A server on every address of the guest (systemd-socket-activate binds [::], IPv4 too).
+    const autoPort = 40_000 + (process.pid % 20_000);
+    /** What a connection to the host's side of autoPort reads: the guest server's line once forwarded. */
+    const readAutoPort = () =>
+      new Promise<string>((resolve) => {
+        const socket = connect(autoPort, '127.0.0.1');
+        let data = '';
+        socket.on('data', (d: Buffer) => (data += d.toString()));
+        socket.on('close', () => resolve(data));
+        socket.on('error', () => resolve(''));
+        socket.setTimeout(5000, () => socket.destroy());
+      });
+    /** autoPort's row in port list, if it has one. */
+    const autoPortRow = () =>
+      (
+        JSON.parse(box.run(['port', 'list', '--json', NAME]).stdout) as {
+          hostPort: number;
+          auto: boolean;
+          recorded: boolean;
+          active: boolean | null;
+        }[]
+      ).find((f) => f.hostPort === autoPort);
+    /** A server on every address of the guest (systemd-socket-activate binds [::], IPv4 too). */
+    const listenInGuest = () =>
       ssh(
-        ...['systemd-run', '--unit=autofwd-test', 'systemd-socket-activate', '-l', String(port)],
+        ...['systemd-run', '--unit=autofwd-test', 'systemd-socket-activate', '-l', String(autoPort)],
         ...['-a', '--inetd', '/bin/echo', 'auto-forwarded'],
       );
+    const waitForAnswer = async () => {
       const deadline = Date.now() + 60_000;
       let answer = '';
       while (answer !== 'auto-forwarded\n' && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 1000));
-        answer = await read();
+        answer = await readAutoPort();
       }
       assert.equal(answer, 'auto-forwarded\n', `the forward came: ${box.run(['port', 'list', NAME]).stdout}`);
-      assert.ok(forwarded(), 'port list marks it auto');
-      assert.match(box.consoleLog(NAME), new RegExp(`auto-forward: 127\\.0\\.0\\.1:${port} -> ${port}/tcp`));
+    };
+
+    it('auto-forward: a port the guest starts listening on is forwarded from the host while it listens', async () => {
+      assert.equal(await readAutoPort(), '', 'nothing on the host port before the guest listens');
+      listenInGuest();
+      await waitForAnswer();
+      assert.equal(autoPortRow()?.auto, true, 'port list marks it auto');
+      assert.match(
+        box.consoleLog(NAME),
+        new RegExp(`auto-forward: 127\\.0\\.0\\.1:${autoPort} -> ${autoPort}/tcp`),
+      );
       ssh('systemctl', 'stop', 'autofwd-test.service');
-      await waitFor('the forward to go once the guest stops listening', () => !forwarded(), 60_000);
-      assert.equal(await read(), '', 'nothing on the host port again');
+      await waitFor('the forward to go once the guest stops listening', () => !autoPortRow(), 60_000);
+      assert.equal(await readAutoPort(), '', 'nothing on the host port again');
+    });
+
+    it('port add takes over a port auto-forward holds: it stays when the guest stops listening, until port rm', async () => {
+      listenInGuest();
+      await waitForAnswer();
+      const add = box.run(['port', 'add', NAME, `${autoPort}:${autoPort}`]);
+      assert.equal(add.code, 0, add.stderr);
+      assert.match(add.stdout, /\(taken over from --auto-forward\)/);
+      assert.equal(await readAutoPort(), 'auto-forwarded\n', 'the recorded forward answers');
+      const row = autoPortRow();
+      assert.deepEqual(
+        [row?.recorded, row?.active, row?.auto],
+        [true, true, false],
+        'port list: recorded, active',
+      );
+      await waitFor(
+        'the supervisor to hand the port over',
+        () => box.consoleLog(NAME).includes(`auto-forward: host port ${autoPort} is a recorded forward now`),
+        30_000,
+      );
+      ssh('systemctl', 'stop', 'autofwd-test.service');
+      // Two of the supervisor's looks at the guest (every 3 s): an auto forward would have gone by then.
+      await new Promise((r) => setTimeout(r, 8000));
+      assert.equal(autoPortRow()?.active, true, 'the recorded forward is still there');
+      assert.equal(box.run(['port', 'rm', NAME, String(autoPort)]).code, 0);
+      assert.equal(autoPortRow(), undefined, 'port rm took it away');
     });
 
     it(

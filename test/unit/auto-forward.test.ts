@@ -50,6 +50,28 @@ test('the changes: new reachable listeners added, gone ones removed, skipped and
   assert.deepEqual(autoForwardChanges(listeners, new Set([8080, 4000]), new Set([22])), {
     add: [3000, 9000],
     remove: [4000],
+    release: [],
   });
-  assert.deepEqual(autoForwardChanges([], new Set([8080]), new Set()), { add: [], remove: [8080] });
+  assert.deepEqual(autoForwardChanges([], new Set([8080]), new Set()), {
+    add: [],
+    remove: [8080],
+    release: [],
+  });
+});
+
+test('recorded forwards: their guest and host ports are left to them, a port they took over is released', () => {
+  const listeners = [8080, 3000, 9000, 5000].map((port) => ({ address: '0.0.0.0', port }));
+  const tcp = (hostPort: number, guestPort: number, hostAddr = '127.0.0.1') =>
+    ({ protocol: 'tcp', hostAddr, hostPort, guestPort }) as const;
+  const recorded = [
+    tcp(8080, 8080), // port add 8080:8080 while auto-forward held 8080: taken over, not removed
+    tcp(3000, 80, '0.0.0.0'), // host port 3000 is the recorded forward's, whatever its address
+    tcp(2222, 9000), // guest port 9000 is forwarded already, from another host port
+    { protocol: 'udp', hostAddr: '127.0.0.1', hostPort: 5000, guestPort: 5000 } as const,
+  ];
+  assert.deepEqual(autoForwardChanges(listeners, new Set([8080, 9000]), new Set(), recorded), {
+    add: [5000], // a UDP forward on 5000 leaves its TCP side to auto-forward
+    remove: [9000],
+    release: [8080],
+  });
 });
