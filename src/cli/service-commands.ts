@@ -9,6 +9,7 @@ import {
   serviceScope,
   systemdRuns,
   type ServiceChange,
+  transientInstall,
   type ServiceScope,
 } from '../vm/service.js';
 import { selfCommand } from '../vm/launch.js';
@@ -62,6 +63,11 @@ const enable = () =>
     .action(async (name, o) => {
       loadDefinition(name);
       const { node, script } = selfCommand();
+      const transient = transientInstall(script);
+      if (transient)
+        note(
+          `the unit runs ${script}, and ${transient}: enable ${name} again from a vmstub that stays where it is (a checkout's dist/vmstub.cjs, a global install)`,
+        );
       await apply(enableService(name, [node, script]), o.now === true, o.json === true);
     });
 

@@ -9,8 +9,8 @@
  * messages systemd 252 may not attribute to the unit.
  */
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { isRoot, stateDir } from '../util/paths.js';
 import { conflictError } from '../util/errors.js';
 import { writeFileAtomic } from './store.js';
@@ -117,6 +117,17 @@ function otherHome(templatePath: string): string | undefined {
   if (!existsSync(templatePath)) return undefined;
   const home = templateHome(readFileSync(templatePath, 'utf8'));
   return home !== undefined && home !== stateDir() ? home : undefined;
+}
+
+/**
+ * Why the vmstub a unit would run may be gone by the time it runs (at the next boot): npx's cache,
+ * which `npm cache clean` or a newer npx empties, or a temporary directory. Undefined when neither.
+ */
+export function transientInstall(script: string, tmp = tmpdir()): string | undefined {
+  if (script.split(sep).includes('_npx')) return "it runs from npx's cache, which npm empties when it likes";
+  const rel = relative(tmp, script);
+  if (rel && !rel.startsWith('..') && !isAbsolute(rel)) return `it runs from ${tmp}, which is cleaned`;
+  return undefined;
 }
 
 /** Writes the template if it is missing or stale, and links the instance into the target (what systemctl enable does). */

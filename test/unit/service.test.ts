@@ -13,6 +13,7 @@ import {
   serviceScope,
   templateHome,
   templateUnit,
+  transientInstall,
   unitWord,
 } from '../../src/vm/service.js';
 
@@ -102,4 +103,13 @@ test('other users: their own units, started with their session', () => {
     target: 'default.target',
   });
   assert.equal(serviceScope({ VMSTUB_UNIT_DIR: '/tmp/u' }, true).unitDir, '/tmp/u');
+});
+
+test("a vmstub from npx's cache or a temporary directory is said to be transient; an installed one is not", () => {
+  const npx = '/home/alice/.npm/_npx/4f1c2a/node_modules/vmstub/dist/vmstub.cjs';
+  assert.match(transientInstall(npx, '/tmp') ?? '', /npx's cache/);
+  assert.match(transientInstall('/tmp/vmstub/dist/vmstub.cjs', '/tmp') ?? '', /runs from \/tmp/);
+  assert.equal(transientInstall('/tmpfoo/vmstub/dist/vmstub.cjs', '/tmp'), undefined);
+  assert.equal(transientInstall(command[1]!, '/tmp'), undefined);
+  assert.equal(transientInstall('/home/alice/src/vmstub/dist/vmstub.cjs', '/tmp'), undefined);
 });
