@@ -89,11 +89,45 @@ test(
     const [codename, rootFs, manuals, bashDocs, cmdline] = os.stdout.trim().split('\n');
     assert.deepEqual([codename, rootFs], ['trixie', 'overlay']);
     assert.deepEqual([manuals, bashDocs], ['0', 'copyright'], 'stub.yaml says docs: false');
-    assert.match(cmdline ?? '', / quiet lsm=landlock,lockdown,yama,integrity/, "stub.yaml's cmdline");
+    assert.match(
+      cmdline ?? '',
+      / quiet lsm=landlock,lockdown,yama,integrity panic=10/,
+      "stub.yaml's cmdline",
+    );
     assert.doesNotMatch(
       box.consoleLog('stub'),
       /vmstub-init:/,
       'the initramfs had nothing to complain about',
+    );
+  },
+);
+
+test(
+  'a stub whose kernel dies boots again by itself (panic=10), to its shell',
+  { timeout: 300_000 },
+  async () => {
+    const qga = join(box.instanceDir('stub'), 'qga.sock');
+    const logins = () => box.consoleLog('stub').split('(automatic login)').length - 1;
+    const before = logins();
+    // guest-exec answers with the pid at once; the kernel dies right after.
+    await qgaExecute(
+      qga,
+      'guest-exec',
+      { path: '/bin/sh', arg: ['-c', 'sleep 1; echo c > /proc/sysrq-trigger'] },
+      30_000,
+    );
+    await box.waitForConsole(
+      'stub',
+      'the panic',
+      'Kernel panic - not syncing: sysrq triggered crash',
+      60_000,
+    );
+    await waitFor('the stub to boot again to its autologin', () => logins() > before, 240_000);
+    assert.match(box.consoleLog('stub'), /Rebooting in 10 seconds/);
+    assert.deepEqual(
+      await qgaExecute(qga, 'guest-ping', undefined, 60_000),
+      {},
+      'its guest agent is up again',
     );
   },
 );
