@@ -260,6 +260,7 @@ export async function startInstance(
   const holder = runningSupervisor(paths);
   if (holder) throw conflictError(`${name} is already running (pid ${holder})`);
   acquireInstanceLock(paths, name);
+  rmSync(paths.stopRequested, { force: true }); // a stop asked of an earlier run, whose supervisor died
   const daemons: ChildProcess[] = [];
   let qemu: ChildProcess | undefined;
   let supervisor: ChildProcess | undefined;

@@ -1,7 +1,7 @@
+import { writeFileSync } from 'node:fs';
 import { ExitCode, VmstubError } from '../util/errors.js';
-import { QmpClient } from './qmp.js';
 import { ARCH_TRAITS } from './qemu-argv.js';
-import { gracefulStop } from './supervisor.js';
+import { connectMonitor, gracefulStop } from './supervisor.js';
 import { instancePaths, loadDefinition, readState, runningSupervisor, type InstancePaths } from './store.js';
 
 export function isRunning(paths: InstancePaths): boolean {
@@ -28,13 +28,13 @@ export async function stopInstance(
   const paths = instancePaths(name);
   loadDefinition(name);
   if (!isRunning(paths)) return 'not-running';
+  // The guest's power-off that follows is this stop's: the supervisor starts no installed kernel after it.
+  writeFileSync(paths.stopRequested, '', { mode: 0o600 });
   const stopped = waitUntilStopped(paths, (opts.timeoutSec + 15) * 1000);
-  let qmp: QmpClient | undefined;
-  try {
-    qmp = await QmpClient.connect(paths.qmp, 5000);
-  } catch {
-    qmp = undefined;
-  }
+  // Between the stub's power-off and the next QEMU of the host handoff there is no socket for a moment.
+  const deadline = Date.now() + 10_000;
+  const qmp = await connectMonitor(paths.qmp, () => Date.now() > deadline || !isRunning(paths));
+  if (!qmp && !isRunning(paths)) return 'powered-off';
   let outcome: StopOutcome;
   if (qmp) {
     const arch = readState(paths).arch;

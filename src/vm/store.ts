@@ -43,6 +43,8 @@ export interface InstancePaths {
   installSpec: string;
   /** The guest ports the supervisor forwards now because the guest listens on them (--auto-forward). */
   autoForwards: string;
+  /** Made by vmstub stop: the guest's power-off that follows is a stop, never the handoff's relaunch. */
+  stopRequested: string;
   /** The cloud-init NoCloud seed run --cloud-init-iso made. */
   cloudInitSeed: string;
   /** The package cache's address and token for the install running now (owner-only; removed after). */
@@ -111,6 +113,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     installSpec: join(dir, 'install-spec.json'),
     cloudInitSeed: join(dir, 'cidata.iso'),
     autoForwards: join(dir, 'auto-forwards.json'),
+    stopRequested: join(dir, 'stop-requested'),
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     installStatus: join(dir, 'install.json'),
@@ -261,6 +264,7 @@ export function removeRunFiles(paths: InstancePaths): void {
     paths.volatileData,
     paths.bootExport,
     paths.autoForwards,
+    paths.stopRequested,
   ]) {
     rmSync(f, { force: true });
   }

@@ -79,8 +79,8 @@ class ConsoleHub {
   }
 }
 
-/** Connects to the supervisor's private QMP monitor as soon as QEMU offers it, unless QEMU is gone first. */
-async function connectMonitor(socket: string, gone: () => boolean): Promise<QmpClient | undefined> {
+/** Connects to a QMP monitor of QEMU's as soon as QEMU offers it, unless `gone` says to give up first. */
+export async function connectMonitor(socket: string, gone: () => boolean): Promise<QmpClient | undefined> {
   for (let i = 0; ; i++) {
     if (gone()) return undefined;
     if (existsSync(socket)) {
@@ -232,9 +232,12 @@ export async function supervise(
   };
   watch(monitor);
 
+  /** Pending while the handoff's relaunch starts the next QEMU: a stop then is for that one. */
+  let relaunching: Promise<void> = Promise.resolve();
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    await relaunching;
     const outcome = await gracefulStop(
       monitor!,
       qemuGone,
@@ -253,11 +256,16 @@ export async function supervise(
     // A machine whose QEMU exits at the guest's power-off without a SHUTDOWN event: that is what it was.
     if (!shutdownReason && !ARCH_TRAITS[launch.plan.arch].shutdownEvent) shutdownReason = 'guest-shutdown';
     reason = shutdownReason || `QEMU exited unexpectedly (see ${paths.qemuLog})`;
-    // The stub powered off after sending the installed kernel: start QEMU again with it.
-    const boot = !stopping && shutdownReason === 'guest-shutdown' ? takeDirectBoot(paths, log) : undefined;
+    // The stub powered off after sending the installed kernel: start QEMU again with it, unless
+    // the power-off was a stop's (vmstub stop asked, or a signal came).
+    const stopAsked = stopping || existsSync(paths.stopRequested);
+    const boot = !stopAsked && shutdownReason === 'guest-shutdown' ? takeDirectBoot(paths, log) : undefined;
     if (!boot) break;
+    let relaunched = () => {};
+    relaunching = new Promise((resolve) => (relaunched = resolve));
     const next = await relaunch(paths, { ...launch.plan, directBoot: boot }, hub, log);
     if (!next) {
+      relaunched();
       reason = `QEMU did not start with the installed kernel (see ${paths.qemuLog})`;
       break;
     }
@@ -266,6 +274,7 @@ export async function supervise(
     consoleEnded = follow(next.stdout);
     writeState(paths, { ...readState(paths), qemuPid, qemuCommand: next.command });
     watch(monitor);
+    relaunched();
   }
   await autoForward?.stop();
   writeState(paths, {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeEvents, type StubEvent } from '../../src/events/protocol.js';
 import { guestExec } from '../../src/vm/qga.js';
-import { Sandbox, waitFor } from '../helpers/cli.js';
+import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { INSTALLED_MARKER, filesystemImage, installedTree } from '../helpers/installed.js';
 import { buildStub, type StubBuild } from '../helpers/stub.js';
 import { fixtureKernel, isRoot } from '../helpers/fixture.js';
@@ -52,6 +52,15 @@ async function handedOver(name: string): Promise<string> {
     60_000,
   );
   return line;
+}
+
+/** Whether a process has ended (a zombie whose parent is held has ended too). */
+function exited(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
+  } catch {
+    return true;
+  }
 }
 
 const stubShell = (name: string) =>
@@ -113,6 +122,42 @@ describe('an installed system on the data disk', () => {
         60_000,
       );
       assert.equal(sha256(disk), before, 'the handoff wrote nothing to the installed system');
+    },
+  );
+
+  test(
+    '--handoff host: a stop asked while the stub hands over is a stop, not a direct boot of the installed kernel',
+    { timeout: 600_000 },
+    async () => {
+      const disk = join(work, 'stop-at-handoff.img');
+      filesystemImage('xfs', installedTree('xfs'), disk);
+      boot('hs', ['--data', disk, '--handoff', 'host']);
+      const dir = box.instanceDir('hs');
+      const state = () =>
+        JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as {
+          qemuPid: number;
+          supervisorPid: number;
+        };
+      const { qemuPid, supervisorPid } = state();
+      // Held, the supervisor cannot act on the stub's power-off until the stop has been asked: the
+      // one order of the two that a test can make happen every time. (The stub boots quiet: the
+      // console pipe holds what it prints meanwhile.)
+      process.kill(supervisorPid, 'SIGSTOP');
+      try {
+        await waitFor('the stub to send the kernel and power off', () => exited(qemuPid), BOOT);
+        const stop = box.runAsync(['stop', '--json', '--timeout', '30', 'hs'], { timeoutMs: 120_000 });
+        await waitFor('the stop to be asked', () => existsSync(join(dir, 'stop-requested')), 30_000);
+        process.kill(supervisorPid, 'SIGCONT');
+        const r = await stop;
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal((JSON.parse(r.stdout) as { outcome: string }).outcome, 'powered-off');
+      } finally {
+        process.kill(supervisorPid, 'SIGCONT');
+      }
+      assert.doesNotMatch(box.consoleLog('hs'), /vmstub: booting \/boot\/vmlinuz-\S+ directly/);
+      assert.match(box.run(['show', 'hs']).stdout, /^state:\s+stopped$/m);
+      assert.deepEqual(processesUsing(dir), [], 'no QEMU left');
+      assert.ok(!existsSync(join(dir, 'stop-requested')), 'the request went with the run');
     },
   );
 
