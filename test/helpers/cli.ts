@@ -152,6 +152,15 @@ export async function waitFor<T>(
   }
 }
 
+/** Whether a process has ended: gone, or a zombie only waiting to be reaped (its parent may be held). */
+export function processEnded(pid: number | string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
+  } catch {
+    return true;
+  }
+}
+
 /** Processes that run inside dir (their root or working directory) or name it on their command line. */
 export function processesUsing(dir: string): string[] {
   const found: string[] = [];
@@ -161,8 +170,7 @@ export function processesUsing(dir: string): string[] {
       const root = readlinkSync(`/proc/${pid}/root`);
       const cwd = readlinkSync(`/proc/${pid}/cwd`);
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
-      if (state === 'Z') continue; // a zombie is only waiting to be reaped
+      if (processEnded(pid)) continue;
       if (root.startsWith(dir) || cwd.startsWith(dir) || cmdline.includes(dir))
         found.push(`${pid} ${cmdline.trim()}`);
     } catch {

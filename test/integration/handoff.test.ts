@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeEvents, type StubEvent } from '../../src/events/protocol.js';
 import { guestExec } from '../../src/vm/qga.js';
-import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
+import { processEnded, processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { INSTALLED_MARKER, filesystemImage, installedTree } from '../helpers/installed.js';
 import { buildStub, type StubBuild } from '../helpers/stub.js';
 import { fixtureKernel, isRoot } from '../helpers/fixture.js';
@@ -52,15 +52,6 @@ async function handedOver(name: string): Promise<string> {
     60_000,
   );
   return line;
-}
-
-/** Whether a process has ended (a zombie whose parent is held has ended too). */
-function exited(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
-  } catch {
-    return true;
-  }
 }
 
 const stubShell = (name: string) =>
@@ -144,7 +135,7 @@ describe('an installed system on the data disk', () => {
       // console pipe holds what it prints meanwhile.)
       process.kill(supervisorPid, 'SIGSTOP');
       try {
-        await waitFor('the stub to send the kernel and power off', () => exited(qemuPid), BOOT);
+        await waitFor('the stub to send the kernel and power off', () => processEnded(qemuPid), BOOT);
         const stop = box.runAsync(['stop', '--json', '--timeout', '30', 'hs'], { timeoutMs: 120_000 });
         await waitFor('the stop to be asked', () => existsSync(join(dir, 'stop-requested')), 30_000);
         process.kill(supervisorPid, 'SIGCONT');
