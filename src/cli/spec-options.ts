@@ -31,6 +31,7 @@ function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
     return (f.flags ?? []).map((decl) => {
       const help = decl.help ?? f.doc;
       const option = decl.repeatable ? repeatable(decl.flags, help) : new Option(decl.flags, help);
+      if (decl.parse) option.argParser(decl.parse);
       const choices = (f.schema as { options?: readonly string[] }).options;
       if (Array.isArray(choices)) option.choices(choices);
       return {
@@ -43,6 +44,14 @@ function declaredFlags(set: SpecFlagSet): DeclaredFlag[] {
       };
     });
   });
+}
+
+/**
+ * A machine field's flag as `run` takes it: the declaration create's flag comes from, so both commands
+ * parse, check and describe it alike.
+ */
+export function machineFlag(field: 'memory' | 'cpus' | 'forwards' | 'shares' | 'autoForward'): Option {
+  return declaredFlags('create').find((f) => f.field === field)!.option;
 }
 
 /** Adds --config and the spec's flags to a command. */

@@ -4,6 +4,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { Command, Option } from '@commander-js/extra-typings';
 import { ARCHES } from '../util/arch.js';
 import { annotate, jsonOption, repeatable, stubOption, waitSshOption, wholeNumber } from './options.js';
+import { machineFlag } from './spec-options.js';
 import { formatTable, note, printJson } from './output.js';
 import { onCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, conflictError, oneLine, timeoutError, usageError } from '../util/errors.js';
@@ -59,16 +60,8 @@ const runCommand = () =>
         defaultText: 'from the image, plus a random suffix',
       }),
     )
-    .addOption(
-      annotate(new Option('-m, --memory <SIZE>', 'guest memory: MiB, or with a unit'), {
-        defaultText: `${DEFAULTS.memoryMiB} MiB`,
-      }),
-    )
-    .addOption(
-      annotate(new Option('-c, --cpus <N>', 'virtual CPUs').argParser(wholeNumber('--cpus', 1, 64)), {
-        defaultText: String(DEFAULTS.cpus),
-      }),
-    )
+    .addOption(machineFlag('memory'))
+    .addOption(machineFlag('cpus'))
     .option('--kernel <FILE>', 'boot this kernel instead of a system image')
     .option('--initrd <FILE>', 'initramfs for --kernel')
     .option(
@@ -94,22 +87,9 @@ const runCommand = () =>
     )
     .option('-d, --data <DISK>', 'data disk (raw or qcow2), seen as /dev/disk/by-id/virtio-data')
     .option('--volatile-data <SIZE>', 'a blank data disk of SIZE, deleted when the VM stops')
-    .addOption(
-      repeatable(
-        '--share <DIR[:TAG]>',
-        'share a host directory (virtiofs where virtiofsd runs, else 9p); tag defaults to fs',
-      ),
-    )
-    .addOption(
-      repeatable(
-        '--hostfwd <SPEC>',
-        'forward [ADDR:]HOSTPORT:GUESTPORT[/udp] (host side defaults to 127.0.0.1)',
-      ),
-    )
-    .option(
-      '--auto-forward',
-      'forward each TCP port the guest starts listening on from the same port on 127.0.0.1, while it listens (needs the guest agent)',
-    )
+    .addOption(machineFlag('shares'))
+    .addOption(machineFlag('forwards'))
+    .addOption(machineFlag('autoForward'))
     .addOption(repeatable('--net <NET>', 'user (default), bridge:BRIDGE or tap:INTERFACE'))
     .addOption(repeatable('--append <ARGS>', 'extra kernel command line'))
     .addOption(repeatable('--fw-cfg <NAME=@FILE|NAME=STRING>', 'pass data through QEMU fw_cfg (under opt/)'))

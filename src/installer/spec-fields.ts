@@ -16,7 +16,7 @@ import {
 } from '../config/fields.js';
 import { ARCHES } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
-import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { parseCpuCount, parseMemoryMiB, parseSize } from '../util/size.js';
 import { DEFAULTS } from '../vm/definition-builder.js';
 import { parseHostFwd } from '../vm/network.js';
 
@@ -49,6 +49,8 @@ export interface FlagDecl {
   flags: string;
   help?: string;
   repeatable?: boolean;
+  /** Checks and converts the flag's text as it is parsed (a usage error names the flag). */
+  parse?: (text: string) => unknown;
   /**
    * For flags that do more than set their field (key files read into keys, user names made users); it
    * gets the flag's value as parsed (a list for a repeatable flag).
@@ -281,16 +283,19 @@ export const SPEC_FIELDS = {
     flags: [{ flags: '-m, --memory <SIZE>' }],
   },
   cpus: {
-    schema: z
-      .int()
-      .check(
-        z.minimum(1, { error: 'must be a whole number from 1 to 64' }),
-        z.maximum(64, { error: 'must be a whole number from 1 to 64' }),
-      ),
+    schema: z.union([
+      z
+        .int()
+        .check(
+          z.minimum(1, { error: 'must be a whole number from 1 to 64' }),
+          z.maximum(64, { error: 'must be a whole number from 1 to 64' }),
+        ),
+      parsedBy((v) => parseCpuCount(v, '')),
+    ]),
     doc: 'virtual CPUs',
     value: DEFAULTS.cpus,
     machine: true,
-    flags: [{ flags: '-c, --cpus <N>' }],
+    flags: [{ flags: '-c, --cpus <N>', parse: (text) => parseCpuCount(text, '--cpus') }],
   },
   forwards: {
     schema: z.array(parsedBy(parseHostFwd)),
@@ -309,7 +314,13 @@ export const SPEC_FIELDS = {
     schema: z.array(z.string()),
     doc: 'host directories shared with the VM, DIR[:TAG] (relative to the spec file)',
     machine: true,
-    flags: [{ flags: '--share <DIR[:TAG]>', help: 'share a host directory with the VM', repeatable: true }],
+    flags: [
+      {
+        flags: '--share <DIR[:TAG]>',
+        help: 'share a host directory with the VM (virtiofs; tag defaults to fs)',
+        repeatable: true,
+      },
+    ],
   },
 } satisfies Record<string, FieldDecl>;
 

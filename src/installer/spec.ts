@@ -12,7 +12,7 @@ import {
 import type { Filesystem } from '../catalog/types.js';
 import type { Arch } from '../util/arch.js';
 import { usageError } from '../util/errors.js';
-import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { parseCpuCount, parseMemoryMiB, parseSize } from '../util/size.js';
 import type { HostFwd } from '../vm/definition.js';
 import { parseHostFwd } from '../vm/network.js';
 import {
@@ -217,7 +217,7 @@ export function resolveSpecAndMachine(
   const machine: MachineSpec = {
     diskBytes: parseSize(given('disk') as string, ''),
     memoryMiB: typeof memory === 'number' ? memory : parseMemoryMiB(memory, ''),
-    cpus: given('cpus') as number,
+    cpus: parseCpuCount(given('cpus') as number | string, ''),
     hostfwds: ((given('forwards') as string[] | undefined) ?? []).map((f) => parseHostFwd(f)),
     autoForward: given('autoForward') as boolean,
     shares: (given('shares') as string[] | undefined) ?? [],

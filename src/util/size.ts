@@ -35,6 +35,14 @@ export function parseMemoryMiB(text: string, what = 'memory'): number {
   return mib;
 }
 
+/** Virtual CPUs: a whole number from 1 to 64, as a flag's text or a spec file's number. */
+export function parseCpuCount(text: string | number, what = 'cpus'): number {
+  const n = typeof text === 'number' ? text : /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw usageError(`${`${what} '${text}'`.trim()} must be a whole number from 1 to 64`);
+  return n;
+}
+
 /** Human form of a byte count: 8.0 GiB, 512 MiB, 300 B. */
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

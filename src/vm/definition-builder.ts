@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { usageError } from '../util/errors.js';
 import { parseArch } from '../util/arch.js';
-import { parseMemoryMiB, parseSize } from '../util/size.js';
+import { parseCpuCount, parseMemoryMiB, parseSize } from '../util/size.js';
 import { detectDiskFormat } from './allocate.js';
 import {
   normaliseFwCfgName,
@@ -31,7 +31,8 @@ export interface RunOptions {
   bootDisk?: string;
   arch?: string;
   memory?: string;
-  cpus?: number;
+  /** As typed (`--cpus 4`), or a number. */
+  cpus?: string | number;
   data?: string;
   volatileData?: string;
   share?: string[];
@@ -180,7 +181,7 @@ export function buildDefinition(o: RunOptions, cwd: string, now = new Date()): V
   if (o.arch && !iso && !bootDiskPath)
     throw usageError('--arch is for --iso and --boot-disk; a system image or a kernel says its own');
   const name = validateName(o.name ?? defaultName(system ?? iso ?? bootDiskPath, kernel));
-  const cpus = o.cpus ?? DEFAULTS.cpus;
+  const cpus = o.cpus === undefined ? DEFAULTS.cpus : parseCpuCount(o.cpus, '--cpus');
   return newDefinition(
     name,
     {
