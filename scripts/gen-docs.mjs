@@ -7,9 +7,9 @@ import { buildProgram } from '../dist/src/cli/program.js';
 import { specJsonSchema } from '../dist/src/installer/spec-fields.js';
 import { imageJsonSchema } from '../dist/src/image/config.js';
 
-for (const doc of ['docs/commands.md', 'docs/images.md'])
+for (const doc of ['docs/commands.md', 'docs/images.md', 'README.md'])
   writeFileSync(doc, regenerate(readFileSync(doc, 'utf8'), buildProgram()));
 mkdirSync('schema', { recursive: true });
 writeFileSync('schema/spec.schema.json', JSON.stringify(specJsonSchema(), null, 2) + '\n');
 writeFileSync('schema/image.schema.json', JSON.stringify(imageJsonSchema(), null, 2) + '\n');
-console.log('wrote docs/commands.md, docs/images.md and schema/*.schema.json');
+console.log('wrote docs/commands.md, docs/images.md, README.md and schema/*.schema.json');

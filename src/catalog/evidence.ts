@@ -12,7 +12,12 @@ import { EVIDENCE_RECORDS } from './evidence-records.js';
 export const REACHED = ['metadata', 'bootstrap', 'install', 'first-boot', 'ssh'] as const;
 export type Reached = (typeof REACHED)[number];
 
-export type EvidenceSource = 'real-mirror' | 'real-metadata' | 'fixture';
+/**
+ * Against what: the distribution's real mirror; its real published metadata, keys or signed files; a
+ * fixture made of real binaries (another distribution's, published as this one publishes); or
+ * synthetic packages the test makes.
+ */
+export type EvidenceSource = 'real-mirror' | 'real-metadata' | 'fixture-binaries' | 'synthetic';
 
 export interface Evidence {
   distro: string;
@@ -26,7 +31,17 @@ export interface Evidence {
   what?: string;
 }
 
-const rank = (e: Evidence) => REACHED.indexOf(e.reached) * 2 + (e.source === 'real-mirror' ? 1 : 0);
+const SOURCE_RANK: Record<EvidenceSource, number> = {
+  synthetic: 0,
+  'real-metadata': 0,
+  'fixture-binaries': 1,
+  'real-mirror': 2,
+};
+const rank = (e: Evidence) => REACHED.indexOf(e.reached) * 3 + SOURCE_RANK[e.source];
+
+/** Where the test runs: the slow tier (test/slow/, run before an issue is resolved) or every CI run. */
+export const tierOf = (e: Pick<Evidence, 'test'>): 'CI' | 'slow tier' =>
+  e.test.startsWith('test/slow/') ? 'slow tier' : 'CI';
 
 /** Every record for the entry, the furthest first. */
 export function evidenceFor(distro: string, records: readonly Evidence[] = EVIDENCE_RECORDS): Evidence[] {
@@ -38,7 +53,8 @@ export function evidenceFor(distro: string, records: readonly Evidence[] = EVIDE
 const SOURCE: Record<EvidenceSource, string> = {
   'real-mirror': 'real mirror',
   'real-metadata': 'real metadata',
-  fixture: 'fixture',
+  'fixture-binaries': 'fixture of real binaries',
+  synthetic: 'synthetic packages',
 };
 const REACHED_TEXT: Record<Reached, string> = {
   metadata: 'real data checked',
@@ -48,13 +64,31 @@ const REACHED_TEXT: Record<Reached, string> = {
   ssh: 'SSH',
 };
 
-/** "SSH, real mirror (x86_64)" for the furthest record; "not verified here" when there is none. */
+/** "SSH, real mirror (x86_64, CI)" for the furthest record; "untested here" when there is none. */
 export function verifiedLabel(distro: string, records: readonly Evidence[] = EVIDENCE_RECORDS): string {
   const best = evidenceFor(distro, records)[0];
-  if (!best) return 'not verified here';
-  if (best.reached === 'metadata') return `${REACHED_TEXT.metadata} (${best.arch})`;
-  return `${REACHED_TEXT[best.reached]}, ${SOURCE[best.source]} (${best.arch})`;
+  if (!best) return 'untested here';
+  const where = `${best.arch}, ${tierOf(best)}`;
+  if (best.reached === 'metadata') return `${REACHED_TEXT.metadata} (${where})`;
+  return `${REACHED_TEXT[best.reached]}, ${SOURCE[best.source]} (${where})`;
 }
+
+/**
+ * What `vmstub distros` says under INSTALLABLE: "yes" only where a test here installed the entry and
+ * logged in over SSH; "not booted here" where tests ran but stopped short; "untested here" where none ran.
+ */
+export function installableLabel(distro: string, records: readonly Evidence[] = EVIDENCE_RECORDS): string {
+  const best = evidenceFor(distro, records)[0];
+  if (!best) return 'untested here';
+  return best.reached === 'ssh' ? 'yes' : 'not booted here';
+}
+
+/** Whether a test here has taken the entry, on this architecture, to an SSH login. */
+export const reachedSsh = (
+  distro: string,
+  arch: Arch,
+  records: readonly Evidence[] = EVIDENCE_RECORDS,
+): boolean => evidenceFor(distro, records).some((e) => e.arch === arch && e.reached === 'ssh');
 
 /**
  * The furthest record, and whether a test also checked the entry against real published data

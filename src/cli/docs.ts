@@ -3,6 +3,8 @@ import { describeOption, notesOf, optionFlags } from './options.js';
 import { commandPath, leafCommands, type AnyCommand } from './program.js';
 import { fieldDefaultText, imageFieldDoc, imageFieldRequired, imageFields } from '../image/config.js';
 import { defaultText, fieldDecl, fileFields } from '../installer/spec-fields.js';
+import { CATALOG } from '../catalog/index.js';
+import { distroLabel, installableLabel } from '../catalog/evidence.js';
 
 /**
  * The generated parts of docs/commands.md: each command's option table and the spec's field table, made
@@ -62,12 +64,19 @@ function imageFieldTable(): string {
   return markdownTable(['field', 'what it is', 'default'], rows);
 }
 
+/** What the tests have shown of each catalog entry: the same words as `vmstub distros`. */
+function distributionStatusTable(): string {
+  const rows = CATALOG.map((d) => [`${d.name} (\`${d.id}\`)`, installableLabel(d.id), distroLabel(d)]);
+  return markdownTable(['distribution', 'installed to SSH here', 'furthest a test got, against what'], rows);
+}
+
 /** Every generated block, by key: `options of run`, `options of image build`, `spec fields`. */
 function generatedBlocks(program: AnyCommand): Map<string, string> {
   const blocks = new Map<string, string>();
   for (const c of leafCommands(program)) blocks.set(`options of ${commandPath(c)}`, optionTable(c));
   blocks.set('spec fields', specFieldTable());
   blocks.set('image fields', imageFieldTable());
+  blocks.set('distribution status', distributionStatusTable());
   return blocks;
 }
 

@@ -145,7 +145,7 @@ describe(
       recordEvidence(import.meta.url, [
         {
           distro: 'gentoo',
-          source: 'fixture',
+          source: 'synthetic',
           reached: 'bootstrap',
           what: 'a stage3 the test makes, signed by a test key',
         },

@@ -195,7 +195,7 @@ describe(
       recordEvidence(import.meta.url, [
         {
           distro: 'ubuntu2404',
-          source: 'fixture',
+          source: 'fixture-binaries',
           reached: 'install',
           what: "Debian 12's packages under noble's suite names",
         },

@@ -165,7 +165,7 @@ describe(
         import.meta.url,
         RPM_DISTROS.map((d) => ({
           distro: d.id,
-          source: 'fixture',
+          source: 'synthetic',
           reached: 'bootstrap',
           what: "vmstub's RPM bootstrap on packages the test builds, not the distribution's",
         })),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
+import { recordEvidence } from '../helpers/evidence.js';
 import { useStub } from '../helpers/stub.js';
 
 const MINUTES = 60_000;
@@ -42,6 +43,9 @@ describe(
       );
       assert.match(ssh('cat', '/etc/os-release'), /^VERSION_ID="12"$/m);
       assert.equal(ssh('systemctl', 'is-active', 'ssh', 'systemd-networkd').trim(), 'active\nactive');
+      recordEvidence(import.meta.url, [
+        { distro: 'debian12', source: 'real-mirror', reached: 'ssh', arch: 'aarch64' },
+      ]);
     });
 
     it('boots again through the kexec handoff after stop and start', { timeout: 30 * MINUTES }, () => {

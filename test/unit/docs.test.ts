@@ -20,6 +20,12 @@ test('docs/images.md: the config field table is the declaration (npm run docs wr
   assert.equal(regenerate(doc, buildProgram()), doc, 'docs/images.md is stale: run npm run docs');
 });
 
+test('README.md: the status of each distribution is what the tests recorded (npm run docs writes it)', () => {
+  const readme = readFileSync(join(DOCS, '..', 'README.md'), 'utf8');
+  assert.match(readme, /<!-- generated: distribution status -->/);
+  assert.equal(regenerate(readme, buildProgram()), readme, 'README.md is stale: run npm run docs');
+});
+
 test('docs/commands.md shows the options of every command', () => {
   assert.deepEqual(undocumented(readFileSync(DOC, 'utf8'), buildProgram()), []);
 });

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { distroLabel, evidenceFor, verifiedLabel, type Evidence } from '../../src/catalog/evidence.js';
+import {
+  distroLabel,
+  evidenceFor,
+  installableLabel,
+  reachedSsh,
+  verifiedLabel,
+  type Evidence,
+} from '../../src/catalog/evidence.js';
 import { CATALOG } from '../../src/catalog/index.js';
 import { VMSTUB } from '../helpers/cli.js';
 import { readRecords } from '../helpers/evidence.js';
@@ -30,7 +37,7 @@ test('no catalog entry says by hand how it was verified', () => {
   for (const d of CATALOG) assert.ok(!('verified' in d), `${d.id} carries a hand-written verified field`);
 });
 
-test('the label is the furthest a test got, a real mirror before a fixture at the same depth', () => {
+test('the label is the furthest a test got, a real mirror before real binaries before synthetic ones', () => {
   const records: Evidence[] = [
     {
       distro: 'x',
@@ -42,26 +49,48 @@ test('the label is the furthest a test got, a real mirror before a fixture at th
     {
       distro: 'x',
       test: 'test/integration/b.test.ts',
-      source: 'fixture',
+      source: 'synthetic',
       reached: 'bootstrap',
       arch: 'x86_64',
     },
-    { distro: 'y', test: 'test/integration/b.test.ts', source: 'fixture', reached: 'ssh', arch: 'x86_64' },
+    { distro: 'y', test: 'test/integration/b.test.ts', source: 'synthetic', reached: 'ssh', arch: 'x86_64' },
     { distro: 'y', test: 'test/e2e/c.test.ts', source: 'real-mirror', reached: 'ssh', arch: 'x86_64' },
+    { distro: 'w', test: 'test/slow/d.test.ts', source: 'fixture-binaries', reached: 'ssh', arch: 'aarch64' },
+    { distro: 'w', test: 'test/e2e/e.test.ts', source: 'synthetic', reached: 'ssh', arch: 'x86_64' },
   ];
-  assert.equal(verifiedLabel('x', records), 'bootstrap, fixture (x86_64)');
-  assert.equal(verifiedLabel('y', records), 'SSH, real mirror (x86_64)');
+  assert.equal(verifiedLabel('x', records), 'bootstrap, synthetic packages (x86_64, CI)');
+  assert.equal(verifiedLabel('y', records), 'SSH, real mirror (x86_64, CI)');
+  assert.equal(verifiedLabel('w', records), 'SSH, fixture of real binaries (aarch64, slow tier)');
   assert.deepEqual(
     evidenceFor('x', records).map((e) => e.test),
     ['test/integration/b.test.ts', 'test/unit/a.test.ts'],
   );
-  assert.equal(verifiedLabel('z', records), 'not verified here');
+  assert.equal(verifiedLabel('z', records), 'untested here');
   assert.equal(
     distroLabel({ id: 'x', family: 'el' }, records),
-    'bootstrap, fixture (x86_64); real data checked',
+    'bootstrap, synthetic packages (x86_64, CI); real data checked',
   );
-  assert.equal(distroLabel({ id: 'y', family: 'deb' }, records), 'SSH, real mirror (x86_64)');
-  assert.equal(distroLabel({ id: 'z', family: 'el' }, records), 'not verified here; no real metadata here');
+  assert.equal(distroLabel({ id: 'y', family: 'deb' }, records), 'SSH, real mirror (x86_64, CI)');
+  assert.equal(distroLabel({ id: 'z', family: 'el' }, records), 'untested here; no real metadata here');
   const metadataOnly: Evidence[] = [{ ...records[0]!, distro: 'm' }];
-  assert.equal(distroLabel({ id: 'm', family: 'el' }, metadataOnly), 'real data checked (x86_64)');
+  assert.equal(distroLabel({ id: 'm', family: 'el' }, metadataOnly), 'real data checked (x86_64, CI)');
+});
+
+test('INSTALLABLE is yes only where a test reached SSH; create asks for the architecture too', () => {
+  const records: Evidence[] = [
+    { distro: 'a', test: 'test/e2e/a.test.ts', source: 'real-mirror', reached: 'ssh', arch: 'x86_64' },
+    {
+      distro: 'b',
+      test: 'test/integration/b.test.ts',
+      source: 'synthetic',
+      reached: 'bootstrap',
+      arch: 'x86_64',
+    },
+  ];
+  assert.equal(installableLabel('a', records), 'yes');
+  assert.equal(installableLabel('b', records), 'not booted here');
+  assert.equal(installableLabel('c', records), 'untested here');
+  assert.equal(reachedSsh('a', 'x86_64', records), true);
+  assert.equal(reachedSsh('a', 'aarch64', records), false);
+  assert.equal(reachedSsh('b', 'x86_64', records), false);
 });
