@@ -10,6 +10,7 @@ export const EVIDENCE_RECORDS: Evidence[] = [
   {"distro":"centos7","test":"test/integration/signatures-real.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"a real CentOS 7 package verifies with the key the catalog names, and not with others"},
   {"distro":"centos7","test":"test/integration/stub-rpm.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"the stub's rpm verifies real CentOS 7 packages with the catalog's key, its SHA-1 bindings accepted"},
   {"distro":"centos8stream","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
+  {"distro":"centos9stream","test":"test/e2e/create-el.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's binaries as RPMs under CentOS Stream 9's names, signed; pass 2 by Debian's dnf 4.14 in the target"},
   {"distro":"centos9stream","test":"test/integration/dnf-agreement.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"both passes solved as dnf solves them, on the real AppStream and a BaseOS stand-in"},
   {"distro":"centos9stream","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"centos9stream","test":"test/unit/catalog-real-metadata.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"every package of both passes is in the real BaseOS or AppStream"},
@@ -20,5 +21,6 @@ export const EVIDENCE_RECORDS: Evidence[] = [
   {"distro":"gentoo","test":"test/integration/signatures-real.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"its real signed pointer file, found signed by the pinned key's subkey (the real key export we have has expired)"},
   {"distro":"miraclelinux8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"rocky8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
+  {"distro":"ubuntu2404","test":"test/e2e/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under noble's suite names"},
   {"distro":"ubuntu2404","test":"test/integration/install-ubuntu.test.ts","source":"fixture-binaries","reached":"install","arch":"x86_64","what":"Debian 12's packages under noble's suite names"}
 ];

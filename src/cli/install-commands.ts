@@ -192,10 +192,10 @@ const resume = () =>
 const clone = () =>
   new Command('clone')
     .summary(
-      'copy a stopped instance (copy-on-write) into a new one with an identity of its own, to a verified SSH login',
+      'copy a stopped instance (copy-on-write) into a new one with its own host name, machine-id and SSH host keys, to a verified SSH login',
     )
     .description(
-      "The source's disk becomes a read-only layer under two qcow2 overlays, the source's and the clone's, so the source keeps working and nothing is copied. Before the clone's system first starts, the stub makes its host name, machine-id, random seed and SSH host keys anew; the new host keys are recorded and SSH is verified. The clone has the source's memory, CPUs, users and keys; not its port forwards or shares. A source whose clones exist cannot be removed until they are.",
+      "The source's disk becomes a read-only layer under two qcow2 overlays, the source's and the clone's, so the source keeps working and nothing is copied. Before the clone's system first starts, the stub makes its host name, machine-id, random seed and SSH host keys anew; the new host keys are recorded and SSH is verified. The clone has the source's memory, CPUs, users and keys; not its port forwards or shares. Its root filesystem keeps the source's UUID (a copy of the same filesystem). A source whose clones exist cannot be removed until they are.",
     )
     .argument('<SOURCE>', 'a stopped instance made by vmstub create')
     .argument('<NAME>', 'the new instance')

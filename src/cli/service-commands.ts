@@ -53,7 +53,7 @@ const enable = () =>
   new Command('enable')
     .summary('start an instance when the host boots, and stop it cleanly when it shuts down (systemd)')
     .description(
-      "Start an instance when the host boots and stop it cleanly when the host shuts down: the systemd template unit vmstub@.service (written or refreshed in /etc/systemd/system, or for other users in ~/.config/systemd/user) and its instance vmstub@NAME.service linked into multi-user.target (default.target), as systemctl enable does. The unit runs vmstub start NAME (Type=forking: ready once QEMU runs under its supervisor, the unit's main process) and vmstub stop NAME (the guest is asked first, within its stop timeout).",
+      "Start an instance when the host boots and stop it cleanly when the host shuts down: the systemd template unit vmstub@.service (written or refreshed in /etc/systemd/system, or for other users in ~/.config/systemd/user) and its instance vmstub@NAME.service linked into multi-user.target (default.target), as systemctl enable does. The unit runs vmstub start NAME (Type=forking: ready once QEMU runs under its supervisor, the unit's main process) and vmstub stop NAME (the guest is asked first, within its stop timeout). Tested here without systemd running: the unit passes systemd-analyze verify and its commands are run as systemd would run them; no systemd has started it in the tests.",
     )
     .argument('<NAME>', 'the instance')
     .option('--now', 'also start it now (where systemd runs)')

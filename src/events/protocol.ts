@@ -26,6 +26,8 @@ export const FW_CFG_ITEMS = {
   packageCache: 'package-cache',
   /** SSH host keys the host made for the system being installed: JSON, file name -> content (vmstub create, clone). */
   sshHostKeys: 'ssh-host-keys',
+  /** The keyring that signs the mirror, from the file create --keyring named on the host. */
+  mirrorKeyring: 'mirror-keyring',
   /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
   luksPassphrase: 'luks-passphrase',
   /** The digests of the direct boot files the host has (stubs that cannot kexec; src/boot/boot-export.ts). */

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
@@ -194,6 +194,8 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   const { spec, machine } = createSpec(o, hostPublicKeys());
   const shares = machine.shares.map((s) => parseShare(s, machine.baseDir));
   refuseExisting(o.name);
+  if (spec.keyring && !existsSync(spec.keyring))
+    throw usageError(`keyring ${spec.keyring} does not exist (create reads it on this host)`);
 
   requireQemu(spec.arch);
   const stub = stubImagePath(spec.arch);
@@ -240,6 +242,11 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     await allocateDisk(disk, machine.diskBytes, 'raw');
     def.data = { path: disk, format: 'raw' };
     def.fwCfg = hintFwCfg(paths, spec.root.sshKeys, spec.timezone);
+    if (spec.keyring) {
+      // Kept with the instance (resume and clone pass it again) and given to the stub by fw_cfg.
+      copyFileSync(spec.keyring, paths.mirrorKeyring);
+      spec.keyring = paths.mirrorKeyring;
+    }
     writeFileSync(paths.definition, JSON.stringify(def, null, 2) + '\n', { mode: 0o600 });
     writeFileSync(paths.installSpec, JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
   } catch (e) {
@@ -362,6 +369,7 @@ export async function installAndVerify(
               { name: fwCfgName('installSpec'), file: paths.installSpec },
               { name: fwCfgName('sshHostKeys'), file: paths.sshHostKeys },
               ...(cache ? [{ name: fwCfgName('packageCache'), file: paths.packageCache }] : []),
+              ...(spec.keyring ? [{ name: fwCfgName('mirrorKeyring'), file: spec.keyring }] : []),
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
           });

@@ -96,6 +96,15 @@ export function fstab(uuid: string, fs: Filesystem | 'virtiofs', growRoot: boole
   return `# <file system> <mount point> <type> <options> <dump> <pass>\nUUID=${uuid} / ${fs} ${options} 0 ${pass}\n`;
 }
 
+/**
+ * The installed kernel's own arguments, for /etc/kernel/cmdline: kernel-install's plugins (EL's grub2
+ * one) put it in the Boot Loader Specification entry they write. Without it they take the running
+ * kernel's command line, which in the stub is the stub's.
+ */
+export function kernelCmdline(uuid: string, fs: Filesystem | 'virtiofs'): string {
+  return fs === 'virtiofs' ? 'root=fs rootfstype=virtiofs rw\n' : `root=UUID=${uuid} rootfstype=${fs} ro\n`;
+}
+
 export function hosts(hostname: string): string {
   return [
     '127.0.0.1\tlocalhost',

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -213,10 +214,11 @@ export function hasCachedRoot(spec: InstallSpec, cache = rootCache()): boolean {
  * bootstrapped on the host now (and kept). Offline, the newest cached root of the same recipe is used,
  * said in a line.
  */
-export async function cachedRoot(spec: InstallSpec, o: RootOptions): Promise<CachedRoot> {
+export async function cachedRoot(given: InstallSpec, o: RootOptions): Promise<CachedRoot> {
+  const cache = o.cache ?? rootCache(o.note);
+  const spec = withAptReadableKeyring(given, cache.root);
   const plan = hostBootstrapPlan(spec);
   if (!plan) throw new VmstubError(`${spec.distro}: no bootstrap on the host for this install`);
-  const cache = o.cache ?? rootCache(o.note);
   const name = cacheNameOf(spec);
   const tool = await toolVersion();
   const explanation: string[] = [];
@@ -266,6 +268,23 @@ export async function cachedRoot(spec: InstallSpec, o: RootOptions): Promise<Cac
   }
   const installed = JSON.parse(readFileSync(join(built.dir, INSTALLED), 'utf8')) as Record<string, string>;
   return { tarball: join(built.dir, TARBALL), hit: built.hit, key, explanation, installed };
+}
+
+/**
+ * The spec with its own keyring (--keyring) copied where apt can read it: apt checks signatures as the
+ * _apt user, who cannot read a keyring in a private directory (a home directory, or vmstub's own
+ * instance directories, are 0700) and then reports the key as missing. The copy is named by its
+ * content, so a cached root is keyed by the key, not by where the user keeps it.
+ */
+function withAptReadableKeyring(spec: InstallSpec, cacheRoot: string): InstallSpec {
+  if (!spec.keyring) return spec;
+  const bytes = readFileSync(spec.keyring);
+  const dir = join(cacheRoot, 'keyrings');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  const copy = join(dir, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.gpg`);
+  if (!existsSync(copy)) writeFileSync(copy, bytes, { mode: 0o644 });
+  return { ...spec, keyring: copy };
 }
 
 /** The newest cached root whose inputs match these but for the mirror state (the offline fallback). */

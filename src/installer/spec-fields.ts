@@ -148,7 +148,7 @@ export const SPEC_FIELDS = {
   },
   keyring: {
     schema: z.string(),
-    doc: "keyring (path in the stub) that signs the mirror, instead of the distribution's own",
+    doc: "keyring that signs the mirror, instead of the distribution's own: a file on this host for create (passed to the stub), a path in the stub for install",
     flags: [{ flags: '--keyring <FILE>' }],
   },
   timezone: {

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { runHandoff } from '../boot/handoff.js';
 import { EventSink } from '../events/sink.js';
 import { run, which } from '../util/exec.js';
@@ -21,11 +22,22 @@ async function loadFwCfg(): Promise<void> {
 const readIf = (path: string): string | undefined =>
   existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 
-/** The spec the host passed through fw_cfg (vmstub create), if any. */
+/** Where the stub keeps the mirror's keyring the host passed (its path on the host means nothing here). */
+export const STUB_MIRROR_KEYRING = '/run/vmstub-install/mirror-keyring';
+
+/** The spec the host passed through fw_cfg (vmstub create), if any, with the keyring it passed beside it. */
 export async function fwCfgSpec(): Promise<SpecInput | undefined> {
   await loadFwCfg();
   const text = readIf(fwCfgGuestPath('installSpec'));
-  return text ? (JSON.parse(text) as SpecInput) : undefined;
+  if (!text) return undefined;
+  const input = JSON.parse(text) as SpecInput;
+  const keyring = fwCfgGuestPath('mirrorKeyring');
+  if (input.keyring && existsSync(keyring)) {
+    mkdirSync(dirname(STUB_MIRROR_KEYRING), { recursive: true });
+    writeFileSync(STUB_MIRROR_KEYRING, readFileSync(keyring));
+    input.keyring = STUB_MIRROR_KEYRING;
+  }
+  return input;
 }
 
 /** The package cache the host runs for this install (vmstub create), as an http proxy URL. */

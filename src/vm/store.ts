@@ -51,6 +51,8 @@ export interface InstancePaths {
   packageCache: string;
   /** The SSH host keys made for the system being installed, until the stub has them (owner-only). */
   sshHostKeys: string;
+  /** create --keyring's file, kept with the instance for resume and passed to the stub (fw_cfg). */
+  mirrorKeyring: string;
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
@@ -116,6 +118,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     stopRequested: join(dir, 'stop-requested'),
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
+    mirrorKeyring: join(dir, 'mirror-keyring'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
     bootExport: join(dir, 'boot-export'),

@@ -181,4 +181,30 @@ export function processesUsing(dir: string): string[] {
 }
 
 /** The mount points at or below dir, innermost first (vmstub's own reading of mountinfo). */
-export { mountsUnder } from '../../src/util/mounts.js';
+import { mountsUnder } from '../../src/util/mounts.js';
+export { mountsUnder };
+
+/** Nothing of an interrupted command may be left: no mount, no process, under dir. */
+export async function assertNothingLeft(dir: string, what: string): Promise<void> {
+  await waitFor(
+    `${what}: processes under ${dir} to end`,
+    () => processesUsing(dir).length === 0,
+    15_000,
+  ).catch(() => {
+    assert.fail(`${what}: still running under ${dir}: ${processesUsing(dir).join('; ')}`);
+  });
+  assert.deepEqual(mountsUnder(dir), [], `${what}: mounts left under ${dir}`);
+}
+
+/**
+ * An installed instance stopped and started again: a new boot, through the stub's handoff, reached
+ * by SSH. What the creates of every family check after their first login.
+ */
+export function assertBootsAgain(box: Sandbox, name: string): void {
+  const bootId = box.sshRoot(name, ['cat', '/proc/sys/kernel/random/boot_id']).trim();
+  assert.equal(box.run(['stop', name], { timeoutMs: 300_000 }).code, 0);
+  const r = box.run(['start', '--wait-ssh=600', name], { timeoutMs: 660_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.notEqual(box.sshRoot(name, ['cat', '/proc/sys/kernel/random/boot_id']).trim(), bootId, 'a new boot');
+  assert.match(box.consoleLog(name), /vmstub-handoff: handing over/);
+}

@@ -4,7 +4,7 @@
  * own dnf or yum, in a chroot, installs the system, so the rpm database is native in format and place.
  */
 import type { RpmDistro } from '../../catalog/types.js';
-import { dracutConf, localeConf } from '../render.js';
+import { dracutConf, kernelCmdline, localeConf } from '../render.js';
 import {
   INSTALL_REPO_FILE,
   TARGET_KEY_DIR,
@@ -32,7 +32,7 @@ import {
   sshdDropIn,
   targetSteps,
 } from './common.js';
-import { chroot, rootFsType, type Action, type Plan, type Step } from './types.js';
+import { ROOT_UUID, chroot, rootFsType, type Action, type Plan, type Step } from './types.js';
 
 /** What the first pass installs: enough for the target's package manager to run. */
 export function firstPassPackages(d: RpmDistro): string[] {
@@ -105,8 +105,9 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     },
     ...keys.map((k, i): Action => ({ kind: 'copy-in', from: k, path: targetKeyPath(i) })),
     { kind: 'write', path: INSTALL_REPO_FILE, content: yumRepoFile(d, spec) },
-    // In place before the kernel's scriptlets build the initramfs.
+    // In place before the kernel's scriptlets build the initramfs and write its boot entry.
     { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
+    { kind: 'write', path: '/etc/kernel/cmdline', content: kernelCmdline(ROOT_UUID, fsType) },
   ];
   if (d.rpmdb.backend === 'bdb') {
     // The stub's rpm writes sqlite, which this release's rpm cannot read: its own rpm starts the database.
@@ -116,7 +117,7 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
   prepare.push(chroot(['sh', '-c', `for k in ${keyFiles}; do rpm --import "$k"; done`]));
   steps.push({
     id: 'prepare',
-    title: `Point ${d.packageManager} at the mirror, with the keys; configure dracut`,
+    title: `Point ${d.packageManager} at the mirror, with the keys; configure dracut and the kernel's arguments`,
     actions: prepare,
   });
 
