@@ -12,7 +12,7 @@ import {
   type CreateOptions,
   type CreateResult,
 } from '../installer/create.js';
-import { distroLabel, evidenceFor, installableLabel, reachedSsh } from '../catalog/evidence.js';
+import { distroLabel, evidenceFor, installableLabel } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
@@ -115,15 +115,12 @@ const create = () =>
     .action(async (name, o) => {
       const { input, source } = specFromOptions('create', o as Record<string, unknown>);
       if (!input.distro) throw usageError('create: --distro is required (vmstub distros lists them)');
-      const { spec } = createSpec({ name, input, source }, hostPublicKeys());
       if (o.dryRun) {
-        process.stdout.write(formatPlan(buildPlan(spec), true));
+        process.stdout.write(
+          formatPlan(buildPlan(createSpec({ name, input, source }, hostPublicKeys()).spec), true),
+        );
         return;
       }
-      if (!reachedSsh(spec.distro, spec.arch))
-        note(
-          `note: no test here has taken ${spec.distro} (${spec.arch}) to an SSH login (vmstub distros says how far they got); going on`,
-        );
       await followInstall(name, o.json === true, (hooks) =>
         createWithInstall({
           name,

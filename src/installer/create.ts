@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { reachedSsh } from '../catalog/evidence.js';
 import { decodeEvents, fwCfgName, type InstallEvent, type StubEvent } from '../events/protocol.js';
 import { imagesDir, stubImagePath } from '../image/locations.js';
 import { buildStub } from '../image/stub.js';
@@ -225,6 +226,11 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   });
   // The bootstrap on the host comes before the instance exists: interrupted, it leaves nothing.
   const root = await rootForInstall(spec, def, o, phases);
+  // Said once every refusal has had its chance, so that a refusal stays one line.
+  if (!reachedSsh(spec.distro, spec.arch))
+    o.note(
+      `note: no test here has taken ${spec.distro} (${spec.arch}) to an SSH login (vmstub distros says how far they got); going on`,
+    );
   const paths = createInstance(def);
   // Until the install runs, an interrupted create takes back what it made: the disk holds nothing yet.
   const unmake = onCleanup(`the half-created instance ${o.name}`, () => {

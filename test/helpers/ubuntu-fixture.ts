@@ -111,7 +111,6 @@ export function describeUbuntuCreate(distro: DebDistro, shown: () => void): void
       assert.equal(r.code, 0, `${r.stderr}\n${box.consoleLog(name).split('\n').slice(-40).join('\n')}`);
       const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number };
       process.stdout.write(`# create ${distro.id} to SSH: ${result.seconds} s\n`);
-      assert.match(r.stderr, /no test here has taken/, 'create says no test took it to SSH before');
       // Ubuntu's recipe, on Debian's binaries: netplan renders networkd, the kernel the stand-in pulled in.
       assert.match(ssh('uname', '-r'), /^6\.1\.\d+.*-cloud-amd64$/m);
       assert.equal(ssh('hostname').trim(), name);
