@@ -267,10 +267,11 @@ function accountNames(root: string): { user: Map<number, string>; group: Map<num
   return { user: read('passwd'), group: read('group') };
 }
 
-function specText(packages: Subpackage[], tree: string, root: string): string {
-  const { user, group } = accountNames(root);
+/** One spec for every package: the first is the main package, the others subpackages of their own names. */
+function specText(packages: Subpackage[], tree: string): string {
+  const { user, group } = accountNames(tree);
   const attr = (path: string) => {
-    const st = lstatSync(join(root, path));
+    const st = lstatSync(join(tree, path));
     if (st.uid === 0 && st.gid === 0) return '';
     return `%attr(-,${user.get(st.uid) ?? 'root'},${group.get(st.gid) ?? 'root'}) `;
   };
@@ -539,7 +540,7 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
 
   const top = join(work, 'rpmbuild');
   const specPath = join(work, 'fixture.spec');
-  writeFileSync(specPath, specText(subpackages, tree, tree));
+  writeFileSync(specPath, specText(subpackages, tree));
   sh('rpmbuild', [
     '-bb',
     '--quiet',
