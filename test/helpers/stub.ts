@@ -1,6 +1,7 @@
 import { join } from 'node:path';
-import { mkdirSync, symlinkSync } from 'node:fs';
-import type { Sandbox } from './cli.js';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mountsUnder, Sandbox } from './cli.js';
 import { testCacheDir } from './fixture.js';
 import type { Arch } from '../../src/util/arch.js';
 
@@ -32,4 +33,32 @@ export function useStub(box: Sandbox, arch: Arch = 'x86_64'): void {
   const stub = buildStub(box, arch);
   mkdirSync(join(box.home, 'images'), { recursive: true });
   symlinkSync(stub.image, join(box.home, 'images', `stub-${arch}.squashfs`));
+}
+
+/**
+ * A sandbox with a package cache of its own, for building a stub from nothing (the interruption tests):
+ * the command that builds it, where its stages and its image go, and the cleanup that undoes any
+ * mount a killed build left.
+ */
+export function stubBuildSandbox(): {
+  box: Sandbox;
+  cache: string;
+  out: string;
+  build: string[];
+  cleanup: () => void;
+} {
+  const box = new Sandbox();
+  const cache = join(box.home, 'cache');
+  const out = join(box.home, 'images');
+  box.env.VMSTUB_CACHE = cache;
+  return {
+    box,
+    cache,
+    out,
+    build: ['image', 'build', 'stub', '--out', out],
+    cleanup: () => {
+      for (const m of mountsUnder(cache)) execFileSync('umount', ['-l', m]);
+      rmSync(box.home, { recursive: true, force: true });
+    },
+  };
 }

@@ -20,8 +20,9 @@ import { dirname, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { StageCache } from '../../src/image/stage-cache.js';
-import { assertNothingLeft, mountsUnder, Sandbox } from '../helpers/cli.js';
+import { assertNothingLeft, mountsUnder } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
+import { stubBuildSandbox } from '../helpers/stub.js';
 
 const BOOTSTRAP_RUNNING = /installing remaining packages/;
 
@@ -85,16 +86,8 @@ describe(
   'an interrupted stub build (Debian mirror)',
   { skip: !isRoot && 'needs root (mmdebstrap --mode=root)' },
   () => {
-    const box = new Sandbox();
-    const cache = join(box.home, 'cache');
-    const out = join(box.home, 'images');
-    box.env.VMSTUB_CACHE = cache;
-    const build = ['image', 'build', 'stub', '--out', out];
-
-    after(() => {
-      for (const m of mountsUnder(cache)) execFileSync('umount', ['-l', m]);
-      rmSync(box.home, { recursive: true, force: true });
-    });
+    const { box, cache, out, build, cleanup } = stubBuildSandbox();
+    after(cleanup);
 
     it(
       'SIGTERM: mmdebstrap ended, its mounts undone, the half-built stage removed',

@@ -4,12 +4,12 @@
  * minutes). The SIGTERM cases stay in CI (test/integration/faults-interrupt.test.ts).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { mountsUnder, processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
+import { mountsUnder, processesUsing, waitFor } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
+import { stubBuildSandbox } from '../helpers/stub.js';
 
 const BOOTSTRAP_RUNNING = /installing remaining packages/;
 
@@ -17,16 +17,8 @@ describe(
   'a stub build killed outright (Debian mirror)',
   { skip: !isRoot && 'needs root (mmdebstrap --mode=root)' },
   () => {
-    const box = new Sandbox();
-    const cache = join(box.home, 'cache');
-    const out = join(box.home, 'images');
-    box.env.VMSTUB_CACHE = cache;
-    const build = ['image', 'build', 'stub', '--out', out];
-
-    after(() => {
-      for (const m of mountsUnder(cache)) execFileSync('umount', ['-l', m]);
-      rmSync(box.home, { recursive: true, force: true });
-    });
+    const { box, cache, out, build, cleanup } = stubBuildSandbox();
+    after(cleanup);
 
     it(
       'SIGKILL: the watchdog ends mmdebstrap; the next build clears the stage and succeeds',
