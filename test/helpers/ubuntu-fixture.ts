@@ -65,12 +65,21 @@ export async function ubuntuFixtureMirror(
 
 /** The flags that point an install at a fixture mirror signed by keyring (a file on this host). */
 const fixtureMirrorArgs = (mirrorUrl: string, keyring: string): string[] => [
-  ...['--mirror', mirrorUrl, '--security-mirror', mirrorUrl, '--keyring', keyring],
+  '--mirror',
+  mirrorUrl,
+  '--security-mirror',
+  mirrorUrl,
+  '--keyring',
+  keyring,
 ];
 
 /** `vmstub install ubuntu2404` into a directory on this host, from a fixture mirror signed by keyring. */
 export const ubuntuInstallArgs = (target: string, mirrorUrl: string, keyring: string): string[] => [
-  ...['install', 'ubuntu2404', '--target-dir', target, '--no-boot'],
+  'install',
+  'ubuntu2404',
+  '--target-dir',
+  target,
+  '--no-boot',
   ...fixtureMirrorArgs(mirrorUrl, keyring),
 ];
 
@@ -80,7 +89,7 @@ export const ubuntuCreateArgs = (
   distro: string,
   mirrorUrl: string,
   keyring: string,
-): string[] => [...['create', name, '--distro', distro], ...fixtureMirrorArgs(mirrorUrl, keyring)];
+): string[] => ['create', name, '--distro', distro, ...fixtureMirrorArgs(mirrorUrl, keyring)];
 
 /**
  * The tests of `vmstub create` for an Ubuntu release against its fixture mirror: to a verified SSH login,
