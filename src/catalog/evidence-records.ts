@@ -21,6 +21,7 @@ export const EVIDENCE_RECORDS: Evidence[] = [
   {"distro":"gentoo","test":"test/integration/signatures-real.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"its real signed pointer file, found signed by the pinned key's subkey (the real key export we have has expired)"},
   {"distro":"miraclelinux8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"rocky8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
+  {"distro":"ubuntu2004","test":"test/slow/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under focal's suite names"},
   {"distro":"ubuntu2404","test":"test/e2e/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under noble's suite names"},
   {"distro":"ubuntu2404","test":"test/integration/install-ubuntu.test.ts","source":"fixture-binaries","reached":"install","arch":"x86_64","what":"Debian 12's packages under noble's suite names"}
 ];

@@ -11,6 +11,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -85,6 +86,24 @@ export function dummyDeb(dir: string, name: string, depends: string[]): string {
     ].join('\n'),
   );
   const out = join(dir, `${name}_99.0-vmstub1_amd64.deb`);
+  sh('dpkg-deb', ['--root-owner-group', '--build', root, out]);
+  rmSync(root, { recursive: true, force: true });
+  return out;
+}
+
+/** A copy of a .deb in dir whose Depends gains more (for a package the fixture's release ships differently). */
+export function withMoreDepends(dir: string, deb: string, more: string[]): string {
+  const root = mkdtempSync(join(tmpdir(), 'repack-'));
+  sh('dpkg-deb', ['--raw-extract', deb, root]);
+  const controlFile = join(root, 'DEBIAN', 'control');
+  const control = readFileSync(controlFile, 'utf8');
+  writeFileSync(
+    controlFile,
+    /^Depends: /m.test(control)
+      ? control.replace(/^Depends: (.*)$/m, (_: string, d: string) => `Depends: ${[d, ...more].join(', ')}`)
+      : `${control.trimEnd()}\nDepends: ${more.join(', ')}\n`,
+  );
+  const out = join(dir, deb.split('/').pop()!);
   sh('dpkg-deb', ['--root-owner-group', '--build', root, out]);
   rmSync(root, { recursive: true, force: true });
   return out;

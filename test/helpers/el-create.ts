@@ -1,6 +1,6 @@
 /**
- * The tests of `vmstub create` for an EL recipe against its fixture of Debian 12 binaries (el-fixture.ts):
- * pass 1 by vmstub's RPM bootstrap in the stub, pass 2 by the target's own dnf, dracut and the boot
+ * The tests of `vmstub create` for an RPM recipe against its fixture of Debian's binaries (el-fixture.ts):
+ * pass 1 by vmstub's RPM bootstrap in the stub, pass 2 by the target's own dnf or dnf5, dracut and the boot
  * entry by the kernel's own scriptlet, the handoff into the EL-style /boot, the first boot with
  * NetworkManager, SSH; then a stop and a start through the handoff.
  */
@@ -12,7 +12,7 @@ import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.
 import { resolveSpec } from '../../src/installer/spec.js';
 import { assertBootsAgain, Sandbox } from './cli.js';
 import { serveDirectory } from './deb-mirror.js';
-import { elFixture, type ElFixture } from './el-fixture.js';
+import { debianSuiteFor, elFixture, type ElFixture } from './el-fixture.js';
 import { useStub } from './stub.js';
 
 const MINUTES = 60_000;
@@ -27,7 +27,7 @@ export function describeElCreate(
   },
 ): void {
   const name = distro.id;
-  describe(`vmstub create --distro ${distro.id} (fixture of Debian 12 binaries as RPMs)`, () => {
+  describe(`vmstub create --distro ${distro.id} (fixture of ${debianSuiteFor(distro).name} binaries as RPMs)`, () => {
     const box = new Sandbox();
     const ssh = (...command: string[]) => box.sshRoot(name, command);
     let fixture: ElFixture;
@@ -80,9 +80,19 @@ export function describeElCreate(
           `# create ${distro.id} to SSH: ${result.seconds} s ${JSON.stringify(result.phases)}\n`,
         );
         // Pass 2 is the target's own dnf, run in the new root: its transaction is in the new system's history.
-        assert.match(ssh('dnf', 'history', 'list'), /--releasever=\S+ .*\| Install +\| +\d+/);
+        if (distro.packageManager === 'dnf5')
+          assert.match(ssh('dnf5', 'history', 'list', '--json'), /--releasever=\S+[^"]* install /);
+        else assert.match(ssh('dnf', 'history', 'list'), /--releasever=\S+ .*\| Install +\| +\d+/);
         // rpm -q fails for any name not installed.
-        ssh('rpm', '-q', 'kernel-core', 'dnf', 'NetworkManager', 'openssh-server', distro.releasePackage);
+        ssh(
+          'rpm',
+          '-q',
+          'kernel-core',
+          distro.packageManager,
+          'NetworkManager',
+          'openssh-server',
+          distro.releasePackage,
+        );
         assert.ok(
           Number(ssh('sh', '-c', "'rpm -qa | wc -l'")) > 200,
           'the whole system is in the rpm database',
@@ -120,5 +130,7 @@ export function describeElCreate(
 }
 
 /** What the fixture is, in the evidence `vmstub distros` shows. */
-export const EL_FIXTURE_WHAT = (d: RpmDistro) =>
-  `Debian 12's binaries as RPMs under ${d.name}'s names, signed; pass 2 by Debian's dnf 4.14 in the target`;
+export const EL_FIXTURE_WHAT = (d: RpmDistro) => {
+  const debian = debianSuiteFor(d).name;
+  return `${debian}'s binaries as RPMs under ${d.name}'s names, signed; pass 2 by ${debian}'s ${d.packageManager} in the target`;
+};

@@ -25,8 +25,6 @@
  *   provided by the shells, the rpm command required by rpm's Python binding, and the wheel group in
  *   setup's /etc/group, as on EL.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -40,6 +38,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RpmDistro } from '../../src/catalog/types.js';
+import { canonicalPath, debianTree, digest, installedPackages, sh } from './debian-tree.js';
 import { testCacheDir } from './fixture.js';
 import { makeRepo, makeSigningKey, signRpms, type SigningKey } from './rpm-repo.js';
 
@@ -62,9 +61,19 @@ const STANDS_FOR: Record<string, string[]> = {
   less: ['less'],
   'vim-minimal': ['vim-tiny'],
   dnf: ['dnf'],
+  dnf5: ['dnf5'],
   'systemd-resolved': ['systemd-resolved'],
   rpm: ['rpm'],
 };
+
+/**
+ * The Debian suite whose binaries stand for a recipe: Debian 12's, but for dnf5, which only Debian
+ * unstable has (with the libraries and kernel of unstable under it).
+ */
+export const debianSuiteFor = (d: RpmDistro) =>
+  d.packageManager === 'dnf5'
+    ? { suite: 'sid', name: 'Debian unstable' }
+    : { suite: 'bookworm', name: 'Debian 12' };
 
 /** Requires EL's packages have and Debian's do not: the rpm command comes with rpm's Python binding. */
 const EL_REQUIRES: Record<string, string[]> = { 'python3-rpm': ['rpm'] };
@@ -77,77 +86,6 @@ const EL_PROVIDES: Record<string, string[]> = { dash: ['/bin/sh'], bash: ['/bin/
 
 /** EL's repository split, roughly: these in AppStream, the rest in BaseOS. */
 const APPSTREAM = new Set(['qemu-guest-agent', 'vim-minimal']);
-
-const sh = (cmd: string, args: string[], o: { cwd?: string; input?: string } = {}) =>
-  execFileSync(cmd, args, { ...o, encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
-
-const digest = (...parts: string[]) =>
-  createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 16);
-
-/**
- * Debian 12 with the packages standing for the recipe, installed by mmdebstrap into a directory (kept in
- * the test cache: about two and a half minutes). Documentation is left out, as the stub's own image does.
- */
-export function debianTree(debianPackages: string[]): string {
-  const dir = join(testCacheDir(), `el-tree-bookworm-${digest(...[...debianPackages].sort())}`);
-  if (existsSync(join(dir, '.complete'))) return join(dir, 'root');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  sh('mmdebstrap', [
-    '--variant=essential',
-    `--include=${debianPackages.join(',')}`,
-    ...['/usr/share/man/*', '/usr/share/doc/*', '/usr/share/info/*', '/usr/share/locale/*'].map(
-      (p) => `--dpkgopt=path-exclude=${p}`,
-    ),
-    'bookworm',
-    join(dir, 'root'),
-    'http://deb.debian.org/debian',
-  ]);
-  writeFileSync(join(dir, '.complete'), '');
-  return join(dir, 'root');
-}
-
-export interface DebianPackage {
-  name: string;
-  version: string;
-  essential: boolean;
-  depends: string;
-  provides: string;
-  /** Paths as dpkg lists them (before the merged-/usr links). */
-  files: string[];
-}
-
-/** Every installed package of the tree, with its relations and files, from dpkg's own database. */
-export function installedPackages(root: string): DebianPackage[] {
-  const admin = join(root, 'var/lib/dpkg');
-  const out = sh('dpkg-query', [
-    `--admindir=${admin}`,
-    '-W',
-    '-f',
-    '${Package}\t${Version}\t${Architecture}\t${Essential}\t${Pre-Depends}\t${Depends}\t${Provides}\n',
-  ]);
-  return out
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const [name, version, arch, essential, pre, dep, provides] = line.split('\t') as string[];
-      const info = join(admin, 'info');
-      const list = [`${name}:${arch}.list`, `${name}.list`].map((f) => join(info, f)).find(existsSync);
-      return {
-        name: name!,
-        version: version!,
-        essential: essential === 'yes',
-        depends: [pre, dep].filter(Boolean).join(', '),
-        provides: provides ?? '',
-        files: list ? readFileSync(list, 'utf8').split('\n').filter(Boolean) : [],
-      };
-    });
-}
-
-/** /bin/sh -> /usr/bin/sh: the tree's /bin, /sbin and /lib are links into /usr. */
-export function canonicalPath(path: string): string {
-  return path.replace(/^\/(bin|sbin|lib|lib32|lib64|libx32)(\/|$)/, '/usr/$1$2');
-}
 
 export interface Evr {
   epoch?: number;
@@ -268,7 +206,7 @@ function accountNames(root: string): { user: Map<number, string>; group: Map<num
 }
 
 /** One spec for every package: the first is the main package, the others subpackages of their own names. */
-function specText(packages: Subpackage[], tree: string): string {
+function specText(packages: Subpackage[], tree: string, debianName: string): string {
   const { user, group } = accountNames(tree);
   const attr = (path: string) => {
     const st = lstatSync(join(tree, path));
@@ -291,10 +229,10 @@ function specText(packages: Subpackage[], tree: string): string {
   const lines = [
     `Name: ${main!.name}`,
     ...header(main!),
-    'License: various (Debian 12 binaries)',
+    `License: various (${debianName} binaries)`,
     '',
     '%description',
-    'vmstub test fixture: Debian 12 binaries under EL names.',
+    `vmstub test fixture: ${debianName} binaries under EL names.`,
     '',
   ];
   for (const p of subs)
@@ -363,7 +301,8 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
   // rpm: what EL_REQUIRES adds must be there to be required.
   const names = [...recipe.packages, ...Object.values(EL_REQUIRES).flat()];
   const debianPackages = [...new Set(names.flatMap((n) => STANDS_FOR[n] ?? []))].sort();
-  const root = debianTree(debianPackages);
+  const debianSource = debianSuiteFor(d);
+  const root = debianTree(debianPackages, debianSource.suite);
   const self = readFileSync(new URL(import.meta.url), 'utf8');
   const dir = join(
     testCacheDir(),
@@ -389,16 +328,23 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
   renamed.set('libc6', 'glibc');
   const rename = (n: string) => renamed.get(n) ?? n;
 
-  // The kernel as EL lays it out: the image, its config and map with its modules.
+  // The kernel as EL lays it out: the image, its config and map with its modules (where newer Debian
+  // kernels already keep the last two).
   const moduleDir = `/usr/lib/modules/${kernelVersion}`;
   for (const [from, to] of [
     [`/boot/vmlinuz-${kernelVersion}`, `${moduleDir}/vmlinuz`],
     [`/boot/config-${kernelVersion}`, `${moduleDir}/config`],
     [`/boot/System.map-${kernelVersion}`, `${moduleDir}/System.map`],
   ] as const) {
-    renameSync(join(tree, from), join(tree, to));
     const files = kernelPackage.files;
-    files[files.indexOf(from)] = to;
+    if (!existsSync(join(tree, from))) continue;
+    if (existsSync(join(tree, to))) {
+      rmSync(join(tree, from));
+      files.splice(files.indexOf(from), 1);
+    } else {
+      renameSync(join(tree, from), join(tree, to));
+      files[files.indexOf(from)] = to;
+    }
   }
 
   // Files of the fixture's own, in the tree before it is walked.
@@ -410,7 +356,7 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
   const key = makeSigningKey(work, 'el-fixture');
   const major = d.releasever.replace(/-.*/, '');
   const osRelease = [
-    `NAME="${d.name} (vmstub fixture: Debian 12 binaries)"`,
+    `NAME="${d.name} (vmstub fixture: ${debianSource.name} binaries)"`,
     `VERSION="${major}"`,
     `ID="${d.vendor}"`,
     'ID_LIKE="rhel fedora"',
@@ -493,7 +439,7 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
       obsoletes,
       files: [...files, ...(extraFiles[name] ?? [])],
       dirs,
-      summary: `Debian 12's ${p.name} ${p.version}`,
+      summary: `${debianSource.name}'s ${p.name} ${p.version}`,
       ...(name === 'kernel-core'
         ? {
             requiresPosttrans: ['/usr/bin/kernel-install', 'dracut', 'grub2-common'],
@@ -540,7 +486,7 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
 
   const top = join(work, 'rpmbuild');
   const specPath = join(work, 'fixture.spec');
-  writeFileSync(specPath, specText(subpackages, tree));
+  writeFileSync(specPath, specText(subpackages, tree, debianSource.name));
   sh('rpmbuild', [
     '-bb',
     '--quiet',

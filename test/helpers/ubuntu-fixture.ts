@@ -13,6 +13,7 @@ import {
   debsIn,
   dummyDeb,
   serveDirectory,
+  withMoreDepends,
   type FixtureMirror,
 } from './deb-mirror.js';
 
@@ -29,16 +30,19 @@ export interface ServedMirror {
 /**
  * An Ubuntu release's package set (24.04's unless told) as a signed fixture mirror on loopback: Debian
  * 12's packages under the release's suite names, with stand-ins for linux-image-virtual (pulling in
- * Debian's cloud kernel) and ubuntu-keyring. With lean, without eatmydata (the bootstrap's speed-up
- * must step aside).
+ * Debian's cloud kernel) and ubuntu-keyring. Where the release's systemd carries resolved itself (up to
+ * 22.04), Debian's systemd is repacked to depend on Debian's systemd-resolved. With lean, without
+ * eatmydata (the bootstrap's speed-up must step aside).
  */
 export async function ubuntuFixtureMirror(
   work: string,
   o: { lean?: boolean; distro?: DebDistro } = {},
 ): Promise<ServedMirror> {
   const distro = o.distro ?? UBUNTU;
+  const resolvedInSystemd = !distro.packages.includes('systemd-resolved');
   const packages = [
     ...distro.packages,
+    ...(resolvedInSystemd ? ['systemd-resolved'] : []),
     STAND_IN_KERNEL,
     // mmdebstrap's eatmydata hook fetches these from the target's mirror
     'eatmydata',
@@ -55,7 +59,13 @@ export async function ubuntuFixtureMirror(
     emptySuites: [distro.updatesSuite, distro.securitySuite],
     components: distro.components,
   };
-  const debs = debsIn(pool).filter((f) => !o.lean || !/\/(lib)?eatmydata1?_/.test(f));
+  const debs = debsIn(pool)
+    .filter((f) => !o.lean || !/\/(lib)?eatmydata1?_/.test(f))
+    .map((f) =>
+      resolvedInSystemd && /\/systemd_[^/]*\.deb$/.test(f)
+        ? withMoreDepends(extra, f, ['systemd-resolved'])
+        : f,
+    );
   const dir = o.lean ? join(work, 'lean', 'mirror') : join(work, 'mirror');
   mkdirSync(dirname(dir), { recursive: true });
   const mirror = buildMirror(dir, [...debs, kernel, keyring], layout);

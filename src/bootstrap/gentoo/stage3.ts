@@ -10,14 +10,19 @@ import { run } from '../../util/exec.js';
 import { download, fileChecksum, type FetchOptions } from '../rpm/fetch.js';
 import { readKeyFile, signatureVerdict, type OpenPgpKey } from '../openpgp.js';
 
+/**
+ * The key that signs the stage3: Gentoo's, fetched and pinned by its fingerprint, or a keyring file the
+ * user brings for another mirror (which must hold exactly one key, the one pinned).
+ */
+export type ReleaseKey = { url: string; fingerprint: string } | { file: string };
+
 export interface Stage3Options {
   mirror: string;
   /** e.g. releases/amd64/autobuilds */
   dir: string;
   /** e.g. stage3-amd64-systemd */
   flavour: string;
-  keyUrl: string;
-  fingerprint: string;
+  releaseKey: ReleaseKey;
   root: string;
   cacheDir: string;
   fetch?: FetchOptions;
@@ -57,6 +62,8 @@ export function sha512From(digests: string, file: string): string {
 }
 
 const gpgEnv = (home: string) => ({ ...process.env, GNUPGHOME: home, LC_ALL: 'C' });
+/** gpg for public keys only: the stub has no gpg-agent, and without --no-autostart gpg fails starting one. */
+const GPG_PUBLIC = ['--batch', '--no-autostart'];
 
 export interface PinnedKeyring {
   /** A keyring file with the pinned key (and its subkeys) alone. */
@@ -72,12 +79,12 @@ export async function pinnedKeyring(
 ): Promise<PinnedKeyring> {
   const home = mkdtempSync(join(workDir, 'gnupg-'));
   const want = fingerprint.replace(/\s+/g, '').toUpperCase();
-  const imported = await run('gpg', ['--batch', '--quiet', '--import', keyFile], { env: gpgEnv(home) });
+  const imported = await run('gpg', [...GPG_PUBLIC, '--quiet', '--import', keyFile], { env: gpgEnv(home) });
   if (imported.code !== 0)
     throw new Error(`the release key file is not an OpenPGP key: ${imported.stderr.trim().split('\n')[0]}`);
   const key = (await readKeyFile(keyFile)).find((k) => k.fingerprint === want);
   if (!key) throw new Error(`the release key file has no key with fingerprint ${want}`);
-  const exported = await run('gpg', ['--batch', '--export', want], { env: gpgEnv(home) });
+  const exported = await run('gpg', [...GPG_PUBLIC, '--export', want], { env: gpgEnv(home) });
   const keyring = join(workDir, 'release-key.gpg');
   writeFileSync(keyring, exported.stdout);
   rmSync(home, { recursive: true, force: true });
@@ -110,15 +117,27 @@ export async function verifiedText(file: string, keyring: PinnedKeyring): Promis
   return readFileSync(out, 'utf8');
 }
 
+async function releaseKeyring(key: ReleaseKey, work: string, o: Stage3Options): Promise<PinnedKeyring> {
+  if ('file' in key) {
+    const keys = await readKeyFile(key.file);
+    if (keys.length !== 1)
+      throw new Error(
+        `the keyring ${key.file} holds ${keys.length} keys; give one with only the key that signs the stage3`,
+      );
+    return pinnedKeyring(key.file, keys[0]!.fingerprint, work);
+  }
+  o.log?.(`fetch ${key.url}`);
+  const keyFile = join(work, 'keys.gpg');
+  await download(key.url, keyFile, undefined, o.fetch);
+  return pinnedKeyring(keyFile, key.fingerprint, work);
+}
+
 export async function installStage3(o: Stage3Options): Promise<{ tarball: string }> {
   const base = `${o.mirror.replace(/\/+$/, '')}/${o.dir.replace(/^\/+|\/+$/g, '')}`;
   mkdirSync(o.cacheDir, { recursive: true });
   const work = mkdtempSync(join(o.cacheDir, 'verify-'));
   try {
-    o.log?.(`fetch ${o.keyUrl}`);
-    const keyFile = join(work, 'keys.gpg');
-    await download(o.keyUrl, keyFile, undefined, o.fetch);
-    const keyring = await pinnedKeyring(keyFile, o.fingerprint, work);
+    const keyring = await releaseKeyring(o.releaseKey, work, o);
 
     const latestFile = join(work, `latest-${o.flavour}.txt`);
     o.log?.(`fetch ${base}/latest-${o.flavour}.txt`);

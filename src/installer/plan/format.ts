@@ -29,7 +29,9 @@ const DESCRIBE: Describers = {
   'gentoo-stage3': (a) =>
     [
       `fetch the newest ${a.flavour} named by ${a.mirror}/${a.dir}/latest-${a.flavour}.txt`,
-      `     verify its DIGESTS (signed by ${a.fingerprint}, key from ${a.keyUrl}) and its SHA512`,
+      'file' in a.releaseKey
+        ? `     verify its DIGESTS (signed by the one key in ${a.releaseKey.file}) and its SHA512`
+        : `     verify its DIGESTS (signed by ${a.releaseKey.fingerprint}, key from ${a.releaseKey.url}) and its SHA512`,
       '     unpack it into TARGET with xattrs and numeric owners',
     ].join('\n'),
   'copy-in': (a) => `copy ${a.from} to TARGET${a.path}`,

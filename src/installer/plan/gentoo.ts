@@ -45,8 +45,7 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
         mirror,
         dir: stage3.dir,
         flavour: stage3.flavour,
-        keyUrl: d.releaseKey.url,
-        fingerprint: d.releaseKey.fingerprint,
+        releaseKey: spec.keyring ? { file: spec.keyring } : d.releaseKey,
       },
     ],
   });

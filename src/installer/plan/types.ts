@@ -1,4 +1,5 @@
 import type { RpmRepo } from '../../bootstrap/rpm/bootstrap.js';
+import type { ReleaseKey } from '../../bootstrap/gentoo/stage3.js';
 import type { Distro } from '../../catalog/types.js';
 import type { InstallSpec } from '../spec.js';
 
@@ -60,8 +61,7 @@ export type Action =
       mirror: string;
       dir: string;
       flavour: string;
-      keyUrl: string;
-      fingerprint: string;
+      releaseKey: ReleaseKey;
     }
   | { kind: 'copy-in'; from: string; path: string }
   /** Refuse a disk that holds a filesystem or partition table, unless wipe. */
