@@ -23,14 +23,14 @@ import type { BenchResult } from './report.js';
 
 const CONFIGURE_STEPS = ['apt', 'system', 'network', 'accounts', 'ssh', 'verify'];
 
-interface CreateResult {
+export interface CreateResult {
   type: 'result';
   seconds: number;
   phases: Record<string, number>;
 }
 
 /** Runs create (or clone) with --json, returning its result with the wall time it took. */
-function runCreate(box: Sandbox, name: string, argv: string[]): Promise<CreateResult> {
+export function runCreate(box: Sandbox, name: string, argv: string[]): Promise<CreateResult> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [join('dist', 'vmstub.cjs'), ...argv, '--json'], {

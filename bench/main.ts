@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchCreate } from './create.js';
+import { benchFamilies } from './families.js';
 import { benchForeign } from './foreign.js';
 import { benchHandoff } from './handoff.js';
 import { benchImage } from './image.js';
@@ -19,6 +20,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   stub: benchStub,
   handoff: benchHandoff,
   create: benchCreate,
+  families: benchFamilies,
   'package-cache': benchPackageCache,
   image: benchImage,
   'rpm-solve': benchRpmSolve,

@@ -19,9 +19,12 @@ export const EVIDENCE_RECORDS: Evidence[] = [
   {"distro":"fedora42","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"gentoo","test":"test/integration/gentoo-stage3.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"a stage3 the test makes, signed by a test key"},
   {"distro":"gentoo","test":"test/integration/signatures-real.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"its real signed pointer file, found signed by the pinned key's subkey (the real key export we have has expired)"},
+  {"distro":"gentoo","test":"test/slow/create-gentoo.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's binaries as a systemd stage3, published and signed as Gentoo's; emerge-webrsync and emerge are stand-ins (no Portage here): no ebuild repository fetched, no package built or fetched, the kernel installed as installkernel with dracut does"},
   {"distro":"miraclelinux8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"rocky8","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"ubuntu2004","test":"test/slow/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under focal's suite names"},
+  {"distro":"ubuntu2204","test":"test/slow/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under jammy's suite names"},
   {"distro":"ubuntu2404","test":"test/e2e/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under noble's suite names"},
-  {"distro":"ubuntu2404","test":"test/integration/install-ubuntu.test.ts","source":"fixture-binaries","reached":"install","arch":"x86_64","what":"Debian 12's packages under noble's suite names"}
+  {"distro":"ubuntu2404","test":"test/integration/install-ubuntu.test.ts","source":"fixture-binaries","reached":"install","arch":"x86_64","what":"Debian 12's packages under noble's suite names"},
+  {"distro":"ubuntu2604","test":"test/slow/create-ubuntu.test.ts","source":"fixture-binaries","reached":"ssh","arch":"x86_64","what":"Debian 12's packages under resolute's suite names"}
 ];

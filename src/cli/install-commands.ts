@@ -12,7 +12,7 @@ import {
   type CreateOptions,
   type CreateResult,
 } from '../installer/create.js';
-import { distroLabel, evidenceFor, installableLabel } from '../catalog/evidence.js';
+import { distroLabel, evidenceFor, installableLabel, NOT_RUN_HERE } from '../catalog/evidence.js';
 import { hostPublicKeys } from '../installer/host-defaults.js';
 import { buildPlan, formatPlan } from '../installer/plan/index.js';
 import type { SpecInput, SpecSource } from '../installer/spec.js';
@@ -35,7 +35,13 @@ const distros = () =>
     .addOption(jsonOption('the catalog as JSON'))
     .action(async (o) => {
       if (o.json) {
-        printJson(CATALOG.map((d) => ({ ...d, evidence: evidenceFor(d.id) })));
+        printJson(
+          CATALOG.map((d) => ({
+            ...d,
+            evidence: evidenceFor(d.id),
+            ...(NOT_RUN_HERE[d.id] ? { notRunHere: NOT_RUN_HERE[d.id] } : {}),
+          })),
+        );
         return;
       }
       const rows = CATALOG.map((d) => [

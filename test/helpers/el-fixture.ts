@@ -150,6 +150,9 @@ const NEVER = [
   /^\/etc\/(os-release|debian_version)$/,
   /^\/usr\/lib\/os-release$/,
   /^\/etc\/apt(\/|$)/,
+  // dnf5's local plugin (a local repository of every package installed, made by createrepo_c): Fedora
+  // ships it in a package of its own that a system does not install; Debian's libdnf5 enables it.
+  /^\/etc\/dnf\/libdnf5-plugins\/local\.conf$/,
 ];
 
 /**
@@ -284,7 +287,7 @@ const EL_DNF_CONF =
   '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n';
 
 export interface ElFixture {
-  /** The mirror tree: BaseOS/x86_64/os and AppStream/x86_64/os, each with repodata. */
+  /** The mirror tree: the recipe's two repositories (BaseOS and AppStream on EL), each with repodata. */
   mirror: string;
   key: SigningKey;
   /** What each recipe name became, for the tests to look for. */
@@ -509,13 +512,16 @@ export function elFixture(recipe: FixtureRecipe): ElFixture {
   const rpms = subpackages.map(fileOf);
   signRpms(rpms, key);
   const inAppStream = (i: number) => APPSTREAM.has(subpackages[i]!.name);
+  // The recipe's first repository (BaseOS, Fedora's release) holds all but APPSTREAM's; its second
+  // (AppStream, Fedora's updates) those.
   const mirror = join(dir, 'mirror');
+  const [base, more] = d.repos.map((r) => join(mirror, r.path.replace('$basearch', 'x86_64')));
   makeRepo(
-    join(mirror, 'BaseOS/x86_64/os'),
+    base!,
     rpms.filter((_, i) => !inAppStream(i)),
   );
   makeRepo(
-    join(mirror, 'AppStream/x86_64/os'),
+    more!,
     rpms.filter((_, i) => inAppStream(i)),
   );
   rmSync(tree, { recursive: true, force: true });

@@ -58,7 +58,7 @@ export function makeSigningKey(dir: string, name: string, o: SigningKeyOptions =
   const gpg = (args: string[]) =>
     execFileSync('gpg', ['--batch', '--quiet', ...fakedTime(o.at), ...args], {
       env: gpgEnv(home),
-      stdio: ['ignore', 'pipe', 'ignore'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
   const usage = o.signingSubkey ? 'cert' : 'sign';
   gpg(['--passphrase', '', '--quick-gen-key', uid, 'rsa2048', usage, o.expires ?? 'never']);

@@ -7,6 +7,7 @@ import {
   distroLabel,
   evidenceFor,
   installableLabel,
+  NOT_RUN_HERE,
   reachedSsh,
   verifiedLabel,
   type Evidence,
@@ -93,4 +94,29 @@ test('INSTALLABLE is yes only where a test reached SSH; create asks for the arch
   assert.equal(reachedSsh('a', 'x86_64', records), true);
   assert.equal(reachedSsh('a', 'aarch64', records), false);
   assert.equal(reachedSsh('b', 'x86_64', records), false);
+});
+
+test('what no binary here can run is said beside the furthest record, for catalog entries only', () => {
+  for (const id of Object.keys(NOT_RUN_HERE))
+    assert.ok(
+      CATALOG.some((d) => d.id === id),
+      `${id} is not in the catalog`,
+    );
+  const records: Evidence[] = [
+    {
+      distro: 'centos7',
+      test: 'test/integration/b.test.ts',
+      source: 'synthetic',
+      reached: 'bootstrap',
+      arch: 'x86_64',
+    },
+  ];
+  assert.equal(
+    distroLabel({ id: 'centos7', family: 'el' }, records),
+    `bootstrap, synthetic packages (x86_64, CI); no real metadata here; not run here: ${NOT_RUN_HERE.centos7}`,
+  );
+  assert.equal(
+    distroLabel({ id: 'centos9stream', family: 'el' }, []),
+    'untested here; no real metadata here',
+  );
 });
