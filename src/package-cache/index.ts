@@ -20,7 +20,10 @@ export function packageCacheSkipped(spec: InstallSpec, disabled: boolean): strin
   return undefined;
 }
 
-/** Runs work with a package cache (or without, given undefined), closing it after and saying what it served. */
+/**
+ * Runs work with a package cache (or without, given undefined), closing it after and saying what it
+ * served; when work fails, what it fetched from the mirror is not kept.
+ */
 export async function withPackageCache<T>(
   use: boolean,
   note: (line: string) => void,
@@ -30,6 +33,15 @@ export async function withPackageCache<T>(
   const cache = await startPackageCache({ dir: packageCacheDir(), note });
   try {
     return await work(cache);
+  } catch (e) {
+    // A failure may be the mirror's wrong bytes, which apt and dnf refuse but cannot ask for again:
+    // kept, they would fail every later attempt.
+    const forgotten = cache.forgetFetched();
+    if (forgotten)
+      note(
+        `package cache: not keeping the ${forgotten} files this failed attempt fetched; the next one fetches them again`,
+      );
+    throw e;
   } finally {
     note(cache.summary());
     await cache.close();

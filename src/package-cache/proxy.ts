@@ -31,6 +31,8 @@ export interface PackageCacheServer {
   counts: CacheCounts;
   /** One line for the user: what was served from where. */
   summary(): string;
+  /** Removes what this run fetched from the mirror and kept; returns how many files. */
+  forgetFetched(): number;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,8 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
   const expected = basicAuth(USER, token);
   const store = new PackageStore(o.dir, o.note);
   const counts: CacheCounts = { hits: 0, hitBytes: 0, fetched: 0, fetchedBytes: 0, stale: 0 };
+  /** What this run fetched from the mirror and kept. */
+  const fetchedNow = new Set<string>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const unreachableSaid = new Set<string>();
 
@@ -95,6 +99,13 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
       req.on('error', reject);
       req.end();
     });
+
+  /**
+   * A client that found the cached bytes wrong (a checksum the repository's index does not match) asks
+   * again with Cache-Control: no-cache, as HTTP lets it: the mirror answers, and its copy replaces ours.
+   */
+  const asksAfresh = (req: IncomingMessage): boolean =>
+    /\bno-cache\b/i.test(`${req.headers['cache-control'] ?? ''} ${req.headers.pragma ?? ''}`);
 
   const forwardHeaders = (req: IncomingMessage, conditional: boolean): http.OutgoingHttpHeaders => {
     const out: http.OutgoingHttpHeaders = {};
@@ -153,7 +164,9 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
     up.pipe(res);
     up.on('end', () => {
       const length = up.headers['content-length'];
-      void incoming?.finish(length === undefined ? undefined : Number(length));
+      void incoming?.finish(length === undefined ? undefined : Number(length)).then((kept) => {
+        if (kept && keep) fetchedNow.add(keep);
+      });
       if (up.statusCode === 200) {
         counts.fetched++;
         counts.fetchedBytes += bytes;
@@ -198,7 +211,7 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
     }
     const keeping = keepingOf(target);
     const rel = keeping === 'pass' ? undefined : cachePath(target);
-    if (keeping === 'immutable' && rel) {
+    if (keeping === 'immutable' && rel && !asksAfresh(req)) {
       const entry = await store.lookup(rel);
       if (entry) {
         counts.hits++;
@@ -265,6 +278,12 @@ export async function startPackageCache(o: PackageCacheOptions): Promise<Package
     summary: () =>
       `package cache: ${counts.hits} files from the cache (${mib(counts.hitBytes)}), ${counts.fetched} from the mirror (${mib(counts.fetchedBytes)})` +
       (counts.stale ? `, ${counts.stale} indexes as last fetched` : ''),
+    forgetFetched: () => {
+      for (const rel of fetchedNow) store.forget(rel);
+      const n = fetchedNow.size;
+      fetchedNow.clear();
+      return n;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         agent.destroy();

@@ -79,6 +79,13 @@ export class PackageStore {
     return { file, size, fetched: record.fetched };
   }
 
+  /** Removes a kept file and its record. */
+  forget(rel: string): void {
+    const { file, meta } = this.paths(rel);
+    rmSync(meta, { force: true });
+    rmSync(file, { force: true });
+  }
+
   private drop(rel: string, why: string): void {
     const { file, meta } = this.paths(rel);
     rmSync(file, { force: true });

@@ -31,7 +31,8 @@ export function testFileOf(url: string): string {
     .replace(/\.js$/, '.ts');
 }
 
-const key = (e: Evidence) => `${e.distro}\0${e.arch}\0${e.test}\0${e.what ?? ''}`;
+/** One record per entry, architecture, test and step reached: a test whose words changed replaces its old record. */
+const key = (e: Evidence) => `${e.distro}\0${e.arch}\0${e.test}\0${e.reached}`;
 
 export function recordEvidence(
   testUrl: string,

@@ -27,6 +27,7 @@ import { startPackageCache, type PackageCacheServer } from '../../src/package-ca
 import { run } from '../../src/util/exec.js';
 import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
+import { waitFor } from '../helpers/cli.js';
 
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const HELLO = /\/pool\/main\/h\/hello\/hello_[^/]+_amd64\.deb$/;
@@ -193,6 +194,52 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
       assert.equal(fromMirror(HELLO), before.mirror, 'not from the mirror');
     },
   );
+
+  it(
+    "asks the mirror afresh when a cached package does not match the repository's checksum, and keeps the mirror's copy",
+    { timeout: 120_000 },
+    async () => {
+      // What a mirror that once served wrong bytes leaves: a copy consistent with its own record.
+      const { file, meta } = cachedHello();
+      const good = readFileSync(file);
+      const record = readFileSync(meta, 'utf8');
+      const evil = Buffer.concat([good.subarray(0, good.length - 4), Buffer.from('evil')]);
+      writeFileSync(file, evil);
+      writeFileSync(
+        meta,
+        JSON.stringify({ ...(JSON.parse(record) as object), sha256: sha256(evil), size: evil.length }),
+      );
+      const url = `${mirror.url}/debian/pool/main/h/hello/${file.split('/').pop()}`;
+      const before = fromMirror(HELLO);
+      const dest = join(work, 'hello-afresh.deb');
+      await download(
+        url,
+        dest,
+        { type: 'sha256', value: sha256(good) },
+        { proxy: cache.proxyUrl('127.0.0.1') },
+      );
+      assert.deepEqual(readFileSync(dest), good);
+      assert.equal(fromMirror(HELLO), before + 1, 'asked the mirror (Cache-Control: no-cache)');
+      assert.deepEqual(readFileSync(file), good, "the mirror's copy replaced the poisoned one");
+    },
+  );
+
+  it('keeps nothing of what a failed attempt fetched, when asked (a failed install asks)', async () => {
+    const dir = join(work, 'cache-failed-attempt');
+    const own = await startPackageCache({ dir, note: () => {} });
+    try {
+      const { file } = cachedHello();
+      const url = `${mirror.url}/debian/pool/main/h/hello/${file.split('/').pop()}`;
+      await download(url, join(work, 'hello-failed.deb'), undefined, { proxy: own.proxyUrl('127.0.0.1') });
+      const kept = file.replace(join(work, 'cache'), dir);
+      await waitFor('the download kept', () => existsSync(kept), 10_000);
+      assert.equal(own.forgetFetched(), 1);
+      assert.equal(existsSync(kept), false);
+      assert.equal(own.forgetFetched(), 0, 'once');
+    } finally {
+      await own.close();
+    }
+  });
 
   it("serves only a client with this run's token", async () => {
     const status = (auth?: string) =>

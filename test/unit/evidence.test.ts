@@ -120,3 +120,11 @@ test('what no binary here can run is said beside the furthest record, for catalo
     'untested here; no real metadata here',
   );
 });
+
+test('one record per entry, architecture, test and step reached (a test that reworded replaced its own)', () => {
+  const keys = readRecords().map((r) => [r.distro, r.arch, r.test, r.reached].join(' '));
+  assert.deepEqual(
+    keys.filter((k, i) => keys.indexOf(k) !== i),
+    [],
+  );
+});

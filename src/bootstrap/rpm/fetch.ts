@@ -112,10 +112,19 @@ async function direct(url: string, timeoutMs: number, headers: Record<string, st
   };
 }
 
-async function open(url: string, timeoutMs: number, from: number, proxy?: string): Promise<Opened> {
+async function open(
+  url: string,
+  timeoutMs: number,
+  from: number,
+  proxy?: string,
+  afresh = false,
+): Promise<Opened> {
   if (url.startsWith('file:')) return { body: createReadStream(fileURLToPath(url)), resumed: false };
   let res: Answer;
-  const headers: Record<string, string> = from > 0 ? { range: `bytes=${from}-` } : {};
+  const headers: Record<string, string> = {
+    ...(from > 0 ? { range: `bytes=${from}-` } : {}),
+    ...(afresh ? { 'cache-control': 'no-cache' } : {}),
+  };
   try {
     res =
       proxy && url.startsWith('http:')
@@ -158,10 +167,12 @@ export async function download(
   let delay = o.retryDelayMs ?? 1000;
   const tmp = `${dest}.part`;
   rmSync(tmp, { force: true });
+  // Through a cache, wrong bytes may be the cache's: asked once more with no-cache, the mirror answers.
+  let afresh = false;
   for (let attempt = 0; ; attempt++) {
     try {
       const have = sizeOf(tmp);
-      const { body, resumed } = await open(url, o.timeoutMs ?? 120_000, have, o.proxy);
+      const { body, resumed } = await open(url, o.timeoutMs ?? 120_000, have, o.proxy, afresh);
       const hash = checksum ? createHash(hashName(checksum)) : undefined;
       if (resumed && hash) for await (const chunk of createReadStream(tmp)) hash.update(chunk as Buffer);
       body.on('data', (c: Buffer) => hash?.update(c));
@@ -178,6 +189,10 @@ export async function download(
       renameSync(tmp, dest);
       return;
     } catch (e) {
+      if (e instanceof ChecksumMismatch && o.proxy && !afresh) {
+        afresh = true;
+        continue;
+      }
       // A wrong checksum or a 404 is not a network hiccup: asking again gets the same answer.
       const final = e instanceof ChecksumMismatch || e instanceof NotOnMirror;
       if (final || attempt >= retries || url.startsWith('file:')) {
