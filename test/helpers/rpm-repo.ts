@@ -4,9 +4,18 @@
  * by the caller (serveDirectory).
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 export interface FixtureFile {
   content?: string;
@@ -52,7 +61,9 @@ export interface SigningKeyOptions {
 const fakedTime = (at: string | undefined) => (at ? [`--faked-system-time=${at}`] : []);
 
 export function makeSigningKey(dir: string, name: string, o: SigningKeyOptions = {}): SigningKey {
-  const home = join(dir, `gnupg-${name}`);
+  // gpg-agent's sockets live in the home, and a socket's path has at most 107 bytes: a deep one goes to /tmp.
+  const deep = join(dir, `gnupg-${name}`);
+  const home = join(deep, 'S.gpg-agent.browser').length < 100 ? deep : mkdtempSync(join(tmpdir(), 'gnupg-'));
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const uid = `vmstub fixture ${name} <${name}@vmstub.invalid>`;
   const gpg = (args: string[]) =>
