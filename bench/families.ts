@@ -87,7 +87,10 @@ export async function benchFamilies(): Promise<BenchResult> {
     const results: Record<string, CreateResult> = {};
     for (const c of cases) {
       const name = c.argv[1]!;
-      const r = await runCreate(box, name, [...c.argv, '--locale', 'C.UTF-8']);
+      const r = await runCreate(box, name, [...c.argv, '--locale', 'C.UTF-8']).catch((e: Error) => {
+        // The sandbox goes with the run: what the console said is kept in the failure.
+        throw new Error(`${e.message}\n${box.consoleLog(name).split('\n').slice(-60).join('\n')}`);
+      });
       results[c.id] = r;
       totals[c.id] = r.seconds;
       rows.push({

@@ -142,6 +142,8 @@ export function gentooFixture(d: GentooDistro = GENTOO_DISTROS[0]!): GentooFixtu
     'usr/lib/systemd/system/ssh.service',
     'etc/systemd/system/sshd.service',
     'etc/systemd/system/multi-user.target.wants/ssh.service',
+    // Debian's SysV script, from which systemd would make an ssh.service beside sshd.service
+    'etc/init.d/ssh',
     // a stage3 has no resolv.conf of its own; Debian's points into /run, which the install copies over
     'etc/resolv.conf',
     // the stage3 is everyone's: no machine's identity in it
