@@ -14,11 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findDistro } from '../src/catalog/index.js';
 import type { DebDistro, RpmDistro } from '../src/catalog/types.js';
-import { firstPassPackages, systemPackages } from '../src/installer/plan/rpm.js';
-import { resolveSpec } from '../src/installer/spec.js';
 import { Sandbox } from '../test/helpers/cli.js';
 import { serveDirectory } from '../test/helpers/deb-mirror.js';
-import { elFixture } from '../test/helpers/el-fixture.js';
+import { recipeFixture, recipePackages } from '../test/helpers/el-create.js';
 import { gentooFixture } from '../test/helpers/gentoo-fixture.js';
 import { ubuntuCreateArgs, ubuntuFixtureMirror } from '../test/helpers/ubuntu-fixture.js';
 import { useStub } from '../test/helpers/stub.js';
@@ -34,12 +32,8 @@ export async function benchFamilies(): Promise<BenchResult> {
   try {
     useStub(box);
     const el = findDistro('centos9stream') as RpmDistro;
-    const probe = resolveSpec(
-      { distro: el.id, locale: 'C.UTF-8' },
-      { hostname: 'bench', timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
-    );
-    const elPackages = systemPackages(el, probe);
-    const fixture = elFixture({ distro: el, packages: [...firstPassPackages(el), ...elPackages] });
+    const elPackages = recipePackages(el);
+    const fixture = recipeFixture(el);
     const elServed = await serveDirectory(fixture.mirror, el.releasever);
     const ubuntu = await ubuntuFixtureMirror(join(work, 'ubuntu'), {
       distro: findDistro('ubuntu2404') as DebDistro,
@@ -130,7 +124,6 @@ export async function benchFamilies(): Promise<BenchResult> {
         '--setopt=install_weak_deps=False',
         '--setopt=cachedir=' + join(work, 'dnf-cache'),
         'install',
-        ...firstPassPackages(el),
         ...elPackages,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 },

@@ -137,6 +137,14 @@ export class Sandbox {
   }
 }
 
+/** The last line vmstub printed on stderr: a failure's one line that must say it all. */
+export const lastVmstubLine = (stderr: string): string =>
+  stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('vmstub:'))
+    .pop() ?? '';
+
 /** Polls until the predicate holds; fails with the description after the timeout. */
 export async function waitFor<T>(
   what: string,

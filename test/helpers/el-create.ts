@@ -17,6 +17,19 @@ import { useStub } from './stub.js';
 
 const MINUTES = 60_000;
 
+/** Everything both passes of the recipe install, with the locale the tests install (C.UTF-8). */
+export function recipePackages(distro: RpmDistro): string[] {
+  const probe = resolveSpec(
+    { distro: distro.id, locale: 'C.UTF-8' },
+    { hostname: distro.id, timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
+  );
+  return [...firstPassPackages(distro), ...systemPackages(distro, probe)];
+}
+
+/** The recipe's fixture of real binaries (el-fixture.ts), built or found in the test cache. */
+export const recipeFixture = (distro: RpmDistro): ElFixture =>
+  elFixture({ distro, packages: recipePackages(distro) });
+
 export function describeElCreate(
   distro: RpmDistro,
   o: {
@@ -35,14 +48,7 @@ export function describeElCreate(
     let url = '';
     before(async () => {
       useStub(box);
-      const probe = resolveSpec(
-        { distro: distro.id, locale: 'C.UTF-8' },
-        { hostname: name, timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
-      );
-      fixture = elFixture({
-        distro,
-        packages: [...firstPassPackages(distro), ...systemPackages(distro, probe)],
-      });
+      fixture = recipeFixture(distro);
       ({ server, url } = await serveDirectory(fixture.mirror, distro.releasever));
     });
     after(() => {

@@ -77,6 +77,14 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
       meta: join(work, 'cache/meta', dir.slice(join(work, 'cache/files').length), `${name}.json`),
     };
   };
+  /** Rewrites a kept file and its record to agree: what a mirror that once served wrong bytes leaves. */
+  const poison = (file: string, meta: string) => {
+    const good = readFileSync(file);
+    const evil = Buffer.concat([good.subarray(0, good.length - 4), Buffer.from('evil')]);
+    writeFileSync(file, evil);
+    const record = JSON.parse(readFileSync(meta, 'utf8')) as object;
+    writeFileSync(meta, JSON.stringify({ ...record, sha256: sha256(evil), size: evil.length }));
+  };
   const downloadHello = async () => {
     rmSync(join(work, 'apt/out'), { recursive: true, force: true });
     mkdirSync(join(work, 'apt/out'));
@@ -155,12 +163,7 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
         writeFileSync(file, good);
         writeFileSync(meta, record);
       });
-      const evil = Buffer.concat([good.subarray(0, good.length - 4), Buffer.from('evil')]);
-      writeFileSync(file, evil);
-      writeFileSync(
-        meta,
-        JSON.stringify({ ...(JSON.parse(record) as object), sha256: sha256(evil), size: evil.length }),
-      );
+      poison(file, meta);
       const damaged = notes.length;
       const r = await downloadHello();
       assert.notEqual(r.code, 0);
@@ -199,16 +202,9 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
     "asks the mirror afresh when a cached package does not match the repository's checksum, and keeps the mirror's copy",
     { timeout: 120_000 },
     async () => {
-      // What a mirror that once served wrong bytes leaves: a copy consistent with its own record.
       const { file, meta } = cachedHello();
       const good = readFileSync(file);
-      const record = readFileSync(meta, 'utf8');
-      const evil = Buffer.concat([good.subarray(0, good.length - 4), Buffer.from('evil')]);
-      writeFileSync(file, evil);
-      writeFileSync(
-        meta,
-        JSON.stringify({ ...(JSON.parse(record) as object), sha256: sha256(evil), size: evil.length }),
-      );
+      poison(file, meta);
       const url = `${mirror.url}/debian/pool/main/h/hello/${file.split('/').pop()}`;
       const before = fromMirror(HELLO);
       const dest = join(work, 'hello-afresh.deb');

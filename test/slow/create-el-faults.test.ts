@@ -16,11 +16,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { findDistro } from '../../src/catalog/index.js';
 import type { RpmDistro } from '../../src/catalog/types.js';
-import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.js';
-import { resolveSpec } from '../../src/installer/spec.js';
-import { Sandbox } from '../helpers/cli.js';
+import { lastVmstubLine, Sandbox } from '../helpers/cli.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
-import { elFixture, type ElFixture } from '../helpers/el-fixture.js';
+import { recipeFixture } from '../helpers/el-create.js';
+import type { ElFixture } from '../helpers/el-fixture.js';
 import { isRoot } from '../helpers/fixture.js';
 import { makeSigningKey, signRpms } from '../helpers/rpm-repo.js';
 import { useStub } from '../helpers/stub.js';
@@ -60,14 +59,7 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
 
   before(async () => {
     useStub(box);
-    const probe = resolveSpec(
-      { distro: distro.id, locale: 'C.UTF-8' },
-      { hostname: name, timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
-    );
-    fixture = elFixture({
-      distro,
-      packages: [...firstPassPackages(distro), ...systemPackages(distro, probe)],
-    });
+    fixture = recipeFixture(distro);
     whole();
     ({ server, url } = await serveDirectory(mirror, distro.releasever));
   });
@@ -76,13 +68,6 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
     box.cleanup();
   });
 
-  /** The last line vmstub printed, which must say it all. */
-  const lastLine = (stderr: string) =>
-    stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.startsWith('vmstub: '))
-      .pop() ?? '';
   const phase = () =>
     (JSON.parse(box.run(['show', '--json', name]).stdout) as { install?: { phase: string } }).install?.phase;
 
@@ -107,7 +92,7 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
     );
     assert.equal(r.code, 1, r.stderr);
     assert.match(
-      lastLine(r.stderr),
+      lastVmstubLine(r.stderr),
       /^vmstub: install failed at step bootstrap: signature check failed: dnf\b.*; to start over: vmstub resume elfaults$/,
     );
     assert.equal(phase(), 'failed');
@@ -120,7 +105,10 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
     appendFileSync(ownCopy(baseOs, 'less'), 'tampered');
     const r = await box.runAsync(['resume', name], { timeoutMs: 30 * MINUTES });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(lastLine(r.stderr), /^vmstub: install failed at step packages: .*vmstub resume elfaults$/);
+    assert.match(
+      lastVmstubLine(r.stderr),
+      /^vmstub: install failed at step packages: .*vmstub resume elfaults$/,
+    );
     assert.match(r.stderr, /package cache: not keeping the \d+ files this failed attempt fetched/);
     assert.match(
       readFileSync(join(box.instanceDir(name), 'install.log'), 'utf8'),
@@ -136,7 +124,7 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
     const r = await box.runAsync(['resume', name], { timeoutMs: 30 * MINUTES });
     assert.equal(r.code, 1, r.stderr);
     assert.match(
-      lastLine(r.stderr),
+      lastVmstubLine(r.stderr),
       /^vmstub: install failed at step packages: .*vim-minimal.*vmstub resume elfaults$/,
     );
     assert.equal(phase(), 'failed');

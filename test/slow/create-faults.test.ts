@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
+import { lastVmstubLine, processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { isRoot } from '../helpers/fixture.js';
 import { useStub } from '../helpers/stub.js';
 
@@ -107,14 +107,8 @@ describe(
           },
         );
         assert.equal(r.code, 1, r.stderr);
-        const line =
-          r.stderr
-            .trim()
-            .split('\n')
-            .filter((l) => l.startsWith('vmstub:'))
-            .pop() ?? '';
         assert.match(
-          line,
+          lastVmstubLine(r.stderr),
           /install failed at step bootstrap: .*; log: .*install\.log; to start over: vmstub resume small/,
         );
         assert.match(

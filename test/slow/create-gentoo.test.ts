@@ -15,7 +15,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GENTOO_DISTROS } from '../../src/catalog/gentoo.js';
-import { assertBootsAgain, Sandbox } from '../helpers/cli.js';
+import { assertBootsAgain, lastVmstubLine, Sandbox } from '../helpers/cli.js';
 import { serveDirectory } from '../helpers/deb-mirror.js';
 import { recordEvidence } from '../helpers/evidence.js';
 import { isRoot } from '../helpers/fixture.js';
@@ -70,14 +70,8 @@ describe('vmstub create --distro gentoo (fixture stage3 of Debian 12 binaries)',
       { timeoutMs: 40 * MINUTES },
     );
     assert.equal(r.code, 1, r.stderr);
-    const line =
-      r.stderr
-        .trim()
-        .split('\n')
-        .filter((l) => l.startsWith('vmstub: '))
-        .pop() ?? '';
     assert.match(
-      line,
+      lastVmstubLine(r.stderr),
       /^vmstub: install failed at step stage3: .*stage3-amd64-systemd-\S+\.tar\.xz: sha512 is [0-9a-f]+, the repository says [0-9a-f]+; .*to start over: vmstub resume gentoo1$/,
     );
     rmSync(served);
