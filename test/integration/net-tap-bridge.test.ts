@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { get } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { Sandbox } from '../helpers/cli.js';
+import { Sandbox, waitFor } from '../helpers/cli.js';
 import { fixtureSystemImage, isRoot, type FixtureImage } from '../helpers/fixture.js';
 
 const TAP = 'vmstubtap0';
@@ -18,10 +18,17 @@ const BRIDGE = 'vmstubbr0';
 const BRIDGE_CONF = '/etc/qemu/bridge.conf';
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 const linkExists = (name: string) => existsSync(`/sys/class/net/${name}`);
+/**
+ * The host's TCP connections to a guest address that still wait on the guest (TIME-WAIT waits on no one).
+ * One left in LAST-ACK when its guest is killed retransmits its FIN to the same address on the next
+ * test's link, and the ARP that fails while that guest boots fails the next connect (EHOSTUNREACH).
+ */
+const openConnections = (address: string) =>
+  execFileSync('ss', ['-Htn', 'exclude', 'time-wait', 'dst', address]).toString().trim();
 
 function httpGet(host: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    get({ host, port: 80, path: '/', timeout: 5000 }, (res) => {
+    get({ host, port: 80, path: '/', timeout: 5000, agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve(body));
@@ -52,6 +59,7 @@ describe(
       assert.equal(r.code, 0, r.stderr);
       await box.waitForConsole(name, `${name} to boot`, 'VMSTUB-FIXTURE-READY', 90_000);
       assert.equal((await httpGet('10.0.2.15')).trim(), 'fixture-http-ok');
+      await waitFor('the HTTP connection to close', () => openConnections('10.0.2.15') === '', 10_000);
       assert.equal(box.run(['stop', '--force', name]).code, 0);
       assert.equal(box.run(['rm', name]).code, 0);
     };
