@@ -56,7 +56,14 @@ export type InstallEvent =
   | { type: 'progress'; step: string; phase: string; done?: number; total?: number }
   | { type: 'log'; step: string; line: string }
   | { type: 'install-done'; seconds: number; hostKeys: string[]; kernel: string; rootUuid?: string }
-  | { type: 'install-failed'; step: string; reason: string; log: string };
+  | {
+      type: 'install-failed';
+      step: string;
+      reason: string;
+      log: string;
+      /** The new root's filesystem filled up: growing the disk and resuming is the way on. */
+      diskFull?: boolean;
+    };
 
 /** What the stub's boot handoff reports. */
 export type StubEvent =

@@ -16,7 +16,8 @@ import {
 import { requireTool, run as runProgram } from '../util/exec.js';
 import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
-import { allocateDisk } from '../vm/allocate.js';
+import { allocateDisk, virtualSize } from '../vm/allocate.js';
+import { refuseSmallDisk } from './disk-space.js';
 import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
@@ -195,6 +196,8 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   const { spec, machine } = createSpec(o, hostPublicKeys());
   const shares = machine.shares.map((s) => parseShare(s, machine.baseDir));
   refuseExisting(o.name);
+  const fits = { diskBytes: machine.diskBytes, filesystem: spec.filesystem, distro: spec.distro };
+  refuseSmallDisk(fits);
   if (spec.keyring && !existsSync(spec.keyring))
     throw usageError(`keyring ${spec.keyring} does not exist (create reads it on this host)`);
 
@@ -226,6 +229,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   });
   // The bootstrap on the host comes before the instance exists: interrupted, it leaves nothing.
   const root = await rootForInstall(spec, def, o, phases);
+  if (root) refuseSmallDisk({ ...fits, rootBytes: statSync(root).size });
   // Said once every refusal has had its chance, so that a refusal stays one line.
   if (!reachedSsh(spec.distro, spec.arch))
     o.note(
@@ -280,11 +284,8 @@ export async function resumeInstall(
   if (status.phase === 'installed')
     throw conflictError(`${name} is installed already (vmstub start ${name})`);
   const full = { ...o, name } as CreateOptions;
-  if (isRunning(paths) && status.phase !== 'installing') {
-    o.note(`${name}: stopping the stub it stayed in after the failed install`);
-    await stopInstance(name, { force: true, timeoutSec: 0 });
-  }
-  if (isRunning(paths)) {
+  const stubStayed = isRunning(paths) && status.phase !== 'installing';
+  if (isRunning(paths) && !stubStayed) {
     o.note(`${name} is still installing (${describeInstallStatus(status)}); following it`);
     return {
       ...(await installAndVerify(name, paths, full, {
@@ -301,11 +302,22 @@ export async function resumeInstall(
       `${name}'s data disk ${def.data?.path ?? ''} is gone; remove it with vmstub rm ${name}`,
     );
   const spec = readRecordedSpec(paths.installSpec);
+  const fits = {
+    diskBytes: await virtualSize(def.data.path, def.data.format),
+    filesystem: spec.filesystem,
+    distro: spec.distro,
+  };
+  refuseSmallDisk(fits, name);
   const phases: Record<string, number> = {};
   // The root filesystem the first attempt was given, found (or bootstrapped) again.
   const rootTarball = spec.rootTarball
     ? await rootForInstall(spec, def, { ...o, bootstrapOn: 'host' }, phases)
     : undefined;
+  if (rootTarball) refuseSmallDisk({ ...fits, rootBytes: statSync(rootTarball).size }, name);
+  if (stubStayed) {
+    o.note(`${name}: stopping the stub it stayed in after the failed install`);
+    await stopInstance(name, { force: true, timeoutSec: 0 });
+  }
   writeFileSync(paths.installSpec, JSON.stringify({ ...spec, resume: true }, null, 2) + '\n', {
     mode: 0o600,
   });
@@ -555,8 +567,11 @@ async function follow(
         } else if (e.type === 'step-start') stepStarted = Date.now();
         else if (e.type === 'step-end') phases[e.step] = Math.round((Date.now() - stepStarted) / 100) / 10;
         else if (e.type === 'install-failed') {
+          const wayOn = e.diskFull
+            ? `to start over on a larger disk: vmstub disk grow ${name} +4G, then vmstub resume ${name}`
+            : `to start over: vmstub resume ${name}`;
           throw new VmstubError(
-            `install failed at step ${e.step}: ${e.reason}; the VM stays in the stub (vmstub console ${name}); log: ${logPath}; to start over: vmstub resume ${name}`,
+            `install failed at step ${e.step}: ${e.reason}; the VM stays in the stub (vmstub console ${name}); log: ${logPath}; ${wayOn}`,
             ExitCode.failure,
           );
         } else if (e.type === 'install-done') {

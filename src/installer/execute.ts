@@ -6,6 +6,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statfsSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -14,7 +15,8 @@ import { findInstalledKernel, UNFINISHED_INSTALL_MARK } from '../boot/discover.j
 import { onCleanup, type Registration } from '../util/cleanup.js';
 import { oneLine } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
-import { unmountUnder } from '../util/mounts.js';
+import { mountsUnder, unmountUnder } from '../util/mounts.js';
+import { diskFullNote, filledUp, type FilesystemSpace } from './disk-space.js';
 import type { Action, Plan, Step } from './plan/index.js';
 import { HOOKS, STAGING, TARGET, chroot } from './plan/index.js';
 import type { InstallEvent } from '../events/protocol.js';
@@ -335,9 +337,13 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
   const started = Date.now();
   mkdirSync(dirname(o.logFile), { recursive: true });
   writeFileSync(o.logFile, '');
+  /** The current step's last lines: a failure's reason is one line, and what filled the disk said so before it. */
+  const recent: string[] = [];
   const log = (step: string, line: string) => {
     writeFileSync(o.logFile, `[${step}] ${line}\n`, { flag: 'a' });
     o.emit({ type: 'log', step, line });
+    recent.push(line);
+    if (recent.length > RECENT_LINES) recent.shift();
   };
   const inTarget = (p: string) => join(target, p);
   const substitute = (s: string) => s.replace(/\{\{(\w+)\}\}/g, (m, k: string) => vars[k] ?? m);
@@ -359,6 +365,7 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
   try {
     for (const [i, step] of plan.steps.entries()) {
       current = step;
+      recent.length = 0;
       const t = Date.now();
       o.emit({
         type: 'step-start',
@@ -388,10 +395,18 @@ export async function executePlan(plan: Plan, o: ExecuteOptions): Promise<Instal
       o.emit({ type: 'step-end', step: step.id, seconds: Math.round((Date.now() - t) / 100) / 10 });
     }
   } catch (e) {
-    const reason = oneLine(e);
+    const space = plan.spec.target === 'disk' ? mountedSpace(target) : undefined;
+    const diskFull = space !== undefined && filledUp([oneLine(e), ...recent].join('\n'), space);
+    const reason = diskFull ? `${oneLine(e)}; ${diskFullNote(space)}` : oneLine(e);
     log(current?.id ?? 'start', `FAILED: ${reason}`);
     await undo(cleanups);
-    o.emit({ type: 'install-failed', step: current?.id ?? 'start', reason, log: o.logFile });
+    o.emit({
+      type: 'install-failed',
+      step: current?.id ?? 'start',
+      reason,
+      log: o.logFile,
+      ...(diskFull ? { diskFull } : {}),
+    });
     throw new InstallFailure(current?.id ?? 'start', reason);
   }
   rmSync(inTarget(UNFINISHED_INSTALL_MARK), { force: true });
@@ -418,6 +433,15 @@ function markUnfinished(target: string): void {
   if (!existsSync(target) || existsSync(mark)) return;
   if (readdirSync(target).some((e) => e !== 'lost+found'))
     writeFileSync(mark, 'vmstub: this install has not finished\n');
+}
+
+const RECENT_LINES = 40;
+
+/** The size and free space of the filesystem mounted at target; none before the disk is mounted there. */
+function mountedSpace(target: string): FilesystemSpace | undefined {
+  if (!mountsUnder(target).includes(target)) return undefined;
+  const st = statfsSync(target);
+  return { sizeBytes: st.blocks * st.bsize, freeBytes: st.bavail * st.bsize };
 }
 
 export class InstallFailure extends Error {

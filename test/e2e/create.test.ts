@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
+import { lastVmstubLine, processesUsing, Sandbox, waitFor } from '../helpers/cli.js';
 import { recordEvidence } from '../helpers/evidence.js';
 import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { plannedFiles, systemFacts } from '../helpers/system-facts.js';
@@ -495,6 +495,14 @@ describe(
         // The spec file forwards a fixed host port: web2 has it while it runs.
         assert.equal(box.run(['stop', 'web2'], { timeoutMs: 300_000 }).code, 0);
         await mirror!.close();
+        // The cached root's files alone do not fit: refused before the instance exists.
+        const small = box.run(['create', 'web3', ...systemArgs, ...viaMirror(), '--disk', '512M']);
+        assert.equal(small.code, 2, small.stderr);
+        assert.match(
+          lastVmstubLine(small.stderr),
+          /^vmstub: a 512 MiB disk is too small for this debian12 root: its files take \d+(\.\d)? MiB, and a xfs filesystem needs 300 MiB besides \(at least \d+(\.\d)? MiB\)$/,
+        );
+        assert.ok(!existsSync(box.instanceDir('web3')), 'no instance was made');
         const stderr = await createOnHost('web3', []);
         assert.match(stderr, /cannot reach the mirror: using the root cached /);
         assert.doesNotMatch(stderr, /bootstrapping Debian/);

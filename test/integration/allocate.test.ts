@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -8,7 +8,10 @@ import { Sandbox } from '../helpers/cli.js';
 
 const box = new Sandbox();
 const dir = mkdtempSync(join(tmpdir(), 'vmstub-alloc-'));
-after(() => box.cleanup());
+after(() => {
+  box.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const qcow2Size = (path: string): number =>
   (

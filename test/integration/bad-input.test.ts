@@ -241,6 +241,16 @@ describe('bad input, disks and damaged state', () => {
     [['create', 'web1', '--distro', 'debian12', '--disk', 'lots'], 2, /disk: 'lots' is not a size/],
     [['create', 'web1', '--distro', 'debian12', '--disk', '0'], 2, /disk: '0' needs a unit/],
     [
+      ['create', 'web1', '--distro', 'debian12', '--disk', '256M'],
+      2,
+      /^vmstub: a 256 MiB disk is too small for a xfs root \(mkfs needs at least 300 MiB\)\n$/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--filesystem', 'btrfs', '--disk', '100M'],
+      2,
+      /a 100 MiB disk is too small for a btrfs root \(mkfs needs at least 109 MiB\)/,
+    ],
+    [
       ['create', 'web1', '--distro', 'debian12', '--ssh-key', 'nope.pub'],
       2,
       /--ssh-key: cannot read nope\.pub/,

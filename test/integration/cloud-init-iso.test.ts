@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -25,7 +25,10 @@ before(() => {
   box = new Sandbox();
   work = mkdtempSync(join(tmpdir(), 'vmstub-cidata-'));
 });
-after(() => box.cleanup());
+after(() => {
+  box.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
 
 const USER_DATA =
   '#cloud-config\n# kept as written, comments too\nhostname: seeded\nruncmd: [touch /root/x]\n';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -24,7 +24,10 @@ before(() => {
   box = new Sandbox();
   stub = buildStub(box);
 });
-after(() => box.cleanup());
+after(() => {
+  box.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,10 @@ before(() => {
   work = mkdtempSync(join(tmpdir(), 'vmstub-runner-'));
 });
 
-after(() => box.cleanup());
+after(() => {
+  box.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe('a detached VM with a data disk, a share, fw_cfg items and a port forward', () => {
   let httpPort: number;

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,7 +46,10 @@ before(() => {
   box.env.VMSTUB_UNIT_DIR = unitDir;
 });
 
-after(() => box.cleanup());
+after(() => {
+  box.cleanup();
+  rmSync(unitDir, { recursive: true, force: true });
+});
 
 describe('a VM as a systemd service, and stopall', () => {
   let unit = '';

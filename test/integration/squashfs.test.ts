@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { appendToSquashfs, checkSystemImage, squash } from '../../src/image/squashfs.js';
 import { fixtureKernel } from '../helpers/fixture.js';
 
 const work = mkdtempSync(join(tmpdir(), 'vmstub-sq-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 
 function tree(name: string, files: Record<string, string>): string {
   const dir = join(work, name);

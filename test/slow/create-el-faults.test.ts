@@ -5,7 +5,8 @@
  * resume installs and logs in. The faults: a package signed by a key the recipe does not trust (pass 1,
  * vmstub's bootstrap), a package whose bytes differ from the repository's checksum (pass 2, the
  * target's dnf, through the package cache, which keeps nothing a failed attempt fetched), and a
- * package the recipe installs missing from the repository (pass 2). vmstub's own downloads meeting
+ * package the recipe installs missing from the repository (pass 2), and a disk too small for the system
+ * (grown live, then resumed). vmstub's own downloads meeting
  * wrong bytes in the cache: test/integration/package-cache.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -28,6 +29,7 @@ if (!isRoot) throw new Error('the create tests need root (the tests share root-o
 const MINUTES = 60_000;
 const distro = findDistro('centos9stream') as RpmDistro;
 const name = 'elfaults';
+const SMALL_DISK = '540M';
 
 describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub resume', () => {
   const box = new Sandbox();
@@ -87,6 +89,9 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
         fixture.key.publicKey,
         '--locale',
         'C.UTF-8',
+        // Room for pass 1, not for the system: the disk fills once the mirror is whole (below).
+        '--disk',
+        SMALL_DISK,
       ],
       { timeoutMs: 30 * MINUTES },
     );
@@ -130,11 +135,30 @@ describe('vmstub create --distro centos9stream from a faulty mirror, then vmstub
     assert.equal(phase(), 'failed');
   });
 
-  it('installs and logs in by resume once the mirror is whole', async () => {
+  it('a disk too small for the system: one line saying it filled, and how to go on', async () => {
     whole();
+    const r = await box.runAsync(['resume', name], { timeoutMs: 30 * MINUTES });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      lastVmstubLine(r.stderr),
+      /^vmstub: install failed at step \S+: .*; the new root's filesystem is full \(\d+(\.\d)? MiB of \d+(\.\d)? MiB used\); .*; to start over on a larger disk: vmstub disk grow elfaults \+4G, then vmstub resume elfaults$/,
+    );
+    assert.equal(phase(), 'failed');
+    // The way on the line names: the disk grown live while the stub waits.
+    const grow = box.run(['disk', 'grow', name, '+4G'], { timeoutMs: 120_000 });
+    assert.equal(grow.code, 0, grow.stderr);
+    assert.match(
+      grow.stdout,
+      /disk grown from 540 MiB to 4\.5 GiB \(raw, live\); not a system vmstub installed/,
+    );
+  });
+
+  it('installs and logs in by resume once the mirror is whole and the disk large enough', async () => {
     const r = await box.runAsync(['resume', name], { timeoutMs: 40 * MINUTES });
     assert.equal(r.code, 0, `${r.stderr}\n${box.consoleLog(name).split('\n').slice(-30).join('\n')}`);
     assert.equal(box.sshRoot(name, ['rpm', '-q', 'vim-minimal']).trim().startsWith('vim-minimal-'), true);
+    const rootBytes = Number(box.sshRoot(name, ['findmnt', '-bno', 'SIZE', '/']).trim());
+    assert.ok(rootBytes > 4 * 1024 ** 3, `the root was made on the grown disk: ${rootBytes} bytes`);
     assert.equal(phase(), 'installed');
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -52,8 +52,10 @@ test('boot export: with the host holding the same files, only the header crosses
   assert.equal(decodeBootExport(other)!.header.unchanged, false);
 });
 
-test('direct boot files: kept owner-only, read back, and an unchanged export needs the same copy', () => {
-  const dir = join(mkdtempSync(join(tmpdir(), 'vmstub-direct-')), 'direct-boot');
+test('direct boot files: kept owner-only, read back, and an unchanged export needs the same copy', (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'vmstub-direct-'));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const dir = join(work, 'kept', 'direct-boot');
   assert.equal(readDirectBoot(dir), undefined);
   const kept = keepDirectBoot(dir, decodeBootExport(encodeBootExport({ kernel, initrd }, cmdline))!);
   assert.ok(readFileSync(kept.kernel).equals(kernel.data));
@@ -66,7 +68,7 @@ test('direct boot files: kept owner-only, read back, and an unchanged export nee
   assert.equal(again.cmdline, `${cmdline} quiet`, 'the command line is the newest');
   assert.ok(readFileSync(again.kernel).equals(kernel.data));
 
-  const elsewhere = join(mkdtempSync(join(tmpdir(), 'vmstub-direct-')), 'direct-boot');
+  const elsewhere = join(work, 'elsewhere', 'direct-boot');
   assert.throws(() => keepDirectBoot(elsewhere, decodeBootExport(unchanged)!), /host has no such copy/);
   assert.equal(readDirectBoot(elsewhere), undefined);
 });

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fwCfgArchive, writeFwCfgDisk } from '../../src/vm/fw-cfg-disk.js';
 
-test('the fw_cfg disk is a tar archive that tar unpacks to each item under its fw_cfg name', () => {
+test('the fw_cfg disk is a tar archive that tar unpacks to each item under its fw_cfg name', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'vmstub-fwcfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const keys = join(dir, 'keys');
   writeFileSync(keys, 'ssh-ed25519 AAAA test\n'.repeat(40));
   const disk = join(dir, 'fw-cfg.tar');

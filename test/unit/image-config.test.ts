@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { bootstrapPackages, currentSnapshot, explainStages, planStages } from '../../src/image/build.js';
 import { imageJsonSchema, packagesFor, readImageConfig } from '../../src/image/config.js';
 import { foreignArchProblem } from '../../src/image/foreign-arch.js';
@@ -10,6 +10,7 @@ import { changedInputs, StageCache } from '../../src/image/stage-cache.js';
 import { VmstubError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmstub-image-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
@@ -254,8 +255,9 @@ test('without packages the packages stage is not needed and the root starts from
   );
 });
 
-test('a foreign architecture needs binfmt_misc with qemu registered, enabled, with the F flag', () => {
+test('a foreign architecture needs binfmt_misc with qemu registered, enabled, with the F flag', (t) => {
   const binfmt = mkdtempSync(join(tmpdir(), 'binfmt-'));
+  t.after(() => rmSync(binfmt, { recursive: true, force: true }));
   assert.equal(foreignArchProblem('x86_64', 'x86_64', binfmt), undefined);
   assert.match(foreignArchProblem('aarch64', 'x86_64', binfmt) ?? '', /binfmt_misc, which is not mounted/);
   writeFileSync(join(binfmt, 'status'), 'enabled\n');

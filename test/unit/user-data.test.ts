@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { commandPath, buildProgram, leafCommands } from '../../src/cli/program.js';
 import { specFromOptions } from '../../src/cli/spec-options.js';
@@ -18,6 +18,7 @@ const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2hc8Jz6qs6v0DrzFkq0CrWp9ncQ4c
 const defaults = { hostname: 'web1', timezone: 'UTC', sshKeys: [KEY], arch: 'x86_64' as const };
 
 const dir = mkdtempSync(join(tmpdir(), 'vmstub-user-data-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
