@@ -2,7 +2,9 @@
  * A mirror that misbehaves on purpose: a loopback HTTP server in front of a fixture mirror that, for the
  * first N requests matching a pattern, drops the connection after some bytes, stalls, answers 500,
  * sends a truncated body, or flips a byte. Everything else (and every later request) is passed through,
- * with HTTP ranges served, so a client that resumes can be seen doing so.
+ * with HTTP ranges served, so a client that resumes can be seen doing so. Paths matching `freeze` are
+ * fetched once and served the same ever after: a test that builds twice sees one state of a live mirror
+ * (Debian's security suite may publish between the two builds).
  */
 import { createServer, type Server } from 'node:http';
 
@@ -35,8 +37,13 @@ export interface FaultyMirror {
 }
 
 /** Serves upstream (a base URL on loopback) at a new loopback port, applying the rules. */
-export function faultyMirror(upstream: string, rules: FaultRule[]): Promise<FaultyMirror> {
+export function faultyMirror(
+  upstream: string,
+  rules: FaultRule[],
+  o: { freeze?: RegExp } = {},
+): Promise<FaultyMirror> {
   const hits = rules.map(() => 0);
+  const frozen = new Map<string, Buffer>();
   const log: Served[] = [];
   const base = new URL(upstream);
   const server: Server = createServer((req, res) => {
@@ -46,13 +53,17 @@ export function faultyMirror(upstream: string, rules: FaultRule[]): Promise<Faul
       const ruleIndex = rules.findIndex((r, i) => r.match.test(rel) && hits[i]! < r.times);
       const fault = ruleIndex >= 0 ? rules[ruleIndex]!.fault : undefined;
       if (ruleIndex >= 0) hits[ruleIndex]!++;
-      const up = await fetch(new URL(base.pathname.replace(/\/$/, '') + rel, base));
-      if (!up.ok) {
-        res.writeHead(up.status).end();
-        log.push({ path: rel, status: up.status, bytes: 0 });
-        return;
+      let body = frozen.get(rel);
+      if (!body) {
+        const up = await fetch(new URL(base.pathname.replace(/\/$/, '') + rel, base));
+        if (!up.ok) {
+          res.writeHead(up.status).end();
+          log.push({ path: rel, status: up.status, bytes: 0 });
+          return;
+        }
+        body = Buffer.from(await up.arrayBuffer());
+        if (o.freeze?.test(rel)) frozen.set(rel, body);
       }
-      let body = Buffer.from(await up.arrayBuffer());
       const entry: Served = { path: rel, status: 200, bytes: 0, fault: fault?.kind };
       log.push(entry);
       if (fault?.kind === 'status') {

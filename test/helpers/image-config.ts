@@ -21,7 +21,7 @@ export function writeHook(dir: string, name: string, marker: string, exit = 0): 
   chmodSync(hook, 0o755);
 }
 
-/** A Debian 12 image config in dir: the packages, the hook, a sudo user alice, the formats. */
+/** A Debian 12 image config in dir: the packages, the hook, a sudo user alice, the formats, and more lines. */
 export function writeConfig(
   dir: string,
   file: string,
@@ -29,6 +29,7 @@ export function writeConfig(
   hook: string,
   formats: string[],
   packages = ['less'],
+  more: string[] = [],
 ): string {
   const path = join(dir, file);
   writeFileSync(
@@ -44,6 +45,7 @@ export function writeConfig(
       '    groups: [adm, builders]',
       '    shell: /bin/sh',
       `formats: [${formats.join(', ')}]`,
+      ...more,
       '',
     ].join('\n'),
   );

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
+import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
 import { bootIso, writeConfig as writeConfigIn, writeHook as writeHookIn } from '../helpers/image-config.js';
 
@@ -25,13 +26,19 @@ const BOOT = 300_000;
 const dir = mkdtempSync(join(tmpdir(), 'vmstub-image-'));
 const out = join(dir, 'out');
 let box: Sandbox;
+/** Debian's mirror with its Release files as first fetched: the rebuilds below expect their bootstrap cached. */
+let mirror: FaultyMirror;
 
 const writeHook = (name: string, marker: string, exit = 0) => writeHookIn(dir, name, marker, exit);
 const writeConfig = (file: string, name: string, hook: string, formats: string[], packages?: string[]) =>
-  writeConfigIn(dir, file, name, hook, formats, packages);
+  writeConfigIn(dir, file, name, hook, formats, packages, [
+    `mirror: ${mirror.url}/debian`,
+    `securityMirror: ${mirror.url}/debian-security`,
+  ]);
 
+/** Not box.run: this process serves the mirror, and a synchronous build would find it silent. */
 function build(config: string, outDir = out, extra: string[] = []) {
-  return box.run(['image', 'build', config, '--out', outDir, '--json', ...extra], {
+  return box.runAsync(['image', 'build', config, '--out', outDir, '--json', ...extra], {
     timeoutMs: BUILD_TIMEOUT,
   });
 }
@@ -39,13 +46,17 @@ function build(config: string, outDir = out, extra: string[] = []) {
 const unsquash = (image: string, path: string) =>
   spawnSync('unsquashfs', ['-cat', image, path], { encoding: 'utf8' }).stdout;
 
-before(() => {
+before(async () => {
+  mirror = await faultyMirror('http://deb.debian.org/', [], {
+    freeze: /\/(InRelease|Release|Release\.gpg)$/,
+  });
   box = new Sandbox();
   // A cache of its own: the first build is cold, so what the later ones take from it is known.
   box.env.VMSTUB_CACHE = join(box.home, 'cache');
   writeHook('hook.sh', 'VMSTUB-HOOK-ONE');
 });
-after(() => {
+after(async () => {
+  await mirror.close();
   box.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -54,48 +65,52 @@ describe('an image from a config and a hook', () => {
   let first: BuildJson;
   const config = () => join(dir, 'live.yaml');
 
-  test('builds a checked squashfs and a hybrid ISO, every stage built', { timeout: BUILD_TIMEOUT }, () => {
-    writeConfig('live.yaml', 'live', 'hook.sh', ['system', 'iso']);
-    const r = build(config());
-    assert.equal(r.code, 0, r.stderr);
-    first = JSON.parse(r.stdout) as BuildJson;
-    assert.deepEqual(
-      first.stages.map((s) => [s.name, s.hit]),
-      [
-        ['bootstrap', false],
-        ['packages', false],
-        ['root', false],
-        ['iso', false],
-      ],
-    );
-    assert.deepEqual(readdirSync(out).sort(), ['live.initrd', 'live.iso', 'live.squashfs', 'live.vmlinuz']);
-    const squashfs = join(out, 'live.squashfs');
-    assert.match(unsquash(squashfs, 'etc/issue'), /VMSTUB-HOOK-ONE/);
-    assert.match(unsquash(squashfs, 'etc/shadow'), /^root:[!*]/m, 'root is locked');
-    assert.match(unsquash(squashfs, 'etc/group'), /^sudo:x:\d+:alice$/m);
-    assert.match(
-      unsquash(squashfs, 'etc/group'),
-      /^builders:x:\d+:alice$/m,
-      'a group the system lacked, made',
-    );
-    assert.match(unsquash(squashfs, 'etc/group'), /^adm:x:\d+:alice$/m);
-    assert.match(unsquash(squashfs, 'etc/passwd'), /^alice:x:\d+:\d+::\/home\/alice:\/bin\/sh$/m);
-    assert.equal(unsquash(squashfs, 'etc/machine-id'), '', 'a machine-id of its own on every boot');
-    assert.match(
-      unsquash(squashfs, 'etc/apt/sources.list.d/debian.sources'),
-      /URIs: http:\/\/deb.debian.org\/debian/,
-    );
-    // xorriso reports the volume on stderr, the boot records on stdout.
-    const xorriso = spawnSync(
-      'xorriso',
-      ['-indev', join(out, 'live.iso'), '-report_el_torito', 'plain', '-report_system_area', 'plain'],
-      { encoding: 'utf8' },
-    );
-    const report = xorriso.stdout + xorriso.stderr;
-    assert.match(report, /El Torito boot img :\s+1\s+BIOS/);
-    assert.match(report, /El Torito boot img :\s+2\s+UEFI/);
-    assert.match(report, /Volume id\s+: 'LIVE'/);
-  });
+  test(
+    'builds a checked squashfs and a hybrid ISO, every stage built',
+    { timeout: BUILD_TIMEOUT },
+    async () => {
+      writeConfig('live.yaml', 'live', 'hook.sh', ['system', 'iso']);
+      const r = await build(config());
+      assert.equal(r.code, 0, r.stderr);
+      first = JSON.parse(r.stdout) as BuildJson;
+      assert.deepEqual(
+        first.stages.map((s) => [s.name, s.hit]),
+        [
+          ['bootstrap', false],
+          ['packages', false],
+          ['root', false],
+          ['iso', false],
+        ],
+      );
+      assert.deepEqual(readdirSync(out).sort(), ['live.initrd', 'live.iso', 'live.squashfs', 'live.vmlinuz']);
+      const squashfs = join(out, 'live.squashfs');
+      assert.match(unsquash(squashfs, 'etc/issue'), /VMSTUB-HOOK-ONE/);
+      assert.match(unsquash(squashfs, 'etc/shadow'), /^root:[!*]/m, 'root is locked');
+      assert.match(unsquash(squashfs, 'etc/group'), /^sudo:x:\d+:alice$/m);
+      assert.match(
+        unsquash(squashfs, 'etc/group'),
+        /^builders:x:\d+:alice$/m,
+        'a group the system lacked, made',
+      );
+      assert.match(unsquash(squashfs, 'etc/group'), /^adm:x:\d+:alice$/m);
+      assert.match(unsquash(squashfs, 'etc/passwd'), /^alice:x:\d+:\d+::\/home\/alice:\/bin\/sh$/m);
+      assert.equal(unsquash(squashfs, 'etc/machine-id'), '', 'a machine-id of its own on every boot');
+      assert.match(
+        unsquash(squashfs, 'etc/apt/sources.list.d/debian.sources'),
+        /URIs: http:\/\/deb.debian.org\/debian/,
+      );
+      // xorriso reports the volume on stderr, the boot records on stdout.
+      const xorriso = spawnSync(
+        'xorriso',
+        ['-indev', join(out, 'live.iso'), '-report_el_torito', 'plain', '-report_system_area', 'plain'],
+        { encoding: 'utf8' },
+      );
+      const report = xorriso.stdout + xorriso.stderr;
+      assert.match(report, /El Torito boot img :\s+1\s+BIOS/);
+      assert.match(report, /El Torito boot img :\s+2\s+UEFI/);
+      assert.match(report, /Volume id\s+: 'LIVE'/);
+    },
+  );
 
   test(
     "vmstub run boots the system image to the hook's login banner",
@@ -127,16 +142,16 @@ describe('an image from a config and a hook', () => {
   test(
     "a changed hook: --explain names it, and the build starts from the hook's stage",
     { timeout: BUILD_TIMEOUT },
-    () => {
+    async () => {
       writeHook('hook.sh', 'VMSTUB-HOOK-TWO');
-      const explain = box.run(['image', 'build', config(), '--explain'], { timeoutMs: 60_000 });
+      const explain = await box.runAsync(['image', 'build', config(), '--explain'], { timeoutMs: 60_000 });
       assert.equal(explain.code, 0, explain.stderr);
       const lines = explain.stdout.trim().split('\n');
       assert.match(lines[0]!, /^bootstrap: hit/);
       assert.match(lines[1]!, /^packages: hit/);
       assert.match(lines[2]!, /^root: miss \(\w+\): hook changed$/);
       assert.match(lines[3]!, /^iso: miss \(\w+\): the root stage changed$/);
-      const r = build(config());
+      const r = await build(config());
       assert.equal(r.code, 0, r.stderr);
       const second = JSON.parse(r.stdout) as BuildJson;
       assert.deepEqual(
@@ -155,12 +170,12 @@ describe('an image from a config and a hook', () => {
   test(
     'a full output directory: one clear line, and no output file left',
     { skip: !isRoot && 'mounting a tmpfs needs root', timeout: 120_000 },
-    () => {
+    async () => {
       const small = join(dir, 'small');
       mkdirSync(small);
       assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', small]).status, 0);
       try {
-        const r = build(config(), small);
+        const r = await build(config(), small);
         assert.notEqual(r.code, 0);
         const last = r.stderr.trim().split('\n').pop()!;
         assert.match(last, /^vmstub: .*no space left in .*small/);
@@ -174,12 +189,12 @@ describe('an image from a config and a hook', () => {
   test(
     'a hook that fails: the build fails naming the hook and its log, and delivers nothing',
     { timeout: BUILD_TIMEOUT },
-    () => {
+    async () => {
       writeHook('broken-hook.sh', 'never', 3);
       // The same bootstrap as the image above (taken from the cache), no packages: the hook comes soon.
       const config = writeConfig('broken.yaml', 'broken', 'broken-hook.sh', ['system', 'iso'], []);
       const failedOut = join(dir, 'broken-out');
-      const r = build(config, failedOut);
+      const r = await build(config, failedOut);
       assert.notEqual(r.code, 0);
       const last = r.stderr.trim().split('\n').pop()!;
       assert.match(
