@@ -8,6 +8,9 @@
  */
 import { createServer, type Server } from 'node:http';
 
+/** A Debian suite's Release files, which name its state: what `freeze` holds for a test that builds twice. */
+export const RELEASE_FILES = /\/(InRelease|Release|Release\.gpg)$/;
+
 export type Fault =
   | { kind: 'drop'; afterBytes: number }
   | { kind: 'stall'; ms: number }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
-import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
+import { faultyMirror, RELEASE_FILES, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
 import { bootIso, writeConfig as writeConfigIn, writeHook as writeHookIn } from '../helpers/image-config.js';
 
@@ -48,7 +48,7 @@ const unsquash = (image: string, path: string) =>
 
 before(async () => {
   mirror = await faultyMirror('http://deb.debian.org/', [], {
-    freeze: /\/(InRelease|Release|Release\.gpg)$/,
+    freeze: RELEASE_FILES,
   });
   box = new Sandbox();
   // A cache of its own: the first build is cold, so what the later ones take from it is known.

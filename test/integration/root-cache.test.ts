@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { StageCache } from '../../src/image/stage-cache.js';
 import { cachedRoot, NOT_CACHED } from '../../src/installer/root-cache.js';
 import { resolveSpec, type SpecInput } from '../../src/installer/spec.js';
-import { faultyMirror, type FaultyMirror } from '../helpers/fault-proxy.js';
+import { faultyMirror, RELEASE_FILES, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
 
 const defaults = { hostname: 'web1', timezone: 'UTC', sshKeys: [], arch: 'x86_64' as const };
@@ -41,7 +41,8 @@ describe(
       execFileSync('tar', ['-tf', tarball], { maxBuffer: 1 << 28 }).toString();
 
     before(async () => {
-      mirror = await faultyMirror('http://deb.debian.org/', []);
+      // The Release files as first fetched: a mirror update between two gets must not undo the expected hit.
+      mirror = await faultyMirror('http://deb.debian.org/', [], { freeze: RELEASE_FILES });
     });
     after(async () => {
       await mirror.close();
