@@ -25,6 +25,11 @@ function debian(
       aarch64: 'linux-image-cloud-arm64',
       riscv64: 'linux-image-riscv64',
     },
+    mediaKernelPackage: {
+      x86_64: 'linux-image-amd64',
+      aarch64: 'linux-image-arm64',
+      riscv64: 'linux-image-riscv64',
+    },
     packages: [
       'systemd-sysv',
       'udev',
@@ -88,6 +93,11 @@ function ubuntu(
     kernelPackage: {
       x86_64: 'linux-image-virtual',
       aarch64: 'linux-image-virtual',
+      riscv64: 'linux-image-generic',
+    },
+    mediaKernelPackage: {
+      x86_64: 'linux-image-generic',
+      aarch64: 'linux-image-generic',
       riscv64: 'linux-image-generic',
     },
     packages: UBUNTU_PACKAGES,

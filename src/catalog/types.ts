@@ -34,7 +34,10 @@ export interface DebDistro extends DistroBase {
   securitySuite: string;
   /** The keyring that verifies the archive, as found in the stub (Debian's packages). */
   keyring: string;
+  /** The kernel of a VM: virtio and little else (Debian's cloud kernel has no AHCI or USB storage). */
   kernelPackage: Partial<Record<Arch, string>>;
+  /** The kernel of live media, which boot from the CD drives, USB sticks and disks of any machine. */
+  mediaKernelPackage: Partial<Record<Arch, string>>;
   /**
    * The release's kernel series (major.minor): filesystems are made with features that kernel can
    * mount (the stub's mkfs tools are newer than older releases' kernels).

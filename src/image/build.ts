@@ -31,7 +31,7 @@ import { findInstalledKernel } from '../boot/discover.js';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
 import { requireForeignArch } from './foreign-arch.js';
-import { buildIso, grubModuleDir, isoPlatform, volumeLabel } from './iso.js';
+import { buildIso, grubModuleDir, isoPlatform, liveDracutConfig, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
@@ -112,9 +112,8 @@ async function releaseInitramfs(root: string, log: (l: string) => void, logFile:
     await inRoot(root, ['update-initramfs', '-c', '-k', version], log, logFile, "the release's initramfs");
 }
 
-/** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with. */
-export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic'];
-const DRACUT_LIVE_CONF = 'add_dracutmodules+=" dmsquash-live "\nhostonly="no"\ncompress="zstd"\n';
+/** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with; zstd compresses it. */
+export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic', 'zstd'];
 
 export function bootstrapPackages(c: ImageConfig): string[] {
   const extra = [c.kernel, c.distro.vendor === 'ubuntu' ? 'ubuntu-keyring' : 'debian-archive-keyring'];
@@ -216,7 +215,8 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     root: c.root,
     finalMirror: c.finalMirror,
     finalSecurityMirror: c.finalSecurityMirror,
-    live: c.formats.includes('iso'),
+    // The live initramfs's configuration; a root without an ISO has none (and keeps its key).
+    live: c.formats.includes('iso') ? liveDracutConfig(isoPlatform(c.arch)) : false,
     cmdline: c.cmdline,
     compression: c.compression,
     compressionLevel: c.compressionLevel ?? null,
@@ -437,7 +437,13 @@ async function imageGrub(root: string, out: string, pkg: string, log: (l: string
  * squashfs vmstub run attaches) and boot/cmdline, for `vmstub run`; with the ISO, the live initramfs
  * dracut makes. Returns the kernel and the initramfs that go beside the squashfs.
  */
-async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void, logFile: string) {
+async function bootFiles(
+  root: string,
+  outDir: string,
+  c: ImageConfig,
+  log: (l: string) => void,
+  logFile: string,
+) {
   const { version, vmlinuz } = installedKernel(root);
   const { guest } = installationPaths();
   const systemInitrd = `initramfs-vmstub-${version}.img`;
@@ -458,7 +464,7 @@ async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void,
   write(root, 'boot/cmdline', c.cmdline ? `${c.cmdline}\n` : '');
   let initrd = join(root, 'boot', `initrd.img-${version}`);
   if (c.formats.includes('iso')) {
-    write(root, 'etc/dracut.conf.d/10-vmstub-live.conf', DRACUT_LIVE_CONF);
+    write(root, 'etc/dracut.conf.d/10-vmstub-live.conf', liveDracutConfig(isoPlatform(c.arch)));
     await inRoot(
       root,
       ['dracut', '--force', '--kver', version, `/boot/initrd.img-${version}`],
@@ -466,6 +472,9 @@ async function bootFiles(root: string, c: ImageConfig, log: (l: string) => void,
       logFile,
       'dracut (the live initramfs)',
     );
+    // The ISO carries it beside the squashfs; the running live system has no use for a second copy.
+    initrd = join(outDir, `${c.name}.initrd`);
+    renameSync(join(root, 'boot', `initrd.img-${version}`), initrd);
   }
   if (!existsSync(initrd)) initrd = join(root, 'boot', systemInitrd);
   return { version, vmlinuz, initrd };
@@ -643,7 +652,7 @@ export async function buildStages(
       await aptInRoot(root, ['clean'], log, logFile);
       dropBuildState(root);
       o.progress('root: boot files');
-      boot = await bootFiles(root, c, log, logFile);
+      boot = await bootFiles(root, dir, c, log, logFile);
     } finally {
       await session.end();
     }
@@ -652,7 +661,8 @@ export async function buildStages(
     await squash(root, out, { compression: c.compression, level: c.compressionLevel, blockSize: '1M' });
     await checkSquashfs(out, c);
     copyFileSync(boot.vmlinuz, join(dir, `${c.name}.vmlinuz`));
-    copyFileSync(boot.initrd, join(dir, `${c.name}.initrd`));
+    const initrd = join(dir, `${c.name}.initrd`);
+    if (boot.initrd !== initrd) copyFileSync(boot.initrd, initrd);
     rmSync(root, { recursive: true, force: true });
   });
 

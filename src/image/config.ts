@@ -97,7 +97,8 @@ export const IMAGE_FIELDS = {
   kernel: {
     schema: packageName(),
     doc: 'the kernel package',
-    default: "the distribution's VM kernel (linux-image-cloud-amd64 on Debian amd64)",
+    default:
+      "with an ISO, the distribution's general kernel (linux-image-amd64 on Debian amd64: the VM kernel has no driver for SATA CD drives or USB sticks); otherwise its VM kernel (linux-image-cloud-amd64)",
   },
   packages: {
     schema: z.array(packageEntry()),
@@ -314,7 +315,7 @@ export function resolveImageConfig(
     distro,
     arch,
     hostname: i.hostname ?? name,
-    kernel: i.kernel ?? distro.kernelPackage[arch]!,
+    kernel: i.kernel ?? (formats.includes('iso') ? distro.mediaKernelPackage : distro.kernelPackage)[arch]!,
     packages,
     recommends: i.recommends ?? false,
     files,

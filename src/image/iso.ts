@@ -46,7 +46,26 @@ export interface IsoPlatform {
   consoles: string[];
   /** GRUB's menu also on its serial terminal (on the firmware's console alone, UEFI shows it there already). */
   grubSerial: boolean;
+  /**
+   * The only drivers the live initramfs carries (with what dracut's live module adds): enough to find the
+   * medium in the drives a live ISO is booted from. The live system loads the rest from the squashfs.
+   * Without it, dracut's generic set: every storage, filesystem and HBA driver, 2.5 times the size.
+   */
+  initramfsDrivers?: string[];
 }
+
+/** What finds a live medium on a PC or a VM: its controllers, CD and disk drivers, a keyboard for the rescue shell. */
+const PC_LIVE_DRIVERS = [
+  // SATA (AHCI), IDE and NVMe drives; CDs and disks on SCSI
+  ...['ahci', 'ata_piix', 'ata_generic', 'pata_acpi', 'nvme', 'sr_mod', 'sd_mod', 'sg'],
+  // other hypervisors' drives: virtio, Hyper-V, VMware, Xen
+  ...['virtio_pci', 'virtio_blk', 'virtio_scsi', 'hv_storvsc', 'vmw_pvscsi', 'mptspi', 'xen_blkfront'],
+  // USB sticks and SD cards
+  ...['xhci_pci', 'ehci_pci', 'ohci_pci', 'uhci_hcd', 'usb_storage', 'uas'],
+  ...['mmc_block', 'sdhci_pci', 'sdhci_acpi', 'rtsx_pci_sdmmc'],
+  ...['hid_generic', 'usbhid', 'atkbd', 'i8042'],
+  ...['loop', 'dm_mod', 'dm_snapshot'],
+];
 
 export const ISO_PLATFORMS: Partial<Record<Arch, IsoPlatform>> = {
   x86_64: {
@@ -55,6 +74,7 @@ export const ISO_PLATFORMS: Partial<Record<Arch, IsoPlatform>> = {
     grubFrom: 'host',
     consoles: ['tty0', 'ttyS0,115200n8'],
     grubSerial: true,
+    initramfsDrivers: PC_LIVE_DRIVERS,
   },
   aarch64: {
     efi: { target: 'arm64-efi', package: 'grub-efi-arm64-bin', loader: 'BOOTAA64.EFI' },
@@ -73,6 +93,21 @@ export function isoPlatform(arch: Arch): IsoPlatform {
   const p = ISO_PLATFORMS[arch];
   if (!p) throw new VmstubError(noIsoReason(arch));
   return p;
+}
+
+/**
+ * dracut's configuration for the live initramfs: its live module, not host-only, zstd, without the
+ * modules a live root never uses before it is mounted (LUKS, LVM's resume, persistent memory, virtiofs).
+ */
+export function liveDracutConfig(platform: IsoPlatform): string {
+  return [
+    'add_dracutmodules+=" dmsquash-live "',
+    'omit_dracutmodules+=" crypt resume nvdimm virtiofs lunmask "',
+    'hostonly="no"',
+    'compress="zstd"',
+    ...(platform.initramfsDrivers ? [`drivers+=" ${platform.initramfsDrivers.join(' ')} "`] : []),
+    '',
+  ].join('\n');
 }
 
 /** Where GRUB's modules for an EFI target are in a tree (/ for the host's). */

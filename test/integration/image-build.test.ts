@@ -1,20 +1,21 @@
 /**
  * vmstub image build for real: a small Debian 12 image from a config and a hook (from Debian's real
- * mirror), its system image booted by vmstub run and its ISO by SeaBIOS from a CD drive (OVMF and the
- * ISO written to a disk: test/slow/image-iso-media.test.ts), a hook
+ * mirror), its system image booted by vmstub run and its ISO by plain QEMU from a SATA CD drive and as a
+ * USB stick, each with SeaBIOS and with OVMF (the rest: test/slow/image-iso-media.test.ts), a hook
  * change that rebuilds only the later stages, and builds that fail: a hook that exits non-zero, an
  * output directory that fills up.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { faultyMirror, RELEASE_FILES, type FaultyMirror } from '../helpers/fault-proxy.js';
 import { isRoot } from '../helpers/fixture.js';
-import { bootIso, writeConfig as writeConfigIn, writeHook as writeHookIn } from '../helpers/image-config.js';
+import { bootToLogin, DRIVE_SEEN, type Drive, type Firmware } from '../helpers/plain-boot.js';
+import { writeConfig as writeConfigIn, writeHook as writeHookIn } from '../helpers/image-config.js';
 
 interface BuildJson {
   outputs: { format: string; path: string; bytes: number }[];
@@ -109,6 +110,9 @@ describe('an image from a config and a hook', () => {
       assert.match(report, /El Torito boot img :\s+1\s+BIOS/);
       assert.match(report, /El Torito boot img :\s+2\s+UEFI/);
       assert.match(report, /Volume id\s+: 'LIVE'/);
+      const boot = spawnSync('unsquashfs', ['-l', squashfs, 'boot'], { encoding: 'utf8' }).stdout;
+      assert.match(boot, /boot\/vmlinuz-/);
+      assert.doesNotMatch(boot, /initrd\.img/, 'the live initramfs is beside the squashfs, not in it too');
     },
   );
 
@@ -124,20 +128,37 @@ describe('an image from a config and a hook', () => {
     },
   );
 
-  // SeaBIOS from a CD drive here; OVMF, and the ISO written to a disk, in the slow tier
+  // The ISO as users attach one, by plain QEMU: each drive kind with each firmware, two at a time (one
+  // vCPU each). An IDE drive, the ISO written to a disk, and vmstub run --iso are in the slow tier
   // (test/slow/image-iso-media.test.ts).
-  test('the ISO boots from a CD drive with SeaBIOS', { timeout: BOOT + 60_000 }, async () => {
-    // A firmware boot has no kernel of its own to check KVM with: with no probe on record, KVM is
-    // chosen only once a Linux kernel booted under it (on this kind of host it hangs one).
-    const probes = join(box.env.VMSTUB_CACHE!, 'probes');
-    rmSync(probes, { recursive: true, force: true });
-    await bootIso(box, 'img-iso-bios-cd', ['--iso', join(out, 'live.iso')], BOOT);
-    const shown = JSON.parse(box.run(['show', '--json', 'img-iso-bios-cd']).stdout) as { accel: string };
-    if (shown.accel === 'kvm') {
-      const record = JSON.parse(readFileSync(join(probes, 'kvm.json'), 'utf8')) as { kernelChecked: boolean };
-      assert.equal(record.kernelChecked, true, 'KVM chosen without a kernel having booted under it');
-    }
-  });
+  const bootPair = async (boots: [Drive, Firmware][]): Promise<void> => {
+    await Promise.all(
+      boots.map(async ([drive, firmware]) => {
+        const console_ = await bootToLogin(join(out, 'live.iso'), drive, firmware, dir, BOOT);
+        assert.match(console_, DRIVE_SEEN[drive], `the ${drive} was not seen`);
+        assert.match(console_, /root=live:CDLABEL=LIVE/);
+        assert.match(console_, /VMSTUB-HOOK-ONE/, "the hook's login banner");
+      }),
+    );
+  };
+  test(
+    'the ISO boots from a SATA CD drive with SeaBIOS, and as a USB stick with OVMF',
+    { timeout: BOOT + 60_000 },
+    () =>
+      bootPair([
+        ['sata-cd', 'seabios'],
+        ['usb-stick', 'ovmf'],
+      ]),
+  );
+  test(
+    'the ISO boots from a SATA CD drive with OVMF, and as a USB stick with SeaBIOS',
+    { timeout: BOOT + 60_000 },
+    () =>
+      bootPair([
+        ['sata-cd', 'ovmf'],
+        ['usb-stick', 'seabios'],
+      ]),
+  );
 
   test(
     "a changed hook: --explain names it, and the build starts from the hook's stage",

@@ -1,9 +1,10 @@
 /**
- * The slow tier: the live ISO of image-build.test.ts's config, booted by vmstub run the ways CI's one
- * SeaBIOS CD boot does not: from a CD drive with OVMF, and written to a disk (what dd to a USB stick
- * makes) with SeaBIOS and with OVMF. Its stages are cached in the test cache between runs.
+ * The slow tier: the live ISO of image-build.test.ts's config, booted the ways npm test's SATA CD and
+ * USB stick boots do not: by plain QEMU from an IDE CD drive on the i440FX PC, and by vmstub run from
+ * its own (virtio-scsi) CD drive and written to a disk, each with SeaBIOS and with OVMF. Its stages are
+ * cached in the test cache between runs.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -11,11 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import { Sandbox } from '../helpers/cli.js';
 import { isRoot, testCacheDir } from '../helpers/fixture.js';
 import { bootIso, writeConfig, writeHook } from '../helpers/image-config.js';
+import { bootToLogin, DRIVE_SEEN } from '../helpers/plain-boot.js';
 
 if (!isRoot) throw new Error('the image builder needs root');
 const BOOT = 300_000;
 
-describe('a live ISO booted with OVMF, and written to a disk', () => {
+describe('a live ISO in an IDE drive, in vmstub run, and written to a disk', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmstub-iso-media-'));
   const box = new Sandbox();
   const iso = join(dir, 'out', 'live.iso');
@@ -31,7 +33,32 @@ describe('a live ISO booted with OVMF, and written to a disk', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('from a CD drive with OVMF', { timeout: BOOT + 60_000 }, () =>
+  test(
+    'by plain QEMU from an IDE CD drive, with SeaBIOS and with OVMF',
+    { timeout: BOOT + 60_000 },
+    async () => {
+      await Promise.all(
+        (['seabios', 'ovmf'] as const).map(async (firmware) => {
+          const console_ = await bootToLogin(iso, 'ide-cd', firmware, dir, BOOT);
+          assert.match(console_, DRIVE_SEEN['ide-cd']);
+          assert.match(console_, /VMSTUB-HOOK-ONE/);
+        }),
+      );
+    },
+  );
+  test('by vmstub run from its CD drive with SeaBIOS', { timeout: BOOT + 60_000 }, async () => {
+    // A firmware boot has no kernel of its own to check KVM with: with no probe on record, KVM is
+    // chosen only once a Linux kernel booted under it (on this kind of host it hangs one).
+    const probes = join(box.env.VMSTUB_CACHE!, 'probes');
+    rmSync(probes, { recursive: true, force: true });
+    await bootIso(box, 'iso-bios-cd', ['--iso', iso], BOOT);
+    const shown = JSON.parse(box.run(['show', '--json', 'iso-bios-cd']).stdout) as { accel: string };
+    if (shown.accel === 'kvm') {
+      const record = JSON.parse(readFileSync(join(probes, 'kvm.json'), 'utf8')) as { kernelChecked: boolean };
+      assert.equal(record.kernelChecked, true, 'KVM chosen without a kernel having booted under it');
+    }
+  });
+  test('by vmstub run from its CD drive with OVMF', { timeout: BOOT + 60_000 }, () =>
     bootIso(box, 'iso-uefi-cd', ['--iso', iso, '--uefi'], BOOT),
   );
   for (const firmware of ['bios', 'uefi'] as const)

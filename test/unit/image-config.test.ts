@@ -47,6 +47,22 @@ test('a small config: every default filled in, the hook relative to the file', (
   assert.equal(c.finalMirror, 'http://deb.debian.org/debian');
 });
 
+test("an ISO's default kernel is the distribution's general one: the VM kernel has no SATA or USB storage driver", () => {
+  const iso = (arch: string, distro = 'debian12') =>
+    readImageConfig(
+      file(`iso-${distro}-${arch}.yaml`, `name: l\ndistro: ${distro}\nformats: [iso]\n`),
+      arch as 'x86_64',
+    ).kernel;
+  assert.equal(iso('x86_64'), 'linux-image-amd64');
+  assert.equal(iso('aarch64'), 'linux-image-arm64');
+  assert.equal(iso('x86_64', 'ubuntu2404'), 'linux-image-generic');
+  const chosen = readImageConfig(
+    file('iso-own.yaml', 'name: l\ndistro: debian12\nformats: [iso]\nkernel: linux-image-rt-amd64\n'),
+    'x86_64',
+  );
+  assert.equal(chosen.kernel, 'linux-image-rt-amd64', "the config's own kernel still wins");
+});
+
 test('a build mirror is used for security updates too, and the final mirror stays the official one', () => {
   const c = readImageConfig(
     file('m.yaml', 'name: m\ndistro: debian12\nmirror: http://127.0.0.1:3142/debian/\n'),

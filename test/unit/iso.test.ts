@@ -5,6 +5,7 @@ import {
   grubConfig,
   isoPlatform,
   liveCommandLine,
+  liveDracutConfig,
   parseIsoReport,
   volumeLabel,
   xorrisoArgs,
@@ -24,6 +25,18 @@ test('the live entry finds the medium by its label, keeps changes in memory and 
   assert.match(cmdline, /root=live:CDLABEL=WEB rd\.live\.image/);
   assert.match(cmdline, /rd\.live\.overlay\.overlayfs=1/);
   assert.match(cmdline, /console=ttyS0,115200n8$/, 'the serial console last: it becomes /dev/console');
+});
+
+test("the live initramfs carries the drivers of a PC's CD drives and USB sticks alone, and no LUKS", () => {
+  const pc = liveDracutConfig(ISO_PLATFORMS.x86_64!);
+  const drivers = /^drivers\+=" ([^"]*) "$/m.exec(pc)?.[1]?.split(' ') ?? [];
+  for (const d of ['ahci', 'ata_piix', 'sr_mod', 'xhci_pci', 'usb_storage', 'uas', 'virtio_scsi', 'nvme'])
+    assert.ok(drivers.includes(d), `${d} is missing`);
+  assert.match(pc, /add_dracutmodules\+=" dmsquash-live "/);
+  assert.match(pc, /omit_dracutmodules\+=" crypt /);
+  assert.match(pc, /^compress="zstd"$/m);
+  // arm64 boards find their media through drivers no list here keeps up with: dracut's generic set.
+  assert.doesNotMatch(liveDracutConfig(ISO_PLATFORMS.aarch64!), /drivers\+=/);
 });
 
 test('xorriso: BIOS El Torito with the hybrid MBR, the ESP appended as a GPT partition and booted for UEFI', () => {
