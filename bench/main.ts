@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, toMarkdown, type BenchResult } from './report.js';
 import { benchCreate } from './create.js';
+import { benchDisks } from './disks.js';
 import { benchFamilies } from './families.js';
 import { benchForeign } from './foreign.js';
 import { benchHandoff } from './handoff.js';
@@ -21,6 +22,7 @@ const benchmarks: Record<string, () => Promise<BenchResult>> = {
   handoff: benchHandoff,
   create: benchCreate,
   families: benchFamilies,
+  disks: benchDisks,
   'package-cache': benchPackageCache,
   image: benchImage,
   'rpm-solve': benchRpmSolve,

@@ -8,6 +8,7 @@ import { oneLine } from '../util/errors.js';
 import { run as runTool, which, type ExecOptions } from '../util/exec.js';
 import { parseImageCmdline } from '../vm/system-image.js';
 import { detectKernelFormat, unpackZboot } from './kernel-image.js';
+import { initrdWithKey } from './initrd-key.js';
 import {
   findInstalledKernel,
   isUnfinishedInstall,
@@ -106,27 +107,63 @@ function virtioTags(): string[] {
   return tags;
 }
 
-async function sh(cmd: string, args: string[], input?: string): Promise<void> {
-  const r = await run(cmd, args, { input });
-  if (r.code !== 0)
-    throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`);
+/** How many passphrases the console is asked for before the stub boots on. */
+const CONSOLE_TRIES = 3;
+
+/** A line typed on the console without echo (the passphrase), or undefined when the console ended. */
+async function readConsoleSecret(): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let typed = '';
+    const child = spawn(
+      which('sh') ?? 'sh',
+      // The prompt only once echo is off: what is typed after it is never shown (or kept in a console log).
+      [
+        '-c',
+        'stty -echo 2>/dev/null; printf "Passphrase: " >&2; IFS= read -r line; s=$?; stty echo 2>/dev/null; echo >&2; printf %s "$line"; exit $s',
+      ],
+      { stdio: ['inherit', 'pipe', 'inherit'] },
+    );
+    child.stdout.on('data', (d: Buffer) => (typed += d.toString('utf8')));
+    child.on('exit', (code) => resolve(code === 0 ? typed : undefined));
+  });
 }
 
-/** Opens a LUKS container read-only with the host's passphrase (fw_cfg), or asks on the console. */
-async function openLuks(dev: string, log: (s: string) => void): Promise<string> {
+/**
+ * Opens a LUKS container read-only with the host's passphrase (fw_cfg), or with one typed on the
+ * console; returns the mapped device and the passphrase that opened it (for the system's initramfs).
+ */
+async function openLuks(
+  dev: string,
+  log: (s: string) => void,
+): Promise<{ device: string; passphrase: string }> {
   await run('modprobe', ['-q', 'dm_crypt']);
   await run('modprobe', ['-q', 'qemu_fw_cfg']);
-  const args = ['open', '--readonly', '--type', 'luks', dev, LUKS_NAME];
-  if (existsSync(LUKS_PASSPHRASE_FW_CFG)) {
-    await sh('cryptsetup', [...args, '--key-file=-'], readFileSync(LUKS_PASSPHRASE_FW_CFG, 'utf8'));
-  } else {
-    log(`${dev} is encrypted: type its passphrase`);
-    const code = await new Promise<number | null>((resolve) => {
-      spawn(which('cryptsetup') ?? 'cryptsetup', args, { stdio: 'inherit' }).on('exit', resolve);
+  const open = (passphrase: string) =>
+    run('cryptsetup', ['open', '--readonly', '--type', 'luks', '--key-file=-', dev, LUKS_NAME], {
+      input: passphrase,
     });
-    if (code !== 0) throw new Error(`cryptsetup could not open ${dev}`);
+  const opened = (passphrase: string) => ({ device: `/dev/mapper/${LUKS_NAME}`, passphrase });
+  if (existsSync(LUKS_PASSPHRASE_FW_CFG)) {
+    const passphrase = readFileSync(LUKS_PASSPHRASE_FW_CFG, 'utf8');
+    const r = await open(passphrase);
+    if (r.code === 0) return opened(passphrase);
+    throw new Error(
+      `the host's passphrase does not open ${dev}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
+    );
   }
-  return `/dev/mapper/${LUKS_NAME}`;
+  for (let tried = 1; ; tried++) {
+    log(`${dev} is encrypted: type its passphrase`);
+    const passphrase = await readConsoleSecret();
+    if (passphrase === undefined)
+      throw new Error(`${dev} is encrypted, and no passphrase could be read from the console`);
+    const r = await open(passphrase);
+    if (r.code === 0) return opened(passphrase);
+    if (tried === CONSOLE_TRIES)
+      throw new Error(`no passphrase typed on the console opened ${dev} (${CONSOLE_TRIES} tries)`);
+    log(
+      `that passphrase does not open ${dev} (${CONSOLE_TRIES - tried} ${CONSOLE_TRIES - tried === 1 ? 'try' : 'tries'} left)`,
+    );
+  }
 }
 
 interface Found {
@@ -154,6 +191,7 @@ export async function loadInstalledKernel(
   tree: string,
   root: HandoffRoot,
   log: (s: string) => void,
+  passphrase?: string,
 ): Promise<Found | undefined> {
   if (isUnfinishedInstall(tree)) {
     log(
@@ -177,7 +215,13 @@ export async function loadInstalledKernel(
   const hasKexec = which('kexec') !== undefined;
   if (hasKexec && !stubCmdline.split(/\s+/).includes(HOST_HANDOFF_ARG)) {
     log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
-    await kexecLoad(choice.kernel, singleInitrd(choice.initrds), cmdline);
+    const initrd = singleInitrd(choice.initrds);
+    // The encrypted root's passphrase goes on to the system's initramfs, so no one types it twice.
+    await kexecLoad(
+      choice.kernel,
+      passphrase === undefined ? initrd : keyedInitrd(initrd, passphrase),
+      cmdline,
+    );
   } else {
     log(
       `found ${choice.name} (${choice.source}) on ${root.device}; ${hasKexec ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,
@@ -235,6 +279,7 @@ async function inspect(
   options: string,
   root: HandoffRoot,
   log: (s: string) => void,
+  passphrase?: string,
 ): Promise<Found | undefined> {
   mkdirSync(MOUNT_POINT, { recursive: true });
   await run('modprobe', ['-q', fsType]);
@@ -244,7 +289,7 @@ async function inspect(
     return undefined;
   }
   try {
-    return await loadInstalledKernel(MOUNT_POINT, root, log);
+    return await loadInstalledKernel(MOUNT_POINT, root, log, passphrase);
   } finally {
     await quietly('umount', [MOUNT_POINT]);
   }
@@ -255,9 +300,10 @@ async function findOnDataDisk(log: (s: string) => void): Promise<Found | undefin
     let id = await probe(dev);
     let source = dev;
     let luksUuid: string | undefined;
+    let passphrase: string | undefined;
     if (id.TYPE === 'crypto_LUKS') {
       luksUuid = id.UUID;
-      source = await openLuks(dev, log);
+      ({ device: source, passphrase } = await openLuks(dev, log));
       id = await probe(source);
     }
     if (!id.TYPE) {
@@ -272,6 +318,7 @@ async function findOnDataDisk(log: (s: string) => void): Promise<Found | undefin
         readOnlyMountOptions(id.TYPE),
         { uuid: id.UUID, device: source, fsType: id.TYPE, luksUuid },
         log,
+        passphrase,
       );
       if (found) return found;
     } finally {
@@ -286,6 +333,14 @@ async function findOnDataDisk(log: (s: string) => void): Promise<Found | undefin
 async function findOnShare(log: (s: string) => void): Promise<Found | undefined> {
   if (!virtioTags().includes('fs')) return undefined;
   return inspect('fs', 'virtiofs', 'ro', { device: 'fs', fsType: 'virtiofs' }, log);
+}
+
+/** The initramfs and, after it, the passphrase (src/boot/initrd-key.ts), in the stub's memory (tmpfs). */
+function keyedInitrd(initrd: string | undefined, passphrase: string): string {
+  if (!initrd) throw new Error('the installed kernel has no initramfs to open its encrypted root with');
+  const out = '/run/vmstub/kexec-initrd-keyed';
+  writeFileSync(out, initrdWithKey(readFileSync(initrd), Buffer.from(passphrase)), { mode: 0o600 });
+  return out;
 }
 
 /** Several initrds (a BLS entry may list microcode first) become one: the kernel reads concatenated cpio archives. */

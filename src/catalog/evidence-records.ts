@@ -17,6 +17,7 @@ export const EVIDENCE_RECORDS: Evidence[] = [
   {"distro":"centos9stream","test":"test/integration/dnf-agreement.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"both passes solved as dnf solves them, on the real AppStream and a BaseOS stand-in"},
   {"distro":"centos9stream","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},
   {"distro":"centos9stream","test":"test/unit/catalog-real-metadata.test.ts","source":"real-metadata","reached":"metadata","arch":"x86_64","what":"every package of both passes is in the real BaseOS or AppStream"},
+  {"distro":"debian12","test":"test/e2e/create-encrypted.test.ts","source":"real-mirror","reached":"ssh","arch":"x86_64","what":"an encrypted root (LUKS2, ext4) unlocked by the host"},
   {"distro":"debian12","test":"test/e2e/create.test.ts","source":"real-mirror","reached":"ssh","arch":"x86_64"},
   {"distro":"debian13","test":"test/slow/create-debian13.test.ts","source":"real-mirror","reached":"ssh","arch":"x86_64"},
   {"distro":"fedora42","test":"test/integration/rpm-bootstrap.test.ts","source":"synthetic","reached":"bootstrap","arch":"x86_64","what":"vmstub's RPM bootstrap on packages the test builds, not the distribution's"},

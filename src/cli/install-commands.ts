@@ -28,6 +28,7 @@ import {
   stubSpec,
 } from '../installer/stub-install.js';
 import { ExitCode, usageError } from '../util/errors.js';
+import { terminalPassphrase } from './prompt.js';
 
 const distros = () =>
   new Command('distros')
@@ -137,6 +138,7 @@ const create = () =>
           fresh: o.fresh === true,
           explain: o.explain === true,
           packageCache: o.packageCache !== false,
+          askPassphrase: terminalPassphrase(),
           ...hooks,
         }),
       );
@@ -185,10 +187,19 @@ const resume = () =>
     )
     .argument('<NAME>', 'the instance')
     .addOption(sshTimeoutOption())
+    .option(
+      '--key-file <FILE>',
+      'an encrypted root the host keeps no passphrase of (--unlock console): the new passphrase, the first line of FILE (else asked at the terminal)',
+    )
     .addOption(eventsJsonOption())
     .action(async (name, o) => {
       await followInstall(name, o.json === true, (hooks) =>
-        resumeInstall(name, { sshTimeoutSec: o.sshTimeout, ...hooks }),
+        resumeInstall(name, {
+          sshTimeoutSec: o.sshTimeout,
+          keyFile: o.keyFile,
+          askPassphrase: terminalPassphrase(),
+          ...hooks,
+        }),
       );
     });
 

@@ -2,6 +2,7 @@ import { Command, type CommanderError, type Option } from '@commander-js/extra-t
 import { bootCommands } from './boot-commands.js';
 import { bootstrapCommands } from './bootstrap-commands.js';
 import { diskCommands } from './disk-commands.js';
+import { keyCommands } from './key-commands.js';
 import { imageCommands } from './image-commands.js';
 import { installCommands } from './install-commands.js';
 import { describeOption, notesOf, optionFlags } from './options.js';
@@ -124,7 +125,10 @@ export function buildProgram(): AnyCommand {
   const groups: [string, () => readonly unknown[]][] = [
     ['Installing:', installCommands],
     ['Running:', () => [...vmCommands(), ...portCommands(), ...serviceCommands()]],
-    ['Disks and images:', () => [...diskCommands(), ...snapshotCommands(), ...imageCommands()]],
+    [
+      'Disks and images:',
+      () => [...diskCommands(), ...keyCommands(), ...snapshotCommands(), ...imageCommands()],
+    ],
     ['Inside the stub, and on their own:', () => [...bootCommands(), ...bootstrapCommands()]],
     ['For editors and shells:', toolCommands],
   ];

@@ -245,11 +245,29 @@ const startCommand = () =>
         throw conflictError(
           `${name}'s install did not finish (${describeInstallStatus(install)}); vmstub resume ${name} goes on with it, vmstub start --stub ${name} boots the stub to look`,
         );
+      encryptedRootStart(name, loadDefinition(name), o.console === true);
       await startInstance(name, note, { extraAppend: stubAppend(o.stub) });
       process.exitCode = o.console
         ? await foreground(name)
         : await afterDetachedStart(name, o.json === true, o.waitSsh);
     });
+
+/**
+ * An encrypted root before a start: the passphrase the host keeps must still be there (refused before
+ * anything starts), and with unlock: console the user is told where the prompt is.
+ */
+function encryptedRootStart(name: string, def: VmDefinition, console_: boolean): void {
+  if (!def.encryptedRoot) return;
+  const file = instancePaths(name).luksPassphrase;
+  if (def.encryptedRoot.unlock === 'host' && !existsSync(file))
+    throw conflictError(
+      `${name}'s root is encrypted and its passphrase file ${file} is gone; nothing was started`,
+    );
+  if (def.encryptedRoot.unlock === 'console')
+    note(
+      `${name}'s root is encrypted: type its passphrase at the console${console_ ? '' : ` (vmstub console ${name})`}`,
+    );
+}
 
 const stopCommand = () =>
   new Command('stop')

@@ -117,6 +117,10 @@ export async function cloneInstance(
   if (status.phase !== 'installed')
     throw conflictError(`${source}'s install did not finish; vmstub resume ${source} first`);
   if (isRunning(from)) throw conflictError(`${source} is running; stop it first (vmstub stop ${source})`);
+  if (def.encryptedRoot)
+    throw conflictError(
+      `${source}'s root is encrypted, and this vmstub cannot clone an encrypted root yet (the clone would share its key)`,
+    );
   if (existsSync(instancePaths(o.name).definition)) throw conflictError(`${o.name} exists`);
   if (!existsSync(def.data.path)) throw conflictError(`${source}'s data disk ${def.data.path} is gone`);
   // The clone freezes the source's disk into a shared read-only layer, where its snapshots could no longer be restored.

@@ -18,6 +18,7 @@ import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk, virtualSize } from '../vm/allocate.js';
 import { refuseSmallDisk } from './disk-space.js';
+import { newPassphrase, writePassphrase, type AskPassphrase } from './luks-key.js';
 import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
@@ -79,6 +80,8 @@ export interface CreateOptions {
   explain?: boolean;
   /** Download through vmstub's package cache (default: yes). */
   packageCache?: boolean;
+  /** Asks for an encrypted root's passphrase at the terminal; unset where there is none. */
+  askPassphrase?: AskPassphrase;
 }
 
 export interface CreateResult {
@@ -198,6 +201,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
   refuseExisting(o.name);
   const fits = { diskBytes: machine.diskBytes, filesystem: spec.filesystem, distro: spec.distro };
   refuseSmallDisk(fits);
+  const passphrase = spec.encrypt ? await newPassphrase(machine.keyFile, o.askPassphrase) : undefined;
   if (spec.keyring && !existsSync(spec.keyring))
     throw usageError(`keyring ${spec.keyring} does not exist (create reads it on this host)`);
 
@@ -252,6 +256,12 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     await allocateDisk(disk, machine.diskBytes, 'raw');
     def.data = { path: disk, format: 'raw' };
     def.fwCfg = hintFwCfg(paths, spec.root.sshKeys, spec.timezone);
+    if (passphrase !== undefined) {
+      writePassphrase(paths.luksPassphrase, passphrase);
+      def.encryptedRoot = { unlock: machine.unlock };
+      if (machine.unlock === 'host')
+        def.fwCfg.push({ name: fwCfgName('luksPassphrase'), file: paths.luksPassphrase });
+    }
     if (spec.keyring) {
       // Kept with the instance (resume and clone pass it again) and given to the stub by fw_cfg.
       copyFileSync(spec.keyring, paths.mirrorKeyring);
@@ -273,7 +283,9 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
  */
 export async function resumeInstall(
   name: string,
-  o: Pick<CreateOptions, 'sshTimeoutSec' | 'note' | 'onEvent' | 'tick'>,
+  o: Pick<CreateOptions, 'sshTimeoutSec' | 'note' | 'onEvent' | 'tick' | 'askPassphrase'> & {
+    keyFile?: string;
+  },
 ): Promise<CreateResult & { resumed: 'followed' | 'started over' }> {
   const started = Date.now();
   const def = loadDefinition(name);
@@ -314,6 +326,12 @@ export async function resumeInstall(
     ? await rootForInstall(spec, def, { ...o, bootstrapOn: 'host' }, phases)
     : undefined;
   if (rootTarball) refuseSmallDisk({ ...fits, rootBytes: statSync(rootTarball).size }, name);
+  // An encrypted root the host does not keep the passphrase of: the install starts over with a new one.
+  if (def.encryptedRoot && !existsSync(paths.luksPassphrase)) {
+    if (def.encryptedRoot.unlock === 'host')
+      throw conflictError(`${name}'s passphrase file ${paths.luksPassphrase} is gone; nothing was changed`);
+    writePassphrase(paths.luksPassphrase, await newPassphrase(o.keyFile, o.askPassphrase));
+  }
   if (stubStayed) {
     o.note(`${name}: stopping the stub it stayed in after the failed install`);
     await stopInstance(name, { force: true, timeoutSec: 0 });
@@ -368,6 +386,9 @@ export async function installAndVerify(
     !spec.rootTarball &&
     !spec.renewIdentity &&
     !packageCacheSkipped(spec, o.packageCache === false);
+  const def = loadDefinition(name);
+  // unlock: console: the install's boot alone is given the passphrase, and the file goes once QEMU has it.
+  const oneBootPassphrase = def.encryptedRoot?.unlock === 'console' && existsSync(paths.luksPassphrase);
   let guard: Registration | undefined;
   let done: { hostKeys: string[] };
   try {
@@ -388,12 +409,17 @@ export async function installAndVerify(
               { name: fwCfgName('sshHostKeys'), file: paths.sshHostKeys },
               ...(cache ? [{ name: fwCfgName('packageCache'), file: paths.packageCache }] : []),
               ...(spec.keyring ? [{ name: fwCfgName('mirrorKeyring'), file: spec.keyring }] : []),
+              ...(oneBootPassphrase
+                ? [{ name: fwCfgName('luksPassphrase'), file: paths.luksPassphrase }]
+                : []),
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
           });
-          // QEMU read them when it started: the private keys and the token stay on disk no longer.
+          // QEMU read them when it started: the private keys, the token and a passphrase the host
+          // does not keep stay on disk no longer.
           rmSync(paths.sshHostKeys, { force: true });
           rmSync(paths.packageCache, { force: true });
+          if (oneBootPassphrase) rmSync(paths.luksPassphrase, { force: true });
         } catch (e) {
           await run.unmake?.undo();
           throw e;
@@ -434,10 +460,10 @@ export async function installAndVerify(
   } finally {
     rmSync(paths.packageCache, { force: true });
     rmSync(paths.sshHostKeys, { force: true });
+    if (oneBootPassphrase) rmSync(paths.luksPassphrase, { force: true });
   }
   guard!.release();
   writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });
-  const def = loadDefinition(name);
   writeFileSync(paths.knownHosts, knownHostsLines(name, done.hostKeys), { mode: 0o600 });
 
   const port = readState(paths).sshPort;

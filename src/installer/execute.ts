@@ -18,7 +18,8 @@ import { run, runLines, which } from '../util/exec.js';
 import { mountsUnder, unmountUnder } from '../util/mounts.js';
 import { diskFullNote, filledUp, type FilesystemSpace } from './disk-space.js';
 import type { Action, Plan, Step } from './plan/index.js';
-import { HOOKS, STAGING, TARGET, chroot } from './plan/index.js';
+import { HOOKS, LUKS_FORMAT_OPTIONS, LUKS_MAPPING, STAGING, TARGET, chroot } from './plan/index.js';
+import { fwCfgGuestPath } from '../events/protocol.js';
 import type { InstallEvent } from '../events/protocol.js';
 import { claimDirectory, clearUnfinished, releaseDirectory } from './directory-claim.js';
 import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
@@ -101,6 +102,27 @@ async function diskSignature(device: string): Promise<string | undefined> {
   const type = /^TYPE=(.*)$/m.exec(out)?.[1];
   const pt = /^PTTYPE=(.*)$/m.exec(out)?.[1];
   return type ?? (pt ? `a ${pt} partition table` : undefined);
+}
+
+/** The encrypted root's passphrase, as the host gave it (fw_cfg); never read into a log. */
+function luksKeyFile(): string {
+  const file = fwCfgGuestPath('luksPassphrase');
+  if (!existsSync(file))
+    throw new InstallError(
+      'the root is to be encrypted, and the host gave no passphrase (fw_cfg luks-passphrase)',
+    );
+  return file;
+}
+
+/** Opens the container as LUKS_MAPPING, closed again when the install ends. */
+async function openLuks(device: string, key: string, cx: ExecContext): Promise<void> {
+  cx.log(`$ cryptsetup open ${device} ${LUKS_MAPPING}`);
+  await exec(['cryptsetup', 'open', `--key-file=${key}`, device, LUKS_MAPPING], (l) => cx.log(l));
+  cx.cleanups.push(
+    onCleanup(`close ${LUKS_MAPPING}`, async () => {
+      await run(which('cryptsetup') ?? 'cryptsetup', ['close', LUKS_MAPPING]);
+    }),
+  );
 }
 
 /** What the actions of one install share while they run. */
@@ -242,6 +264,15 @@ const RUN: Runners = {
       );
     if (directory) claimDirectory(cx.target);
   },
+  'luks-format': async (a, cx) => {
+    const key = luksKeyFile();
+    cx.log(`$ cryptsetup luksFormat ${LUKS_FORMAT_OPTIONS.join(' ')} ${a.device}`);
+    await exec(['cryptsetup', 'luksFormat', ...LUKS_FORMAT_OPTIONS, `--key-file=${key}`, a.device], (l) =>
+      cx.log(l),
+    );
+    await openLuks(a.device, key, cx);
+  },
+  'luks-open': async (a, cx) => openLuks(a.device, luksKeyFile(), cx),
   mount: async (a, cx) => {
     mkdirSync(cx.target, { recursive: true });
     cx.log(`$ mount -t ${a.fstype} ${a.source} ${cx.target}`);

@@ -6,6 +6,7 @@ import { DEFAULT_SHELL } from '../config/fields.js';
 import type { DebDistro } from '../catalog/types.js';
 import { rpmvercmp } from '../util/version.js';
 import type { Filesystem, InstallSpec } from './spec.js';
+import { HANDOFF_LUKS_KEY } from '../boot/initrd-key.js';
 
 /** Where the installer keeps the mirror's keyring in the target when the spec brings its own. */
 export const CUSTOM_KEYRING = '/etc/apt/keyrings/vmstub-mirror.gpg';
@@ -185,9 +186,11 @@ export function initramfsConf(): string {
   ].join('\n');
 }
 
-export function initramfsModules(fs: Filesystem | 'virtiofs'): string {
+export function initramfsModules(fs: Filesystem | 'virtiofs', encrypted = false): string {
   return (
     [
+      // the key script of an encrypted root reads the host's passphrase through it
+      encrypted ? 'qemu_fw_cfg' : undefined,
       'virtio_pci',
       'virtio_blk',
       'virtio_scsi',
@@ -199,6 +202,34 @@ export function initramfsModules(fs: Filesystem | 'virtiofs'): string {
       .filter(Boolean)
       .join('\n') + '\n'
   );
+}
+
+/** Where the installed system keeps the encrypted root's key script (crypttab's keyscript=). */
+export const LUKS_KEYSCRIPT = '/usr/lib/vmstub/luks-key';
+
+/** The encrypted root in crypttab (source: LABEL=, UUID= or a path): opened in the initramfs, its passphrase from the key script. */
+export function crypttab(mapping: string, source: string): string {
+  return `# vmstub\n${mapping} ${source} none luks,discard,initramfs,keyscript=${LUKS_KEYSCRIPT}\n`;
+}
+
+/**
+ * crypttab's key script (run in the initramfs, prints the passphrase): from the boot handoff, which
+ * opened the root already and passed the passphrase on in memory; else from the host (fw_cfg, an
+ * instance the host unlocks); else typed on the console. A passphrase that failed is not offered again.
+ */
+export function luksKeyScript(fwCfgName: string): string {
+  return [
+    '#!/bin/sh',
+    '# vmstub: the passphrase of the encrypted root (crypttab keyscript)',
+    'if [ "${CRYPTTAB_TRIED:-0}" = 0 ]; then',
+    `\tif [ -r ${HANDOFF_LUKS_KEY} ]; then cat ${HANDOFF_LUKS_KEY}; exit 0; fi`,
+    '\tmodprobe -q qemu_fw_cfg 2>/dev/null',
+    `\tf=/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName}/raw`,
+    '\tif [ -r "$f" ]; then cat "$f"; exit 0; fi',
+    'fi',
+    'exec /lib/cryptsetup/askpass "Passphrase for the encrypted root ($CRYPTTAB_NAME): "',
+    '',
+  ].join('\n');
 }
 
 /** sshd: keys only, unless some account was given a password. */

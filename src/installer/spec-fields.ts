@@ -30,6 +30,7 @@ import { parseHostFwd } from '../vm/network.js';
 export const FILESYSTEMS = ['xfs', 'btrfs', 'ext4'] as const;
 export const TARGETS = ['disk', 'share', 'directory'] as const;
 export const BOOTSTRAPS = ['mmdebstrap', 'debootstrap'] as const;
+export const UNLOCK_MODES = ['host', 'console'] as const;
 
 /** The keys in a public key file (one per line, as ~/.ssh/*.pub and authorized_keys hold them). */
 function publicKeysIn(file: string): string[] {
@@ -99,6 +100,12 @@ export const SPEC_FIELDS = {
     doc: 'root filesystem',
     value: 'xfs',
     flags: [{ flags: '--filesystem <FS>' }],
+  },
+  encrypt: {
+    schema: z.boolean(),
+    doc: 'the root filesystem inside a LUKS2 container on the data disk (Debian and Ubuntu)',
+    value: false,
+    flags: [{ flags: '--encrypt' }],
   },
   target: {
     schema: z.enum(TARGETS),
@@ -309,6 +316,20 @@ export const SPEC_FIELDS = {
     value: false,
     machine: true,
     flags: [{ flags: '--auto-forward' }],
+  },
+  unlock: {
+    schema: z.enum(UNLOCK_MODES),
+    doc: "how an encrypted root is opened at each boot: 'host' keeps the passphrase with the instance (readable by its owner alone) and gives it to the VM; 'console' keeps nothing, and every boot asks on the console (vmstub console NAME)",
+    value: 'host',
+    machine: true,
+    flags: [{ flags: '--unlock <HOW>' }],
+  },
+  keyFile: {
+    schema: z.string(),
+    doc: "the encrypted root's passphrase: this file's first line (relative to the spec file); without it, create asks at the terminal",
+    default: 'asked at the terminal',
+    machine: true,
+    flags: [{ flags: '--key-file <FILE>' }],
   },
   shares: {
     schema: z.array(z.string()),

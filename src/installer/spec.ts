@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CATALOG } from '../catalog/index.js';
 import {
   formatProblems as formatConfigProblems,
@@ -20,6 +20,7 @@ import {
   fieldDecl,
   specFileSchema,
   type BOOTSTRAPS,
+  type UNLOCK_MODES,
   type ResolvedFields,
   type SpecField,
   type SpecInput,
@@ -60,6 +61,10 @@ export interface MachineSpec {
   /** DIR[:TAG] as written; relative directories are relative to `baseDir`. */
   shares: string[];
   baseDir: string;
+  /** How an encrypted root is opened at each boot. */
+  unlock: (typeof UNLOCK_MODES)[number];
+  /** The passphrase's file, resolved against baseDir; none: asked at the terminal. */
+  keyFile?: string;
 }
 
 export interface SpecDefaults {
@@ -157,6 +162,16 @@ export function resolveSpecAndMachine(
       ['filesystem'],
       `${distro.name}'s kernel cannot boot from ${filesystem} (${distro.filesystems.join(', ')})`,
     );
+  if (distro && ok('encrypt') && input.encrypt && distro.family !== 'deb')
+    problem(
+      ['encrypt'],
+      `${distro.name}'s initramfs (${distro.family === 'gentoo' ? "Gentoo's" : 'dracut'}) is not set up by vmstub to unlock an encrypted root yet; Debian and Ubuntu are`,
+    );
+  if (!input.encrypt)
+    for (const k of ['keyFile', 'unlock'] as const)
+      if (input[k] !== undefined) problem([k], 'is for an encrypted root (encrypt: true, --encrypt)');
+  if (ok('encrypt') && input.encrypt && (input.target ?? 'disk') !== 'disk')
+    problem(['encrypt'], 'only a root on the data disk can be encrypted');
   const hostname = input.hostname ?? defaults.hostname;
   if (input.hostname === undefined && !HOSTNAME_RE.test(hostname))
     problem(['hostname'], `'${hostname}' is not a valid host name`);
@@ -222,6 +237,8 @@ export function resolveSpecAndMachine(
     autoForward: given('autoForward') as boolean,
     shares: (given('shares') as string[] | undefined) ?? [],
     baseDir: src.baseDir ?? process.cwd(),
+    unlock: given('unlock') as MachineSpec['unlock'],
+    ...(data.keyFile ? { keyFile: resolve(src.baseDir ?? process.cwd(), data.keyFile as string) } : {}),
   };
   return { spec, machine };
 }

@@ -55,6 +55,11 @@ export interface VmDefinition {
   hostfwds: HostFwd[];
   /** Forward each TCP port the guest listens on from the same port on 127.0.0.1 (src/vm/auto-forward.ts). */
   autoForward?: boolean;
+  /**
+   * The data disk holds an encrypted root: with unlock 'host' the passphrase is one of fwCfg's items (a
+   * file of the instance); with 'console' every boot asks for it on the console.
+   */
+  encryptedRoot?: { unlock: 'host' | 'console' };
   /** Extra kernel command line arguments, appended after vmstub's own. */
   append: string[];
   fwCfg: FwCfgItem[];

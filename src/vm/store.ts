@@ -53,6 +53,11 @@ export interface InstancePaths {
   sshHostKeys: string;
   /** create --keyring's file, kept with the instance for resume and passed to the stub (fw_cfg). */
   mirrorKeyring: string;
+  /**
+   * An encrypted root's passphrase (owner-only): kept while the host unlocks it (unlock: host); with
+   * unlock: console only until the install's QEMU has read it.
+   */
+  luksPassphrase: string;
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
@@ -119,6 +124,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     packageCache: join(dir, 'package-cache'),
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     mirrorKeyring: join(dir, 'mirror-keyring'),
+    luksPassphrase: join(dir, 'luks-passphrase'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
     bootExport: join(dir, 'boot-export'),

@@ -224,6 +224,31 @@ describe('bad input, disks and damaged state', () => {
       /AlmaLinux 9's kernel cannot boot from btrfs/,
     ],
     [
+      ['create', 'web1', '--distro', 'centos9stream', '--encrypt'],
+      2,
+      /encrypt: CentOS Stream 9's initramfs \(dracut\) is not set up by vmstub to unlock an encrypted root yet/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--encrypt', '--key-file', 'nonexistent.key'],
+      2,
+      /--key-file .*nonexistent\.key: no such file\n$/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--encrypt', '--key-file', 'empty.img'],
+      2,
+      /its first line is empty/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--encrypt'],
+      2,
+      /--encrypt: give the passphrase with --key-file FILE \(there is no terminal to ask at\)/,
+    ],
+    [
+      ['create', 'web1', '--distro', 'debian12', '--unlock', 'console'],
+      2,
+      /unlock: is for an encrypted root/,
+    ],
+    [
       ['create', 'web1', '--distro', 'debian12', '--locale', 'xx_YY.UTF-8'],
       2,
       /locale: 'xx_YY\.UTF-8' is not a locale glibc supports/,

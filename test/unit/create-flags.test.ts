@@ -46,6 +46,15 @@ const ROWS: Record<string, Row> = {
     check: ({ spec }) => assert.equal(spec.filesystem, 'ext4'),
   },
   '--wipe': { argv: ['--wipe'], check: ({ spec }) => assert.equal(spec.wipe, true) },
+  '--encrypt': { argv: ['--encrypt'], check: ({ spec }) => assert.equal(spec.encrypt, true) },
+  '--unlock': {
+    argv: ['--unlock', 'console'],
+    check: ({ machine }) => assert.equal(machine.unlock, 'console'),
+  },
+  '--key-file': {
+    argv: ['--key-file', 'web1.key'],
+    check: ({ machine }) => assert.match(machine.keyFile ?? '', /^\/.*\/web1\.key$/),
+  },
   '--mirror': {
     argv: ['--mirror', 'http://127.0.0.1:9/debian/'],
     check: ({ spec }) => assert.equal(spec.mirror, 'http://127.0.0.1:9/debian'),

@@ -249,3 +249,56 @@ test('the second pass in each package manager’s own words: yum, dnf and dnf5',
     }
   }
 });
+
+test('plan snapshot: an encrypted ext4 root (LUKS2 with a label, crypttab and the key script staged)', () => {
+  const spec = resolveSpec({ distro: 'debian12', filesystem: 'ext4', encrypt: true }, defaults);
+  const plan = buildPlan(spec);
+  snapshot('debian12-encrypted.plan.txt', formatPlan(plan, true));
+  const actions = plan.steps.flatMap((s) => s.actions);
+  const at = (kind: Action['kind']) => actions.findIndex((a) => a.kind === kind);
+  const mkfs = actions.findIndex((a) => a.kind === 'exec' && a.argv[0] === 'mkfs.ext4');
+  assert.ok(at('luks-format') >= 0 && at('luks-format') < mkfs, 'the container before the filesystem');
+  assert.equal((actions[mkfs] as Extract<Action, { kind: 'exec' }>).argv.at(-1), '/dev/mapper/vmstub-root');
+  assert.deepEqual(actions[at('mount')], {
+    kind: 'mount',
+    source: '/dev/mapper/vmstub-root',
+    fstype: 'ext4',
+  });
+  // Staged before the bootstrap, so the kernel package's own initramfs can open the root: the same
+  // crypttab in every system (by label), and no initramfs made again in the stub.
+  const staged = plan.steps.find((s) => s.id === 'prepare')!.actions;
+  assert.ok(
+    staged.some(
+      (a) =>
+        a.kind === 'write' &&
+        a.in === 'staging' &&
+        a.path === '/etc/crypttab' &&
+        /^vmstub-root LABEL=vmstub-root none luks,.*keyscript=\/usr\/lib\/vmstub\/luks-key$/m.test(a.content),
+    ),
+  );
+  assert.ok(
+    staged.some((a) => a.kind === 'write' && a.path === '/usr/lib/vmstub/luks-key' && a.mode === 0o755),
+  );
+  assert.doesNotMatch(JSON.stringify(actions), /update-initramfs/);
+  assert.ok(debPackages(DEB_DISTROS[0]!, spec).includes('cryptsetup-initramfs'));
+  assert.ok(!debPackages(DEB_DISTROS[0]!, { ...spec, encrypt: false }).includes('cryptsetup-initramfs'));
+});
+
+test('an encrypted root is refused where vmstub cannot unlock it, and its options without it', () => {
+  const refused = (input: SpecInput) => {
+    try {
+      resolveSpec(input, defaults);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return assert.fail('accepted');
+  };
+  assert.match(
+    refused({ distro: 'centos9stream', encrypt: true }),
+    /encrypt: .*dracut.*Debian and Ubuntu are/,
+  );
+  assert.match(refused({ distro: 'gentoo', encrypt: true }), /encrypt: .*Gentoo's/);
+  assert.match(refused({ distro: 'debian12', unlock: 'console' }), /unlock: is for an encrypted root/);
+  assert.match(refused({ distro: 'debian12', keyFile: 'k' }), /keyFile: is for an encrypted root/);
+  assert.match(refused({ distro: 'debian12', encrypt: true, unlock: 'tpm' as 'host' }), /unlock/);
+});

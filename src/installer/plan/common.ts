@@ -21,7 +21,7 @@ import {
 } from '../boot-commands.js';
 import { CLOUD_CFG, SEED_DIR, cloudCfg, metaData } from '../../cloud-init/seed.js';
 import type { InstallSpec } from '../spec.js';
-import { DATA_DISK, ROOT_UUID, chroot, type Action, type Step } from './types.js';
+import { DATA_DISK, LUKS_DEVICE, ROOT_UUID, chroot, type Action, type Step } from './types.js';
 
 /** Format and mount the data disk, mount the share, or check the directory. */
 export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = false): Step[] {
@@ -29,21 +29,26 @@ export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = fal
   // A resume starts over on the disk its unfinished install left (vmstub resume checked that on the host).
   const overwrite = spec.wipe || spec.resume;
   if (spec.target === 'disk') {
+    const root = spec.encrypt ? LUKS_DEVICE : DATA_DISK;
     steps.push({
       id: 'format',
-      title: `Make a ${spec.filesystem} filesystem for kernel ${kernelSeries} on the data disk`,
+      title: `Make ${spec.encrypt ? 'an encrypted (LUKS2)' : 'a'} ${spec.filesystem} filesystem for kernel ${kernelSeries} on the data disk`,
       actions: [
         { kind: 'check-blank', device: DATA_DISK, wipe: spec.wipe, startOver: spec.resume },
         ...(overwrite ? [{ kind: 'exec', argv: ['wipefs', '-a', DATA_DISK] } as Action] : []),
-        { kind: 'exec', argv: mkfsArgv(spec.filesystem, kernelSeries, DATA_DISK, overwrite, xfsV4) },
+        ...(spec.encrypt ? [{ kind: 'luks-format', device: DATA_DISK } as Action] : []),
+        {
+          kind: 'exec',
+          argv: mkfsArgv(spec.filesystem, kernelSeries, root, overwrite || spec.encrypt, xfsV4),
+        },
       ],
     });
     steps.push({
       id: 'mount',
       title: 'Mount the data disk',
       actions: [
-        { kind: 'mount', source: DATA_DISK, fstype: spec.filesystem },
-        { kind: 'read-uuid', device: DATA_DISK },
+        { kind: 'mount', source: root, fstype: spec.filesystem },
+        { kind: 'read-uuid', device: root },
       ],
     });
   } else if (spec.target === 'share') {

@@ -1,6 +1,7 @@
 /** Debian and Ubuntu: mmdebstrap (or debootstrap) from the release's mirror, then the system's configuration. */
 import type { DebDistro } from '../../catalog/types.js';
 import { DEBIAN_ARCH } from '../../util/arch.js';
+import { fwCfgName } from '../../events/protocol.js';
 import { EATMYDATA_CUSTOMIZE_HOOK, EATMYDATA_EXTRACT_HOOK } from '../eatmydata.js';
 import {
   CUSTOM_KEYRING,
@@ -9,8 +10,11 @@ import {
   aptSources,
   aptSourcesPath,
   debMirrors,
+  LUKS_KEYSCRIPT,
+  crypttab,
   initramfsConf,
   initramfsModules,
+  luksKeyScript,
   keyboardConf,
   localeConf,
   netplanEthernet,
@@ -34,6 +38,7 @@ import {
 } from './common.js';
 import {
   HOOKS,
+  LUKS_MAPPING,
   ROOT_TARBALL_DISK,
   STAGING,
   TARGET,
@@ -54,6 +59,7 @@ export function debPackages(d: DebDistro, spec: InstallSpec): string[] {
   // apt by name: minbase finds it through priorities, which a private mirror may not carry.
   const extra = [kernel, 'apt', ...(d.vendor === 'ubuntu' ? ['ubuntu-keyring'] : ['debian-archive-keyring'])];
   if (spec.keyboard) extra.push('keyboard-configuration');
+  if (spec.encrypt) extra.push('cryptsetup-initramfs');
   return [...new Set([...d.packages, ...extra, ...spec.packages])].sort();
 }
 
@@ -121,6 +127,29 @@ function bootstrapStep(d: DebDistro, spec: InstallSpec): Step {
 }
 
 /**
+ * What opens an encrypted root in the initramfs: crypttab, naming the container by its label (the same
+ * in every system, so the initramfs the kernel's package makes during the bootstrap has it, and a root
+ * bootstrapped on the host serves every encrypted create), and its key script.
+ */
+function unlockFiles(into: 'staging' | 'target'): Action[] {
+  return [
+    {
+      kind: 'write',
+      in: into,
+      path: '/etc/crypttab',
+      content: crypttab(LUKS_MAPPING, `LABEL=${LUKS_MAPPING}`),
+    },
+    {
+      kind: 'write',
+      in: into,
+      path: LUKS_KEYSCRIPT,
+      content: luksKeyScript(fwCfgName('luksPassphrase')),
+      mode: 0o755,
+    },
+  ];
+}
+
+/**
  * The steps that make the root filesystem from the mirror: staging the initramfs configuration and the
  * hooks, then the bootstrap tool. They run in the stub, or on the host (src/installer/root-cache.ts),
  * the same steps either way.
@@ -145,8 +174,9 @@ export function debBootstrapSteps(spec: InstallSpec, d: DebDistro): Step[] {
         kind: 'write',
         in: 'staging',
         path: '/usr/share/initramfs-tools/modules.d/vmstub',
-        content: initramfsModules(fsType),
+        content: initramfsModules(fsType, spec.encrypt),
       },
+      ...(spec.encrypt ? unlockFiles('staging') : []),
       ...(spec.bootstrap === 'mmdebstrap'
         ? ([
             {
@@ -177,6 +207,7 @@ export function debBootstrapSteps(spec: InstallSpec, d: DebDistro): Step[] {
         { kind: 'chroot-mounts' },
         { kind: 'write', path: aptSourcesPath(d), content: aptSources(d, spec) },
         { kind: 'write', path: '/etc/apt/sources.list', content: '' },
+        ...(spec.encrypt ? unlockFiles('target') : []),
         chroot(['apt-get', `-oAcquire::Retries=${DOWNLOAD_RETRIES}`, 'update']),
         chroot([
           'env',

@@ -1,5 +1,13 @@
 import { utf8Text } from '../../util/text.js';
-import { HOOKS, STAGING, TARGET, type Action, type Plan } from './types.js';
+import {
+  HOOKS,
+  LUKS_FORMAT_OPTIONS,
+  LUKS_MAPPING,
+  STAGING,
+  TARGET,
+  type Action,
+  type Plan,
+} from './types.js';
 
 type Describers = { [K in Action['kind']]: (a: Extract<Action, { kind: K }>) => string };
 
@@ -38,6 +46,10 @@ const DESCRIBE: Describers = {
   'check-blank': (a) =>
     `refuse ${a.device} if it holds a filesystem or partition table${a.wipe ? ' (unless: --wipe given, so it is wiped)' : a.startOver ? ' (unless: a resume, so the unfinished install is wiped)' : ''}`,
   'check-empty-target': () => 'refuse the target unless it is empty',
+  'luks-format': (a) =>
+    `$ cryptsetup luksFormat ${LUKS_FORMAT_OPTIONS.join(' ')} --key-file=(the passphrase, from fw_cfg) ${a.device}\n   $ cryptsetup open --key-file=(the same) ${a.device} ${LUKS_MAPPING}`,
+  'luks-open': (a) =>
+    `$ cryptsetup open --key-file=(the passphrase, from fw_cfg) ${a.device} ${LUKS_MAPPING}`,
   mount: (a) => `mount ${a.source} (${a.fstype}) on TARGET`,
   'read-uuid': (a) => `read the filesystem UUID of ${a.device} (for fstab)`,
   'chroot-mounts': () => 'mount proc, sys, dev and run in TARGET for chroot commands',

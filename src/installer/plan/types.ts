@@ -16,6 +16,24 @@ export const ROOT_TARBALL_DISK = `/dev/disk/by-id/virtio-${ROOT_TARBALL_SERIAL}`
 /** Values only known while installing, written into file contents as {{NAME}}. */
 export const ROOT_UUID = '{{ROOT_UUID}}';
 
+/** An encrypted root's container is opened under this name, in the stub and in the installed system. */
+export const LUKS_MAPPING = 'vmstub-root';
+export const LUKS_DEVICE = `/dev/mapper/${LUKS_MAPPING}`;
+/**
+ * LUKS2, argon2id with 256 MiB of memory (a VM of 512 MiB can still open it) and an unlock that takes a
+ * second where the container is made: each boot through the stub opens it twice (the handoff, then the
+ * system's initramfs).
+ */
+export const LUKS_FORMAT_OPTIONS = [
+  '--batch-mode',
+  // crypttab names it by this label (src/installer/plan/deb.ts)
+  `--label=${LUKS_MAPPING}`,
+  '--type=luks2',
+  '--pbkdf=argon2id',
+  '--pbkdf-memory=262144',
+  '--iter-time=1000',
+];
+
 export type Action =
   /** A command in the stub, or with chroot inside the target (proc, sys and dev mounted for it). */
   | {
@@ -68,6 +86,10 @@ export type Action =
   | { kind: 'check-blank'; device: string; wipe: boolean; startOver?: boolean }
   /** Refuse a share or directory that is not empty (vmstub never deletes files on the host's side). */
   | { kind: 'check-empty-target' }
+  /** A LUKS2 container on device with the host's passphrase (fw_cfg), opened as LUKS_MAPPING. */
+  | { kind: 'luks-format'; device: string }
+  /** An existing container opened as LUKS_MAPPING with the host's passphrase (a clone, a rekey). */
+  | { kind: 'luks-open'; device: string }
   | { kind: 'mount'; source: string; fstype: string; options?: string }
   | { kind: 'read-uuid'; device: string }
   | { kind: 'chroot-mounts' }
