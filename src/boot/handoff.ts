@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fwCfgGuestPath } from '../events/protocol.js';
 import { EventSink, findVirtioPort } from '../events/sink.js';
@@ -158,6 +158,11 @@ async function openLuks(
       throw new Error(`${dev} is encrypted, and no passphrase could be read from the console`);
     const r = await open(passphrase);
     if (r.code === 0) return opened(passphrase);
+    // 2 is cryptsetup's "no key available with this passphrase"; anything else is not the typist's.
+    if (r.code !== 2)
+      throw new Error(
+        `cryptsetup cannot open ${dev}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
+      );
     if (tried === CONSOLE_TRIES)
       throw new Error(`no passphrase typed on the console opened ${dev} (${CONSOLE_TRIES} tries)`);
     log(
@@ -216,12 +221,17 @@ export async function loadInstalledKernel(
   if (hasKexec && !stubCmdline.split(/\s+/).includes(HOST_HANDOFF_ARG)) {
     log(`found ${choice.name} (${choice.source}) on ${root.device}; loading it with: ${cmdline}`);
     const initrd = singleInitrd(choice.initrds);
-    // The encrypted root's passphrase goes on to the system's initramfs, so no one types it twice.
-    await kexecLoad(
-      choice.kernel,
-      passphrase === undefined ? initrd : keyedInitrd(initrd, passphrase),
-      cmdline,
-    );
+    if (passphrase === undefined) await kexecLoad(choice.kernel, initrd, cmdline);
+    else {
+      // The encrypted root's passphrase goes on to the system's initramfs, so no one types it twice;
+      // the kernel holds its own copy once loaded, and the file goes at once.
+      const keyed = keyedInitrd(initrd, passphrase);
+      try {
+        await kexecLoad(choice.kernel, keyed, cmdline);
+      } finally {
+        rmSync(keyed, { force: true });
+      }
+    }
   } else {
     log(
       `found ${choice.name} (${choice.source}) on ${root.device}; ${hasKexec ? 'the host was asked to boot it' : 'this stub has no kexec: the host boots it'}, with: ${cmdline}`,

@@ -41,7 +41,7 @@ const grow = () =>
   new Command('grow')
     .summary("grow an instance's data disk, live when it runs, and the installed system's root with it")
     .description(
-      "Grow an instance's data disk to SIZE (20G), or by SIZE (+4G); never shrinks, and a refusal changes nothing. A stopped instance's image is grown on the host (raw: sparsely; qcow2: qemu-img resize). A running one's is grown live through QMP block_resize, and then the installed system's root filesystem at once through the guest agent (systemd-growfs, else xfs_growfs, resize2fs or btrfs; the tests grow XFS, ext4 and Btrfs roots of Debian 12, through systemd-growfs). Systems vmstub installed also grow their root at every boot (x-systemd.growfs), so a disk grown while stopped is used from the next start.",
+      "Grow an instance's data disk to SIZE (20G), or by SIZE (+4G); never shrinks, and a refusal changes nothing. A stopped instance's image is grown on the host (raw: sparsely; qcow2: qemu-img resize). A running one's is grown live through QMP block_resize, and then the installed system's root filesystem at once through the guest agent (systemd-growfs, else xfs_growfs, resize2fs or btrfs; the tests grow XFS, ext4 and Btrfs roots of Debian 12, through systemd-growfs). An encrypted root's LUKS container grows first, with the passphrase the host gives the VM; without one, at the next boot. Systems vmstub installed also grow their root at every boot (x-systemd.growfs), so a disk grown while stopped is used from the next start.",
     )
     .argument('<NAME>', 'the instance')
     .argument('<SIZE>', 'the new size (20G), or +SIZE to add (+4G)')

@@ -14,6 +14,7 @@ import { isRunning } from './lifecycle.js';
 import { guestExec } from './qga.js';
 import { qmpOnce } from './qmp.js';
 import { DATA_DRIVE } from './qemu-argv.js';
+import { fwCfgName } from '../events/protocol.js';
 import { DATA_DISK } from '../installer/plan/types.js';
 import { instancePaths, loadDefinition } from './store.js';
 
@@ -48,7 +49,7 @@ export async function growLive(qmpSocket: string, bytes: number): Promise<void> 
 
 /**
  * Run in the guest by the agent with the new size: waits until the kernel sees it, checks that / is on
- * the data disk, and grows it in place: systemd-growfs where there is one (it needs no filesystem tools:
+ * the data disk (or in a LUKS container there, which it grows first), and grows it in place: systemd-growfs where there is one (it needs no filesystem tools:
  * ext4, xfs and btrfs through their ioctls), else the filesystem's own tool.
  */
 export const GUEST_GROW_SCRIPT = `
@@ -60,7 +61,15 @@ while [ "$(blockdev --getsize64 "$dev")" -lt "$1" ]; do
   sleep 0.1
 done
 root=$(readlink -f "$(findmnt -n -o SOURCE /)")
-[ "$root" = "$dev" ] || { echo "the guest's / is not on the data disk"; exit 4; }
+if [ "$root" != "$dev" ]; then
+  # An encrypted root: its LUKS container on the data disk grows first, with the host's passphrase.
+  slaves=$(ls "/sys/class/block/\${root##*/}/slaves" 2>/dev/null)
+  name=$(cat "/sys/class/block/\${root##*/}/dm/name" 2>/dev/null)
+  [ -n "$name" ] && [ "/dev/$slaves" = "$dev" ] || { echo "the guest's / is not on the data disk"; exit 4; }
+  key=/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName('luksPassphrase')}/raw
+  [ -r "$key" ] || { echo "the encrypted root grows at its next boot: the host keeps no passphrase to resize its container with now"; exit 6; }
+  cryptsetup resize --key-file="$key" "$name" || { echo "cryptsetup resize $name failed"; exit 6; }
+fi
 for growfs in /usr/lib/systemd/systemd-growfs /lib/systemd/systemd-growfs; do
   [ -x "$growfs" ] && exec "$growfs" /
 done

@@ -143,6 +143,12 @@ describe('an encrypted Debian 12 root (real mirror)', () => {
       }
       assert.match(box.sshRoot('enc1', ['findmnt', '-no', 'SOURCE', '/']), /\/dev\/mapper\/vmstub-root/);
       assert.deepEqual(filesHolding('enc1', HOST_KEPT), [], 'what was typed is in no log either');
+      // No passphrase in this boot's fw_cfg: the disk grows now, the container and its root at the next boot.
+      const grow = box.run(['disk', 'grow', 'enc1', '+1G', '--json'], { timeoutMs: 240_000 });
+      assert.equal(grow.code, 0, grow.stderr);
+      const grown = JSON.parse(grow.stdout) as { filesystem: string; detail?: string };
+      assert.equal(grown.filesystem, 'next-boot');
+      assert.match(grown.detail ?? '', /the host keeps no passphrase to resize its container with now/);
       box.run(['stop', '--force', 'enc1']);
       // And kept again: checked against the disk's header on the host first.
       const keep = box.run(['key', 'keep', 'enc1', '--key-file', join(box.home, 'enc1.key')]);
