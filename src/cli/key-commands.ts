@@ -12,13 +12,12 @@ import type { VmDefinition } from '../vm/definition.js';
 
 const LUKS_ITEM = fwCfgName('luksPassphrase');
 
-function encrypted(
-  name: string,
-): VmDefinition & { encryptedRoot: NonNullable<VmDefinition['encryptedRoot']> } {
+/** The instance's definition; refused when its root is not encrypted. */
+function encryptedInstance(name: string): VmDefinition {
   const def = loadDefinition(name);
   if (!def.encryptedRoot)
     throw conflictError(`${name}'s root is not encrypted (vmstub create --encrypt makes one)`);
-  return def as ReturnType<typeof encrypted>;
+  return def;
 }
 
 const forget = () =>
@@ -27,7 +26,7 @@ const forget = () =>
     .argument('<NAME>', 'an instance with an encrypted root')
     .addOption(jsonOption('{name, unlock}'))
     .action(async (name, o) => {
-      encrypted(name);
+      encryptedInstance(name);
       await editDefinition(name, (def) => {
         def.fwCfg = def.fwCfg.filter((i) => i.name !== LUKS_ITEM);
         def.encryptedRoot = { unlock: 'console' };
@@ -50,7 +49,7 @@ const keep = () =>
     .option('--key-file <FILE>', 'the passphrase: the first line of FILE (else asked at the terminal)')
     .addOption(jsonOption('{name, unlock, passphraseFile}'))
     .action(async (name, o) => {
-      const def = encrypted(name);
+      const def = encryptedInstance(name);
       if (!def.data || !existsSync(def.data.path)) throw conflictError(`${name}'s data disk is gone`);
       const ask = terminalPassphrase();
       if (!o.keyFile && !ask)

@@ -387,7 +387,7 @@ export async function installAndVerify(
     !spec.renewIdentity &&
     !packageCacheSkipped(spec, o.packageCache === false);
   const def = loadDefinition(name);
-  // unlock: console: the install's boot alone is given the passphrase, and the file goes once QEMU has it.
+  // unlock: console: the install's boot alone is given the passphrase, and the file goes when it ends.
   const oneBootPassphrase = def.encryptedRoot?.unlock === 'console' && existsSync(paths.luksPassphrase);
   let guard: Registration | undefined;
   let done: { hostKeys: string[] };
@@ -415,11 +415,11 @@ export async function installAndVerify(
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
           });
-          // QEMU read them when it started: the private keys, the token and a passphrase the host
-          // does not keep stay on disk no longer.
+          // QEMU read them when it started: the private keys and the token stay on disk no longer. (A
+          // passphrase the host does not keep stays until the install ends: a stub that died at once
+          // is booted again, and needs it again.)
           rmSync(paths.sshHostKeys, { force: true });
           rmSync(paths.packageCache, { force: true });
-          if (oneBootPassphrase) rmSync(paths.luksPassphrase, { force: true });
         } catch (e) {
           await run.unmake?.undo();
           throw e;
@@ -446,7 +446,8 @@ export async function installAndVerify(
       // on. Nothing was written yet, so one more boot is safe; a second death is reported.
       if (e.panickedBeforeInstall && !run.bootedAgain) {
         o.note(`${e.message.replace(/;.*/, '')} before the install began; booting it once more`);
-        return installAndVerify(name, paths, o, { ...run, follow: false, bootedAgain: true });
+        // Awaited here, so that this call's cleanup (finally) comes after that boot, not before it.
+        return await installAndVerify(name, paths, o, { ...run, follow: false, bootedAgain: true });
       }
       writeInstallStatus(paths, {
         phase: 'failed',
