@@ -272,7 +272,6 @@ const RUN: Runners = {
     );
     await openLuks(a.device, key, cx);
   },
-  'luks-open': async (a, cx) => openLuks(a.device, luksKeyFile(), cx),
   mount: async (a, cx) => {
     mkdirSync(cx.target, { recursive: true });
     cx.log(`$ mount -t ${a.fstype} ${a.source} ${cx.target}`);

@@ -48,8 +48,6 @@ const DESCRIBE: Describers = {
   'check-empty-target': () => 'refuse the target unless it is empty',
   'luks-format': (a) =>
     `$ cryptsetup luksFormat ${LUKS_FORMAT_OPTIONS.join(' ')} --key-file=(the passphrase, from fw_cfg) ${a.device}\n   $ cryptsetup open --key-file=(the same) ${a.device} ${LUKS_MAPPING}`,
-  'luks-open': (a) =>
-    `$ cryptsetup open --key-file=(the passphrase, from fw_cfg) ${a.device} ${LUKS_MAPPING}`,
   mount: (a) => `mount ${a.source} (${a.fstype}) on TARGET`,
   'read-uuid': (a) => `read the filesystem UUID of ${a.device} (for fstab)`,
   'chroot-mounts': () => 'mount proc, sys, dev and run in TARGET for chroot commands',

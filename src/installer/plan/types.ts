@@ -88,8 +88,6 @@ export type Action =
   | { kind: 'check-empty-target' }
   /** A LUKS2 container on device with the host's passphrase (fw_cfg), opened as LUKS_MAPPING. */
   | { kind: 'luks-format'; device: string }
-  /** An existing container opened as LUKS_MAPPING with the host's passphrase (a clone, a rekey). */
-  | { kind: 'luks-open'; device: string }
   | { kind: 'mount'; source: string; fstype: string; options?: string }
   | { kind: 'read-uuid'; device: string }
   | { kind: 'chroot-mounts' }
