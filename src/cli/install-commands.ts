@@ -209,15 +209,25 @@ const clone = () =>
       'copy a stopped instance (copy-on-write) into a new one with its own host name, machine-id and SSH host keys, to a verified SSH login',
     )
     .description(
-      "The source's disk becomes a read-only layer under two qcow2 overlays, the source's and the clone's, so the source keeps working and nothing is copied. Before the clone's system first starts, the stub makes its host name, machine-id, random seed and SSH host keys anew; the new host keys are recorded and SSH is verified. The clone has the source's memory, CPUs, users and keys; not its port forwards or shares. Its root filesystem keeps the source's UUID (a copy of the same filesystem). A source whose clones exist cannot be removed until they are.",
+      "The source's disk becomes a read-only layer under two qcow2 overlays, the source's and the clone's, so the source keeps working and nothing is copied. Before the clone's system first starts, the stub makes its host name, machine-id, random seed and SSH host keys anew; the new host keys are recorded and SSH is verified. The clone has the source's memory, CPUs, users and keys; not its port forwards or shares. Its root filesystem keeps the source's UUID (a copy of the same filesystem). A source whose clones exist cannot be removed until they are. An encrypted root's clone gets a passphrase of its own (--key-file, else typed twice) and unlocks as its source does: the stub changes the key slot of the clone's copy of the LUKS header (cryptsetup luksChangeKey), so the source's passphrase no longer opens the clone, nor the clone's the source; the volume key under both stays one, as the encrypted data is one copy. The source's passphrase comes from the host, or is typed when the host does not keep it.",
     )
     .argument('<SOURCE>', 'a stopped instance made by vmstub create')
     .argument('<NAME>', 'the new instance')
     .addOption(sshTimeoutOption())
+    .option(
+      '--key-file <FILE>',
+      "an encrypted root's clone: its own passphrase, the first line of FILE (else asked at the terminal)",
+    )
     .addOption(eventsJsonOption())
     .action(async (source, name, o) => {
       await followInstall(name, o.json === true, (hooks) =>
-        cloneInstance(source, { name, sshTimeoutSec: o.sshTimeout, ...hooks }),
+        cloneInstance(source, {
+          name,
+          sshTimeoutSec: o.sshTimeout,
+          keyFile: o.keyFile,
+          askPassphrase: terminalPassphrase(),
+          ...hooks,
+        }),
       );
     });
 

@@ -5,7 +5,12 @@ import { jsonOption } from './options.js';
 import { note, printJson } from './output.js';
 import { terminalPassphrase } from './prompt.js';
 import { fwCfgName } from '../events/protocol.js';
-import { passphraseOpens, passphraseFromFile, writePassphrase } from '../installer/luks-key.js';
+import {
+  passphraseFwCfg,
+  passphraseOpens,
+  passphraseFromFile,
+  writePassphrase,
+} from '../installer/luks-key.js';
 import { conflictError, usageError } from '../util/errors.js';
 import { editDefinition, instancePaths, loadDefinition } from '../vm/store.js';
 import type { VmDefinition } from '../vm/definition.js';
@@ -60,10 +65,7 @@ const keep = () =>
         throw usageError(`that passphrase does not open ${name}'s root; nothing was changed`);
       writePassphrase(paths.luksPassphrase, passphrase);
       await editDefinition(name, (d) => {
-        d.fwCfg = [
-          ...d.fwCfg.filter((i) => i.name !== LUKS_ITEM),
-          { name: LUKS_ITEM, file: paths.luksPassphrase },
-        ];
+        d.fwCfg = [...d.fwCfg.filter((i) => i.name !== LUKS_ITEM), passphraseFwCfg(paths.luksPassphrase)];
         d.encryptedRoot = { unlock: 'host' };
       });
       note(

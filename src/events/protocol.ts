@@ -30,6 +30,8 @@ export const FW_CFG_ITEMS = {
   mirrorKeyring: 'mirror-keyring',
   /** A LUKS passphrase for the boot handoff (given by the user with --fw-cfg). */
   luksPassphrase: 'luks-passphrase',
+  /** A clone's first boot: the source's passphrase, which the clone's container stops taking (vmstub clone). */
+  luksSourcePassphrase: 'luks-source-passphrase',
   /** The digests of the direct boot files the host has (stubs that cannot kexec; src/boot/boot-export.ts). */
   bootDigests: 'boot-digests',
 } as const;
@@ -39,11 +41,13 @@ export type FwCfgItemName = keyof typeof FW_CFG_ITEMS;
 /** The item's name as QEMU's -fw_cfg takes it. */
 export const fwCfgName = (item: FwCfgItemName): string => `${FW_CFG_PREFIX}${FW_CFG_ITEMS[item]}`;
 
-/** Where the guest reads the item (the qemu_fw_cfg driver's sysfs). */
+/** Where a guest with the qemu_fw_cfg driver reads the item (its sysfs). */
+export const fwCfgSysfsPath = (item: FwCfgItemName): string =>
+  `/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName(item)}/raw`;
+
+/** Where the stub reads the item: the driver's sysfs, or the fw_cfg disk of a machine without fw_cfg. */
 export const fwCfgGuestPath = (item: FwCfgItemName): string =>
-  existsSync(FW_CFG_FALLBACK_DIR)
-    ? `${FW_CFG_FALLBACK_DIR}/${fwCfgName(item)}`
-    : `/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName(item)}/raw`;
+  existsSync(FW_CFG_FALLBACK_DIR) ? `${FW_CFG_FALLBACK_DIR}/${fwCfgName(item)}` : fwCfgSysfsPath(item);
 
 /** Where the stub's init unpacks the fw_cfg disk of a machine without fw_cfg (src/vm/fw-cfg-disk.ts). */
 export const FW_CFG_FALLBACK_DIR = '/run/vmstub/fw_cfg';

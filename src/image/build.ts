@@ -53,7 +53,7 @@ import { formatSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
 /** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
-export const STAGE_VERSIONS = { bootstrap: 2, packages: 1, root: 3, iso: 1 } as const;
+export const STAGE_VERSIONS = { bootstrap: 3, packages: 1, root: 3, iso: 1 } as const;
 export type StageName = keyof typeof STAGE_VERSIONS;
 
 /** Below this a squashfs is junk that mksquashfs left (vmdebootstrap's rule). */
@@ -87,26 +87,28 @@ export const NO_DOCS_DPKG_OPTIONS = [
 ];
 
 /**
- * While the packages are installed, update-initramfs is diverted to a no-op: the kernel package and
- * every trigger after it would each make the release's initramfs again, and for an image of another
- * architecture each run costs minutes of emulated CPU. The root stage gives it back and makes the
- * release's initramfs once (NAME.initrd), before the hook, so that the hook sees a whole system and a
- * kernel update in the running image makes its initramfs as usual.
+ * While the packages are installed, the initramfs makers (update-initramfs, and dracut where the ISO
+ * brings it) are diverted to no-ops: the kernel package and every trigger after it would each make an
+ * initramfs, and for an image of another architecture each run costs minutes of emulated CPU (dracut's
+ * generic one, 39 MB, was most of a cold bootstrap). The root stage gives them back and makes the
+ * release's initramfs once, before the hook, so that the hook sees a whole system and a kernel update
+ * in the running image makes its initramfs as usual; the ISO's live initramfs is made after the hook.
  */
-const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
-const HELD = `${UPDATE_INITRAMFS}.vmstub-build`;
-export const HOLD_INITRAMFS_HOOK = `chroot "$1" dpkg-divert --quiet --local --rename --divert ${HELD} --add ${UPDATE_INITRAMFS} && ln -s /bin/true "$1${UPDATE_INITRAMFS}"`;
+const INITRAMFS_MAKERS = ['/usr/sbin/update-initramfs', '/usr/bin/dracut'];
+const held = (path: string) => `${path}.vmstub-build`;
+const HOLD_INITRAMFS_HOOK = INITRAMFS_MAKERS.map(
+  (path) =>
+    `chroot "$1" dpkg-divert --quiet --local --rename --divert ${held(path)} --add ${path} && ln -s /bin/true "$1${path}"`,
+).join(' && ');
 async function releaseInitramfs(root: string, log: (l: string) => void, logFile: string): Promise<void> {
-  rmSync(join(root, UPDATE_INITRAMFS.slice(1)), { force: true });
-  await inRoot(
-    root,
-    ['dpkg-divert', '--quiet', '--local', '--rename', '--remove', UPDATE_INITRAMFS],
-    log,
-    logFile,
-  );
+  for (const path of INITRAMFS_MAKERS) {
+    rmSync(join(root, path.slice(1)), { force: true });
+    await inRoot(root, ['dpkg-divert', '--quiet', '--local', '--rename', '--remove', path], log, logFile);
+  }
   const { version } = installedKernel(root);
+  const updateInitramfs = INITRAMFS_MAKERS[0]!;
   if (
-    existsSync(join(root, UPDATE_INITRAMFS.slice(1))) &&
+    existsSync(join(root, updateInitramfs.slice(1))) &&
     !existsSync(join(root, 'boot', `initrd.img-${version}`))
   )
     await inRoot(root, ['update-initramfs', '-c', '-k', version], log, logFile, "the release's initramfs");

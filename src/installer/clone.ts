@@ -4,7 +4,8 @@
  * keeps working, its later writes its own) and one for the clone. The clone's first boot runs the
  * stub's identity plan (host name, machine-id, random seed, SSH host keys made anew) before the
  * installed system ever starts, then the handoff; create's own follow-up records the new host keys and
- * verifies SSH.
+ * verifies SSH. An encrypted root's container is given the clone's passphrase in place of the
+ * source's (a key slot of its own; the volume key, and so the encrypted data, stay shared).
  */
 import {
   chmodSync,
@@ -16,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { conflictError, VmstubError } from '../util/errors.js';
+import { conflictError, usageError, VmstubError } from '../util/errors.js';
 import { requireTool, run } from '../util/exec.js';
 import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition } from '../vm/definition-builder.js';
@@ -35,6 +36,13 @@ import {
 import { onCleanup } from '../util/cleanup.js';
 import { hintFwCfg, installAndVerify, type CreateOptions, type CreateResult } from './create.js';
 import { installStatus } from './install-state.js';
+import {
+  newPassphrase,
+  passphraseFwCfg,
+  passphraseOpens,
+  writePassphrase,
+  type AskPassphrase,
+} from './luks-key.js';
 import { readRecordedSpec, type InstallSpec } from './spec.js';
 
 /** The files of a disk's backing chain, the disk first (qemu-img's view, read without a lock). */
@@ -102,9 +110,41 @@ async function freeze(
   return { layer, format };
 }
 
+/**
+ * An encrypted source's passphrase and the clone's new one, refused before any work: the source's from
+ * the host (unlock: host) or typed, checked against its disk's header; the clone's from --key-file or
+ * typed twice, and not the source's (a clone gets a key of its own).
+ */
+async function clonePassphrases(
+  source: string,
+  def: VmDefinition,
+  o: { keyFile?: string; askPassphrase?: AskPassphrase },
+): Promise<{ sourcePassphrase: string; passphrase: string }> {
+  const from = instancePaths(source);
+  let sourcePassphrase: string;
+  if (existsSync(from.luksPassphrase)) sourcePassphrase = readFileSync(from.luksPassphrase, 'utf8');
+  else if (o.askPassphrase) sourcePassphrase = await o.askPassphrase(`Passphrase of ${source}'s root: `);
+  else
+    throw usageError(
+      `${source}'s passphrase is kept by no one and there is no terminal to type it at; vmstub key keep ${source} first`,
+    );
+  if (!(await passphraseOpens(def.data!, sourcePassphrase, from.dir)))
+    throw usageError(`that passphrase does not open ${source}'s root; nothing was made`);
+  const passphrase = await newPassphrase(
+    o.keyFile,
+    o.askPassphrase,
+    `the clone of ${source}'s encrypted root`,
+  );
+  if (passphrase === sourcePassphrase)
+    throw usageError(`the clone's passphrase is ${source}'s; give it one of its own (nothing was made)`);
+  return { sourcePassphrase, passphrase };
+}
+
 export async function cloneInstance(
   source: string,
-  o: Pick<CreateOptions, 'name' | 'sshTimeoutSec' | 'note' | 'onEvent' | 'tick'>,
+  o: Pick<CreateOptions, 'name' | 'sshTimeoutSec' | 'note' | 'onEvent' | 'tick' | 'askPassphrase'> & {
+    keyFile?: string;
+  },
 ): Promise<CreateResult & { source: string }> {
   const started = Date.now();
   validateName(o.name);
@@ -117,10 +157,7 @@ export async function cloneInstance(
   if (status.phase !== 'installed')
     throw conflictError(`${source}'s install did not finish; vmstub resume ${source} first`);
   if (isRunning(from)) throw conflictError(`${source} is running; stop it first (vmstub stop ${source})`);
-  if (def.encryptedRoot)
-    throw conflictError(
-      `${source}'s root is encrypted, and this vmstub cannot clone an encrypted root yet (the clone would share its key)`,
-    );
+  if (o.keyFile && !def.encryptedRoot) throw usageError(`--key-file: ${source}'s root is not encrypted`);
   if (existsSync(instancePaths(o.name).definition)) throw conflictError(`${o.name} exists`);
   if (!existsSync(def.data.path)) throw conflictError(`${source}'s data disk ${def.data.path} is gone`);
   // The clone freezes the source's disk into a shared read-only layer, where its snapshots could no longer be restored.
@@ -129,6 +166,8 @@ export async function cloneInstance(
     throw conflictError(
       `${source} has snapshots (${snapshots.map((s) => s.tag).join(', ')}), which a clone would put out of reach; vmstub snapshot rm them first`,
     );
+
+  const keys = def.encryptedRoot ? await clonePassphrases(source, def, o) : undefined;
 
   const sourceSpec = readRecordedSpec(from.installSpec);
   const spec: InstallSpec = {
@@ -166,10 +205,19 @@ export async function cloneInstance(
       copyFileSync(`${from.sshKey}.pub`, `${paths.sshKey}.pub`);
       chmodSync(paths.sshKey, 0o600);
     }
-    const keys = existsSync(from.authorizedKeys)
+    const sshKeys = existsSync(from.authorizedKeys)
       ? readFileSync(from.authorizedKeys, 'utf8').split('\n').filter(Boolean)
       : spec.root.sshKeys;
-    cloneDef.fwCfg = hintFwCfg(paths, keys, spec.timezone);
+    cloneDef.fwCfg = hintFwCfg(paths, sshKeys, spec.timezone);
+    if (keys) {
+      writePassphrase(paths.luksPassphrase, keys.passphrase);
+      writePassphrase(paths.luksSourcePassphrase, keys.sourcePassphrase);
+      cloneDef.encryptedRoot = { ...def.encryptedRoot! };
+      if (def.encryptedRoot!.unlock === 'host') cloneDef.fwCfg.push(passphraseFwCfg(paths.luksPassphrase));
+      o.note(
+        `${o.name}'s encrypted root takes its own passphrase, not ${source}'s; the two share the volume key under it (the data is one copy)`,
+      );
+    }
     writeFileSync(paths.definition, JSON.stringify(cloneDef, null, 2) + '\n', { mode: 0o600 });
     writeFileSync(paths.installSpec, JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
   } catch (e) {

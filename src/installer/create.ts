@@ -18,7 +18,7 @@ import { hostArch, requireQemu, resolveAccel } from '../vm/accel.js';
 import { bootFilesFromImage } from '../vm/system-image.js';
 import { allocateDisk, virtualSize } from '../vm/allocate.js';
 import { refuseSmallDisk } from './disk-space.js';
-import { newPassphrase, writePassphrase, type AskPassphrase } from './luks-key.js';
+import { newPassphrase, passphraseFwCfg, writePassphrase, type AskPassphrase } from './luks-key.js';
 import { defaultHostname, validateName, type VmDefinition } from '../vm/definition.js';
 import { newDefinition, parseShare } from '../vm/definition-builder.js';
 import { startInstance } from '../vm/launch.js';
@@ -259,8 +259,7 @@ export async function createWithInstall(o: CreateOptions): Promise<CreateResult>
     if (passphrase !== undefined) {
       writePassphrase(paths.luksPassphrase, passphrase);
       def.encryptedRoot = { unlock: machine.unlock };
-      if (machine.unlock === 'host')
-        def.fwCfg.push({ name: fwCfgName('luksPassphrase'), file: paths.luksPassphrase });
+      if (machine.unlock === 'host') def.fwCfg.push(passphraseFwCfg(paths.luksPassphrase));
     }
     if (spec.keyring) {
       // Kept with the instance (resume and clone pass it again) and given to the stub by fw_cfg.
@@ -409,8 +408,9 @@ export async function installAndVerify(
               { name: fwCfgName('sshHostKeys'), file: paths.sshHostKeys },
               ...(cache ? [{ name: fwCfgName('packageCache'), file: paths.packageCache }] : []),
               ...(spec.keyring ? [{ name: fwCfgName('mirrorKeyring'), file: spec.keyring }] : []),
-              ...(oneBootPassphrase
-                ? [{ name: fwCfgName('luksPassphrase'), file: paths.luksPassphrase }]
+              ...(oneBootPassphrase ? [passphraseFwCfg(paths.luksPassphrase)] : []),
+              ...(existsSync(paths.luksSourcePassphrase)
+                ? [{ name: fwCfgName('luksSourcePassphrase'), file: paths.luksSourcePassphrase }]
                 : []),
             ],
             extraDisks: run.rootTarball ? [{ serial: ROOT_TARBALL_SERIAL, path: run.rootTarball }] : [],
@@ -465,6 +465,8 @@ export async function installAndVerify(
   }
   guard!.release();
   writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });
+  // A clone's source's passphrase: its container no longer takes it (kept until now for a resume).
+  rmSync(paths.luksSourcePassphrase, { force: true });
   writeFileSync(paths.knownHosts, knownHostsLines(name, done.hostKeys), { mode: 0o600 });
 
   const port = readState(paths).sshPort;

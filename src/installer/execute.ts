@@ -18,8 +18,16 @@ import { run, runLines, which } from '../util/exec.js';
 import { mountsUnder, unmountUnder } from '../util/mounts.js';
 import { diskFullNote, filledUp, type FilesystemSpace } from './disk-space.js';
 import type { Action, Plan, Step } from './plan/index.js';
-import { HOOKS, LUKS_FORMAT_OPTIONS, LUKS_MAPPING, STAGING, TARGET, chroot } from './plan/index.js';
-import { fwCfgGuestPath } from '../events/protocol.js';
+import {
+  HOOKS,
+  LUKS_FORMAT_OPTIONS,
+  LUKS_KEYSLOT_OPTIONS,
+  LUKS_MAPPING,
+  STAGING,
+  TARGET,
+  chroot,
+} from './plan/index.js';
+import { FW_CFG_ITEMS, fwCfgGuestPath } from '../events/protocol.js';
 import type { InstallEvent } from '../events/protocol.js';
 import { claimDirectory, clearUnfinished, releaseDirectory } from './directory-claim.js';
 import { rpmBootstrap } from '../bootstrap/rpm/bootstrap.js';
@@ -104,12 +112,12 @@ async function diskSignature(device: string): Promise<string | undefined> {
   return type ?? (pt ? `a ${pt} partition table` : undefined);
 }
 
-/** The encrypted root's passphrase, as the host gave it (fw_cfg); never read into a log. */
-function luksKeyFile(): string {
-  const file = fwCfgGuestPath('luksPassphrase');
+/** A passphrase of the encrypted root, as the host gave it (fw_cfg); never read into a log. */
+function luksKeyFile(item: 'luksPassphrase' | 'luksSourcePassphrase' = 'luksPassphrase'): string {
+  const file = fwCfgGuestPath(item);
   if (!existsSync(file))
     throw new InstallError(
-      'the root is to be encrypted, and the host gave no passphrase (fw_cfg luks-passphrase)',
+      `the root is encrypted, and the host gave no passphrase (fw_cfg ${FW_CFG_ITEMS[item]})`,
     );
   return file;
 }
@@ -269,6 +277,35 @@ const RUN: Runners = {
     cx.log(`$ cryptsetup luksFormat ${LUKS_FORMAT_OPTIONS.join(' ')} ${a.device}`);
     await exec(['cryptsetup', 'luksFormat', ...LUKS_FORMAT_OPTIONS, `--key-file=${key}`, a.device], (l) =>
       cx.log(l),
+    );
+    await openLuks(a.device, key, cx);
+  },
+  'luks-rekey': async (a, cx) => {
+    const key = luksKeyFile();
+    const opens = async (keyFile: string) =>
+      (
+        await run(which('cryptsetup') ?? 'cryptsetup', [
+          'open',
+          '--test-passphrase',
+          `--key-file=${keyFile}`,
+          a.device,
+        ])
+      ).code === 0;
+    // A resumed clone whose first attempt got past this point.
+    if (await opens(key)) {
+      cx.log(`${a.device} takes the clone's passphrase already`);
+      return openLuks(a.device, key, cx);
+    }
+    const source = luksKeyFile('luksSourcePassphrase');
+    if (!(await opens(source)))
+      throw new InstallError("neither the clone's passphrase nor its source's opens the copied root");
+    cx.log(`$ cryptsetup luksChangeKey ${LUKS_KEYSLOT_OPTIONS.join(' ')} ${a.device}`);
+    await exec(
+      [
+        ...['cryptsetup', 'luksChangeKey', '--batch-mode', ...LUKS_KEYSLOT_OPTIONS],
+        ...[`--key-file=${source}`, a.device, key],
+      ],
+      (l) => cx.log(l),
     );
     await openLuks(a.device, key, cx);
   },

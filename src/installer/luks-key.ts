@@ -5,6 +5,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fwCfgName } from '../events/protocol.js';
 import { conflictError, usageError } from '../util/errors.js';
 import { requireTool, run, runChecked } from '../util/exec.js';
 
@@ -38,14 +39,18 @@ export function passphraseFromFile(file: string): string {
 /** How a command asks for a passphrase at the terminal (no echo), or undefined without one. */
 export type AskPassphrase = (prompt: string) => Promise<string>;
 
-/** A new passphrase: from the file, else typed twice; refused before any work is done. */
+/**
+ * A new passphrase: from the file, else typed twice; refused before any work is done. forWhat starts
+ * the line that asks for a file when there is no terminal.
+ */
 export async function newPassphrase(
   keyFile: string | undefined,
   ask: AskPassphrase | undefined,
+  forWhat = '--encrypt',
 ): Promise<string> {
   if (keyFile) return passphraseFromFile(keyFile);
   if (!ask)
-    throw usageError('--encrypt: give the passphrase with --key-file FILE (there is no terminal to ask at)');
+    throw usageError(`${forWhat}: give the passphrase with --key-file FILE (there is no terminal to ask at)`);
   const first = await ask('Passphrase for the encrypted root: ');
   const problem = passphraseProblem(first);
   if (problem) throw usageError(`the passphrase ${problem}`);
@@ -58,6 +63,12 @@ export async function newPassphrase(
 export function writePassphrase(file: string, passphrase: string): void {
   writeFileSync(file, passphrase, { mode: 0o600 });
 }
+
+/** The fw_cfg item that gives the host's passphrase file to every boot (--unlock host). */
+export const passphraseFwCfg = (file: string): { name: string; file: string } => ({
+  name: fwCfgName('luksPassphrase'),
+  file,
+});
 
 /** LUKS2's header and key slots: the first 16 MiB of the container (cryptsetup's default data offset). */
 const LUKS_HEADER_BYTES = 16 << 20;

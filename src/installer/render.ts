@@ -217,14 +217,14 @@ export function crypttab(mapping: string, source: string): string {
  * opened the root already and passed the passphrase on in memory; else from the host (fw_cfg, an
  * instance the host unlocks); else typed on the console. A passphrase that failed is not offered again.
  */
-export function luksKeyScript(fwCfgName: string): string {
+export function luksKeyScript(fwCfgPath: string): string {
   return [
     '#!/bin/sh',
     '# vmstub: the passphrase of the encrypted root (crypttab keyscript)',
     'if [ "${CRYPTTAB_TRIED:-0}" = 0 ]; then',
     `\tif [ -r ${HANDOFF_LUKS_KEY} ]; then cat ${HANDOFF_LUKS_KEY}; exit 0; fi`,
     '\tmodprobe -q qemu_fw_cfg 2>/dev/null',
-    `\tf=/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName}/raw`,
+    `\tf=${fwCfgPath}`,
     '\tif [ -r "$f" ]; then cat "$f"; exit 0; fi',
     'fi',
     'exec /lib/cryptsetup/askpass "Passphrase for the encrypted root ($CRYPTTAB_NAME): "',

@@ -14,7 +14,7 @@ import { isRunning } from './lifecycle.js';
 import { guestExec } from './qga.js';
 import { qmpOnce } from './qmp.js';
 import { DATA_DRIVE } from './qemu-argv.js';
-import { fwCfgName } from '../events/protocol.js';
+import { fwCfgSysfsPath } from '../events/protocol.js';
 import { DATA_DISK } from '../installer/plan/types.js';
 import { instancePaths, loadDefinition } from './store.js';
 
@@ -66,7 +66,7 @@ if [ "$root" != "$dev" ]; then
   slaves=$(ls "/sys/class/block/\${root##*/}/slaves" 2>/dev/null)
   name=$(cat "/sys/class/block/\${root##*/}/dm/name" 2>/dev/null)
   [ -n "$name" ] && [ "/dev/$slaves" = "$dev" ] || { echo "the guest's / is not on the data disk"; exit 4; }
-  key=/sys/firmware/qemu_fw_cfg/by_name/${fwCfgName('luksPassphrase')}/raw
+  key=${fwCfgSysfsPath('luksPassphrase')}
   [ -r "$key" ] || { echo "the encrypted root grows at its next boot: the host keeps no passphrase to resize its container with now"; exit 6; }
   cryptsetup resize --key-file="$key" "$name" || { echo "cryptsetup resize $name failed"; exit 6; }
 fi

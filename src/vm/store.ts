@@ -55,9 +55,11 @@ export interface InstancePaths {
   mirrorKeyring: string;
   /**
    * An encrypted root's passphrase (owner-only): kept while the host unlocks it (unlock: host); with
-   * unlock: console only until the install's QEMU has read it.
+   * unlock: console only until the install ends.
    */
   luksPassphrase: string;
+  /** A clone's source's passphrase (owner-only), for the clone's first boot only (vmstub clone). */
+  luksSourcePassphrase: string;
   installStatus: string;
   /** The installer's log, as the stub streamed it. */
   installLog: string;
@@ -125,6 +127,7 @@ export function instancePaths(name: string, root = instancesRoot()): InstancePat
     sshHostKeys: join(dir, 'ssh-host-keys.json'),
     mirrorKeyring: join(dir, 'mirror-keyring'),
     luksPassphrase: join(dir, 'luks-passphrase'),
+    luksSourcePassphrase: join(dir, 'luks-source-passphrase'),
     installStatus: join(dir, 'install.json'),
     installLog: join(dir, 'install.log'),
     bootExport: join(dir, 'boot-export'),

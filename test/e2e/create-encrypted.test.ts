@@ -3,10 +3,11 @@
  * one ext4 create of npm test), to SSH, then stopped and started with the passphrase the host keeps
  * (unattended); then the host forgets it (vmstub key forget), and the next start waits at the console's
  * prompt: a wrong passphrase typed through `vmstub console` is refused, the right one boots it to SSH.
+ * A clone given the source's passphrase is refused (the clone itself is in the slow tier).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Sandbox, VMSTUB, waitFor } from '../helpers/cli.js';
@@ -156,4 +157,18 @@ describe('an encrypted Debian 12 root (real mirror)', () => {
       assert.equal(readFileSync(join(box.instanceDir('enc1'), 'luks-passphrase'), 'utf8'), HOST_KEPT);
     },
   );
+
+  it("clone refuses the source's passphrase for the clone, before anything is made", () => {
+    const r = box.run(['clone', 'enc1', 'enc2', '--key-file', join(box.home, 'enc1.key')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^vmstub: the clone's passphrase is enc1's; give it one of its own \(nothing was made\)\n$/,
+    );
+    assert.ok(!existsSync(box.instanceDir('enc2')), 'no instance was made');
+    assert.ok(
+      !readdirSync(box.instanceDir('enc1')).some((f) => f.startsWith('layer-')),
+      "enc1's disk as it was",
+    );
+  });
 });

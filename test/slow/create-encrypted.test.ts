@@ -2,8 +2,9 @@
  * The slow tier of encrypted roots: create --unlock console on XFS (the install's boot alone is given
  * the passphrase, which its QEMU keeps in fw_cfg until it stops, so the disk grows live then); grown
  * while stopped; `vmstub key keep` and an unattended start that grows the root; then grown live with
- * the host's passphrase (the LUKS container and XFS inside it at once). A live grow with no passphrase
- * in the guest is in the e2e test.
+ * the host's passphrase (the LUKS container and XFS inside it at once); then cloned with a passphrase
+ * of its own, which alone opens the clone. A live grow with no passphrase in the guest is in the e2e
+ * test.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ if (!isRoot) throw new Error('the create tests need root (the tests share root-o
 const CREATE_TIMEOUT = 40 * 60_000;
 const BOOT_TIMEOUT = 10 * 60_000;
 const PASSPHRASE = 'typed at every boot, kept by no one';
+const CLONE_PASSPHRASE = 'the clone has a key of its own';
 const GiB = 1024 ** 3;
 
 describe('an encrypted root: --unlock console, and disk grow', () => {
@@ -97,6 +99,59 @@ describe('an encrypted root: --unlock console, and disk grow', () => {
       assert.equal((JSON.parse(r.stdout) as { filesystem: string }).filesystem, 'grown', r.stdout);
       assert.ok(containerBytes() >= container + 2 * GiB - (16 << 20), 'the LUKS container grew');
       assert.ok(rootBytes() > root + 1.5 * GiB, 'the root filesystem grew');
+    },
+  );
+
+  it(
+    "clone --key-file: to SSH with a passphrase of its own; the source's opens the source alone",
+    { timeout: CREATE_TIMEOUT },
+    async () => {
+      assert.equal(box.run(['stop', 'encx']).code, 0);
+      const cloneKey = join(box.home, 'clone.key');
+      writeFileSync(cloneKey, `${CLONE_PASSPHRASE}\n`, { mode: 0o600 });
+      const r = await box.runAsync(['clone', 'encx', 'encc', '--key-file', cloneKey], {
+        timeoutMs: CREATE_TIMEOUT,
+      });
+      assert.equal(r.code, 0, `${r.stderr}\n${box.consoleLog('encc').split('\n').slice(-40).join('\n')}`);
+      assert.match(
+        r.stderr,
+        /encc's encrypted root takes its own passphrase, not encx's; the two share the volume key/,
+      );
+      const files = readdirSync(box.instanceDir('encc'));
+      assert.ok(files.includes('luks-passphrase'), 'unlocked by the host, as its source is');
+      assert.ok(
+        !files.includes('luks-source-passphrase'),
+        "the source's passphrase went with the first boot",
+      );
+      assert.match(
+        box.sshRoot('encc', ['findmnt', '-no', 'SOURCE,FSTYPE', '/']),
+        /\/dev\/mapper\/vmstub-root xfs/,
+      );
+      // In the clone: its container takes its own passphrase, and no longer the source's.
+      const device = /device:\s+(\S+)/.exec(
+        box.sshRoot('encc', ['cryptsetup', 'status', 'vmstub-root']),
+      )![1]!;
+      const opens = (passphrase: string) =>
+        // vmstub ssh hands the line to the guest's shell, which gives back cryptsetup's exit status.
+        box.run([
+          'ssh',
+          '--user',
+          'root',
+          'encc',
+          '--',
+          `printf %s '${passphrase}' | cryptsetup open --test-passphrase --key-file=- ${device}`,
+        ]).code;
+      assert.equal(opens(CLONE_PASSPHRASE), 0, "the clone's passphrase opens the clone");
+      assert.equal(opens(PASSPHRASE), 2, "the source's passphrase does not");
+      // On the host: the source's disk still takes its own passphrase, and not the clone's.
+      assert.equal(box.run(['key', 'keep', 'encx', '--key-file', keyFile]).code, 0);
+      const other = box.run(['key', 'keep', 'encx', '--key-file', cloneKey]);
+      assert.match(other.stderr, /that passphrase does not open encx's root/);
+      box.run(['stop', '--force', 'encc']);
+      const start = await box.runAsync(['start', 'encx', `--wait-ssh=${BOOT_TIMEOUT / 1000 - 60}`], {
+        timeoutMs: BOOT_TIMEOUT,
+      });
+      assert.equal(start.code, 0, `the source starts unattended as before: ${start.stderr}`);
     },
   );
 });

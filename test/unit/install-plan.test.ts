@@ -284,6 +284,31 @@ test('plan snapshot: an encrypted ext4 root (LUKS2 with a label, crypttab and th
   assert.ok(!debPackages(DEB_DISTROS[0]!, { ...spec, encrypt: false }).includes('cryptsetup-initramfs'));
 });
 
+test("a clone's plan: an encrypted root's key slot changed before it is mounted; a plain one mounted as it is", () => {
+  const mountStep = (encrypt: boolean) =>
+    buildPlan({
+      ...resolveSpec({ distro: 'debian12', filesystem: 'ext4', encrypt }, defaults),
+      renewIdentity: true,
+    }).steps[0]!;
+  assert.deepEqual(mountStep(true).actions, [
+    { kind: 'luks-rekey', device: '/dev/disk/by-id/virtio-data' },
+    { kind: 'mount', source: '/dev/mapper/vmstub-root', fstype: 'ext4' },
+  ]);
+  assert.deepEqual(mountStep(false).actions, [
+    { kind: 'mount', source: '/dev/disk/by-id/virtio-data', fstype: 'ext4' },
+  ]);
+  const described = formatPlan(
+    {
+      ...buildPlan({ ...resolveSpec({ distro: 'debian12', encrypt: true }, defaults), renewIdentity: true }),
+    },
+    true,
+  );
+  assert.match(
+    described,
+    /cryptsetup luksChangeKey --pbkdf=argon2id --pbkdf-memory=262144 --iter-time=1000 --key-file=\(the source's passphrase, from fw_cfg\)/,
+  );
+});
+
 test('an encrypted root is refused where vmstub cannot unlock it, and its options without it', () => {
   const refused = (input: SpecInput) => {
     try {

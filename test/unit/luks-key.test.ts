@@ -28,7 +28,7 @@ test('the passphrase appended to an initramfs unpacks with cpio, after the initr
 });
 
 test('the key script offers the handoff passphrase, then the host one, once; then asks', () => {
-  const script = luksKeyScript('opt/org.vmstub/luks-passphrase');
+  const script = luksKeyScript('/sys/firmware/qemu_fw_cfg/by_name/opt/org.vmstub/luks-passphrase/raw');
   const run = (tried: number, handoff: boolean) => {
     const root = mkdtempSync(join(dir, 'root-'));
     const body = script

@@ -119,14 +119,22 @@ export const MACHINE_IDENTITY_FILES = [
 
 /**
  * A clone (vmstub clone): the disk holds a copy of an installed system; only what makes it a machine
- * of its own is made anew, before its first boot: host name, machine-id, random seed, SSH host keys.
+ * of its own is made anew, before its first boot: host name, machine-id, random seed, SSH host keys,
+ * and an encrypted root's passphrase.
  */
 export function identityPlanSteps(spec: InstallSpec): Step[] {
   return [
     {
       id: 'mount',
-      title: 'Mount the copied system',
-      actions: [{ kind: 'mount', source: DATA_DISK, fstype: spec.filesystem }],
+      title: spec.encrypt
+        ? "Give the copied system's LUKS container the clone's passphrase, and mount it"
+        : 'Mount the copied system',
+      actions: spec.encrypt
+        ? [
+            { kind: 'luks-rekey', device: DATA_DISK },
+            { kind: 'mount', source: LUKS_DEVICE, fstype: spec.filesystem },
+          ]
+        : [{ kind: 'mount', source: DATA_DISK, fstype: spec.filesystem }],
     },
     {
       id: 'identity',

@@ -1,7 +1,7 @@
 /** Debian and Ubuntu: mmdebstrap (or debootstrap) from the release's mirror, then the system's configuration. */
 import type { DebDistro } from '../../catalog/types.js';
 import { DEBIAN_ARCH } from '../../util/arch.js';
-import { fwCfgName } from '../../events/protocol.js';
+import { fwCfgSysfsPath } from '../../events/protocol.js';
 import { EATMYDATA_CUSTOMIZE_HOOK, EATMYDATA_EXTRACT_HOOK } from '../eatmydata.js';
 import {
   CUSTOM_KEYRING,
@@ -143,7 +143,7 @@ function unlockFiles(into: 'staging' | 'target'): Action[] {
       kind: 'write',
       in: into,
       path: LUKS_KEYSCRIPT,
-      content: luksKeyScript(fwCfgName('luksPassphrase')),
+      content: luksKeyScript(fwCfgSysfsPath('luksPassphrase')),
       mode: 0o755,
     },
   ];

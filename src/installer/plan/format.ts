@@ -2,6 +2,7 @@ import { utf8Text } from '../../util/text.js';
 import {
   HOOKS,
   LUKS_FORMAT_OPTIONS,
+  LUKS_KEYSLOT_OPTIONS,
   LUKS_MAPPING,
   STAGING,
   TARGET,
@@ -48,6 +49,8 @@ const DESCRIBE: Describers = {
   'check-empty-target': () => 'refuse the target unless it is empty',
   'luks-format': (a) =>
     `$ cryptsetup luksFormat ${LUKS_FORMAT_OPTIONS.join(' ')} --key-file=(the passphrase, from fw_cfg) ${a.device}\n   $ cryptsetup open --key-file=(the same) ${a.device} ${LUKS_MAPPING}`,
+  'luks-rekey': (a) =>
+    `$ cryptsetup luksChangeKey ${LUKS_KEYSLOT_OPTIONS.join(' ')} --key-file=(the source's passphrase, from fw_cfg) ${a.device} (the clone's, from fw_cfg)\n   $ cryptsetup open --key-file=(the clone's) ${a.device} ${LUKS_MAPPING}`,
   mount: (a) => `mount ${a.source} (${a.fstype}) on TARGET`,
   'read-uuid': (a) => `read the filesystem UUID of ${a.device} (for fstab)`,
   'chroot-mounts': () => 'mount proc, sys, dev and run in TARGET for chroot commands',

@@ -24,14 +24,14 @@ export const LUKS_DEVICE = `/dev/mapper/${LUKS_MAPPING}`;
  * second where the container is made: each boot through the stub opens it twice (the handoff, then the
  * system's initramfs).
  */
+/** How a passphrase becomes a key slot's key: argon2id in 256 MiB, a one-second unlock. */
+export const LUKS_KEYSLOT_OPTIONS = ['--pbkdf=argon2id', '--pbkdf-memory=262144', '--iter-time=1000'];
 export const LUKS_FORMAT_OPTIONS = [
   '--batch-mode',
   // crypttab names it by this label (src/installer/plan/deb.ts)
   `--label=${LUKS_MAPPING}`,
   '--type=luks2',
-  '--pbkdf=argon2id',
-  '--pbkdf-memory=262144',
-  '--iter-time=1000',
+  ...LUKS_KEYSLOT_OPTIONS,
 ];
 
 export type Action =
@@ -88,6 +88,8 @@ export type Action =
   | { kind: 'check-empty-target' }
   /** A LUKS2 container on device with the host's passphrase (fw_cfg), opened as LUKS_MAPPING. */
   | { kind: 'luks-format'; device: string }
+  /** A clone's container: its key slot changed from the source's passphrase to its own, then opened. */
+  | { kind: 'luks-rekey'; device: string }
   | { kind: 'mount'; source: string; fstype: string; options?: string }
   | { kind: 'read-uuid'; device: string }
   | { kind: 'chroot-mounts' }
