@@ -31,21 +31,23 @@ import { findInstalledKernel } from '../boot/discover.js';
 import type { ImageConfig, ImageFormat } from './config.js';
 import { CHROOT_ENV, openChroot } from './chroot.js';
 import { requireForeignArch } from './foreign-arch.js';
-import { buildIso, grubModuleDir, isoPlatform, liveDracutConfig, volumeLabel } from './iso.js';
+import { buildIso, checkIsoFits, grubModuleDir, isoPlatform, liveDracutConfig, volumeLabel } from './iso.js';
 import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } from './mmdebstrap.js';
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
 import { installationPaths, treeDigest } from './installation.js';
 import { fileSha256 } from '../util/digest.js';
+import { applyToRoot } from '../installer/execute.js';
+import { chroot, type RootAction } from '../installer/plan/types.js';
 import {
-  authorizedKeys,
-  debSources,
-  hosts,
-  networkdEthernet,
-  resolvedConf,
-  sudoers,
-  userAddArgvs,
-} from '../installer/render.js';
+  accountActions,
+  hostnameAction,
+  hostsAction,
+  machineIdReset,
+  MACHINE_IDENTITY_FILES,
+} from '../installer/plan/common.js';
+import { debNetworkActions } from '../installer/plan/deb.js';
+import { debSources } from '../installer/render.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
@@ -53,7 +55,7 @@ import { formatSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
 /** Bumped when a stage's own code changes what it makes: its cached entries then miss. */
-export const STAGE_VERSIONS = { bootstrap: 3, packages: 1, root: 3, iso: 1 } as const;
+export const STAGE_VERSIONS = { bootstrap: 3, packages: 1, root: 4, iso: 1 } as const;
 export type StageName = keyof typeof STAGE_VERSIONS;
 
 /** Below this a squashfs is junk that mksquashfs left (vmdebootstrap's rule). */
@@ -370,42 +372,42 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 `;
 
-/** Accounts, identity, network, apt's final sources: what the root stage writes after the hook. */
-async function configureRoot(root: string, c: ImageConfig, log: (l: string) => void, logFile: string) {
-  const sh = (cmd: string[]) => inRoot(root, cmd, log, logFile);
-  await sh(c.root.passwordHash ? ['usermod', '-p', c.root.passwordHash, 'root'] : ['passwd', '-l', 'root']);
-  if (c.root.sshKeys.length) write(root, 'root/.ssh/authorized_keys', authorizedKeys(c.root.sshKeys), 0o600);
-  for (const u of c.users) {
-    for (const argv of userAddArgvs(u, 'sudo')) await sh(argv);
-    await sh(u.passwordHash ? ['usermod', '-p', u.passwordHash, u.name] : ['passwd', '-l', u.name]);
-    if (u.sshKeys.length) {
-      write(root, `home/${u.name}/.ssh/authorized_keys`, authorizedKeys(u.sshKeys), 0o600);
-      await sh(['chown', '-R', `${u.name}:${u.name}`, `/home/${u.name}/.ssh`]);
-    }
-    if (u.sudo && !u.passwordHash) write(root, `etc/sudoers.d/vmstub-${u.name}`, sudoers(u.name), 0o440);
-  }
-  write(root, 'etc/hostname', `${c.hostname}\n`);
-  write(root, 'etc/hosts', hosts(c.hostname));
-  write(root, 'etc/systemd/network/80-vmstub-ethernet.network', networkdEthernet());
-  write(root, 'etc/systemd/resolved.conf.d/vmstub.conf', resolvedConf());
-  await sh(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']);
-  // The final mirror, in the form the release's apt reads (the build's one-line sources go).
-  write(
-    root,
-    `etc/apt/sources.list.d/${c.distro.vendor}.sources`,
-    debSources(c.distro, { mirror: c.finalMirror, securityMirror: c.finalSecurityMirror }, c.distro.keyring),
-  );
-  write(root, 'etc/apt/sources.list', '# vmstub: see sources.list.d/\n');
-  // Fresh per system: host keys made on first boot, a machine-id of its own, no random seed carried over.
-  if (existsSync(join(root, 'usr/sbin/sshd'))) {
-    for (const f of readdirSync(join(root, 'etc/ssh')))
-      if (/^ssh_host_.*_key(\.pub)?$/.test(f)) rmSync(join(root, 'etc/ssh', f));
-    write(root, 'etc/systemd/system/vmstub-ssh-host-keys.service', FIRST_BOOT_HOST_KEYS);
-    await sh(['systemctl', 'enable', 'vmstub-ssh-host-keys.service']);
-  }
-  write(root, 'etc/machine-id', '');
-  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
-  rmSync(join(root, 'var/lib/systemd/random-seed'), { force: true });
+/**
+ * What the root stage writes after the hook: the accounts, host name, network and identity files, by
+ * the same actions an installed system of the same users and name gets (installer/plan), then what is
+ * an image's own: apt's final sources, and SSH host keys made at each system's first boot.
+ */
+export function imageRootActions(c: ImageConfig, hasSshd: boolean): RootAction[] {
+  return [
+    ...accountActions(c, 'sudo'),
+    hostnameAction(c),
+    hostsAction(c),
+    // Images carry no netplan: systemd-networkd directly, on Ubuntu too.
+    ...debNetworkActions('networkd'),
+    {
+      kind: 'write',
+      path: `/etc/apt/sources.list.d/${c.distro.vendor}.sources`,
+      content: debSources(
+        c.distro,
+        { mirror: c.finalMirror, securityMirror: c.finalSecurityMirror },
+        c.distro.keyring,
+      ),
+    },
+    // The build's one-line sources go.
+    { kind: 'write', path: '/etc/apt/sources.list', content: '# vmstub: see sources.list.d/\n' },
+    ...(hasSshd
+      ? ([
+          {
+            kind: 'write',
+            path: '/etc/systemd/system/vmstub-ssh-host-keys.service',
+            content: FIRST_BOOT_HOST_KEYS,
+          },
+          chroot(['systemctl', 'enable', 'vmstub-ssh-host-keys.service']),
+        ] satisfies RootAction[])
+      : []),
+    machineIdReset,
+    ...MACHINE_IDENTITY_FILES.map((path): RootAction => ({ kind: 'remove', path })),
+  ];
 }
 
 /** The host's GRUB packages an ISO of this image is made with (none where GRUB comes from the image's release). */
@@ -650,7 +652,11 @@ export async function buildStages(
         await imageGrub(root, join(dir, 'grub'), iso.efi.package, log, logFile);
       }
       o.progress('root: accounts, host name, network, the final mirror');
-      await configureRoot(root, c, log, logFile);
+      await applyToRoot(imageRootActions(c, existsSync(join(root, 'usr/sbin/sshd'))), root, log).catch(
+        (e: unknown) => {
+          throw new VmstubError(`root: configuring it failed: ${(e as Error).message} (log: ${logFile})`);
+        },
+      );
       await aptInRoot(root, ['clean'], log, logFile);
       dropBuildState(root);
       o.progress('root: boot files');
@@ -702,6 +708,7 @@ export async function buildImage(
   cache = new StageCache(undefined, o.progress),
 ): Promise<ImageBuildResult> {
   const { stages: reports, dirs, log: logFile } = await buildStages(c, o, cache);
+  if (dirs.iso) checkIsoFits(join(dirs.iso, `${c.name}.iso`), c.medium);
   const squashName = `${c.name}.squashfs`;
   mkdirSync(o.outDir, { recursive: true });
   const files: string[] = [];

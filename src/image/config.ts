@@ -27,7 +27,7 @@ import {
   type Problem,
 } from '../config/problems.js';
 import { ARCHES, parseArch, type Arch } from '../util/arch.js';
-import { ISO_PLATFORMS, noIsoReason } from './iso.js';
+import { ISO_MEDIA, ISO_PLATFORMS, isoMedium, noIsoReason } from './iso.js';
 import { usageError } from '../util/errors.js';
 
 export const IMAGE_FORMATS = ['squashfs', 'system', 'iso'] as const;
@@ -152,6 +152,11 @@ export const IMAGE_FIELDS = {
     doc: 'what to make: squashfs (NAME.squashfs, .vmlinuz, .initrd), system (the squashfs checked as an image vmstub run boots), iso (a live ISO: hybrid BIOS and UEFI on x86_64, UEFI on aarch64)',
     value: ['squashfs'],
   },
+  medium: {
+    schema: z.string(),
+    doc: `what the ISO is written to, and so the most it may take: ${Object.keys(ISO_MEDIA).join(', ')}, or a size (a USB stick: 8G); a bigger ISO is not delivered`,
+    default: 'no limit',
+  },
   docs: {
     schema: z.boolean(),
     doc: 'keep manuals, documentation and translations (false: only copyright files, as dpkg path-excludes that stay in the image)',
@@ -212,6 +217,8 @@ export interface ImageConfig {
   finalMirror: string;
   finalSecurityMirror: string;
   formats: ImageFormat[];
+  /** The most the ISO may take, and what holds that much. */
+  medium?: { name: string; bytes: number };
   docs: boolean;
   cmdline: string;
   compression: (typeof COMPRESSIONS)[number];
@@ -297,6 +304,15 @@ export function resolveImageConfig(
   const formats = ok('formats') ? i.formats! : (FIELDS.formats.value as ImageFormat[]);
   if (ok('formats') && !formats.length) problem(['formats'], 'needs at least one of squashfs, system, iso');
   if (formats.includes('iso') && !ISO_PLATFORMS[arch]) problem(['formats'], noIsoReason(arch));
+  let medium: ImageConfig['medium'];
+  if (ok('medium')) {
+    if (!formats.includes('iso')) problem(['medium'], 'is where an ISO goes, and formats has no iso');
+    try {
+      medium = isoMedium(i.medium!);
+    } catch (e) {
+      problem(['medium'], (e as Error).message);
+    }
+  }
   const name = i.name ?? '';
   if (ok('name') && formats.includes('iso') && name.length > 32)
     problem(['name'], 'an ISO volume label holds 32 characters; shorten the name');
@@ -334,6 +350,7 @@ export function resolveImageConfig(
     finalMirror: i.finalMirror ?? officialMirror,
     finalSecurityMirror: i.finalSecurityMirror ?? (i.finalMirror ? i.finalMirror : officialSecurity),
     formats: [...new Set(formats)],
+    medium,
     docs: i.docs ?? true,
     cmdline: (i.cmdline ?? '').trim(),
     compression: i.compression ?? 'zstd',

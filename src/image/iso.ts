@@ -7,9 +7,10 @@
  */
 import { copyFileSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VmstubError } from '../util/errors.js';
+import { usageError, VmstubError } from '../util/errors.js';
 import type { Arch } from '../util/arch.js';
 import { requireTool, run, runChecked } from '../util/exec.js';
+import { formatSize, parseSize } from '../util/size.js';
 
 /** The GPT type of an EFI system partition. */
 const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
@@ -314,4 +315,35 @@ export async function checkIso(iso: string, label: string, platform: IsoPlatform
   ].filter(Boolean);
   if (missing.length) throw new VmstubError(`${iso} lacks ${missing.join(', ')}`);
   return report;
+}
+
+/**
+ * What an ISO may be written to, by what the medium holds: 2048-byte sectors, as growisofs and xorriso
+ * count them (an 80-minute CD-R, single and dual layer DVD±R, BD-R).
+ */
+export const ISO_MEDIA: Record<string, number> = {
+  cd: 360_000 * 2048,
+  dvd: 2_295_104 * 2048,
+  'dvd-dl': 4_173_824 * 2048,
+  bd: 12_219_392 * 2048,
+  'bd-dl': 24_438_784 * 2048,
+};
+
+/** A medium by name, or a size (a USB stick's); a problem as an Error's message. */
+export function isoMedium(text: string): { name: string; bytes: number } {
+  const known = ISO_MEDIA[text];
+  if (known) return { name: text, bytes: known };
+  if (!/^\s*\d/.test(text))
+    throw new Error(`'${text}' is not a medium (${Object.keys(ISO_MEDIA).join(', ')}) or a size (8G)`);
+  return { name: text.trim(), bytes: parseSize(text, '') };
+}
+
+/** Refuses an ISO bigger than its medium, in one line. */
+export function checkIsoFits(iso: string, medium: { name: string; bytes: number } | undefined): void {
+  if (!medium) return;
+  const bytes = statSync(iso).size;
+  if (bytes > medium.bytes)
+    throw usageError(
+      `the ISO is ${formatSize(bytes)}, more than ${ISO_MEDIA[medium.name] ? `a ${medium.name}` : 'the medium'} holds (${formatSize(medium.bytes)}, medium: ${medium.name}); nothing was delivered (fewer packages, or a bigger medium: the build is cached)`,
+    );
 }

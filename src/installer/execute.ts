@@ -17,7 +17,7 @@ import { oneLine } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
 import { mountsUnder, unmountUnder } from '../util/mounts.js';
 import { diskFullNote, filledUp, type FilesystemSpace } from './disk-space.js';
-import type { Action, Plan, Step } from './plan/index.js';
+import type { Action, Plan, RootAction, Step } from './plan/index.js';
 import {
   HOOKS,
   LUKS_FORMAT_OPTIONS,
@@ -133,32 +133,40 @@ async function openLuks(device: string, key: string, cx: ExecContext): Promise<v
   );
 }
 
-/** What the actions of one install share while they run. */
-interface ExecContext {
-  plan: Plan;
+/** What the plain actions (commands, writes, links, removals) need: a target, and where to log. */
+interface ActionContext {
   step: Step;
   /** Where the target is, here: the stub's mount point, or a directory (install --target-dir). */
   target: string;
-  staging: string;
-  hooks: string;
+  /** The stub's staging and hooks directories (or the host's for a bootstrap there): an install's alone. */
+  staging?: string;
+  hooks?: string;
   inTarget: (path: string) => string;
-  /** Values learnt while installing ({{ROOT_UUID}}), filled into file contents. */
-  vars: Record<string, string>;
   substitute: (text: string) => string;
-  /** Undone when the install ends, innermost first, whatever happens. */
-  cleanups: Registration[];
-  state: { chrootMounted: boolean };
   /** What every command's environment gets for its downloads (http_proxy, when there is a package cache). */
   downloadEnv: Record<string, string>;
-  hostKeys?: Record<string, string>;
   log: (line: string) => void;
   emit: (e: InstallEvent) => void;
 }
 
-type Runners = { [K in Action['kind']]: (a: Extract<Action, { kind: K }>, cx: ExecContext) => Promise<void> };
+/** What the actions of one install share while they run. */
+interface ExecContext extends ActionContext {
+  plan: Plan;
+  staging: string;
+  hooks: string;
+  /** Values learnt while installing ({{ROOT_UUID}}), filled into file contents. */
+  vars: Record<string, string>;
+  /** Undone when the install ends, innermost first, whatever happens. */
+  cleanups: Registration[];
+  state: { chrootMounted: boolean };
+  hostKeys?: Record<string, string>;
+}
 
-/** How each kind of action is carried out; a new kind that is not handled here does not compile. */
-const RUN: Runners = {
+type Runners<A extends Action, C> = {
+  [K in A['kind']]: (a: Extract<A, { kind: K }>, cx: C) => Promise<void>;
+};
+
+const RUN_ON_ROOT: Runners<RootAction, ActionContext> = {
   exec: async (a, cx) => {
     const progress =
       a.progress === 'bootstrap'
@@ -176,12 +184,10 @@ const RUN: Runners = {
     );
   },
   write: async (a, cx) => {
-    const path =
-      a.in === 'staging'
-        ? join(cx.staging, a.path)
-        : a.in === 'hooks'
-          ? join(cx.hooks, a.path)
-          : cx.inTarget(a.path);
+    const dir = a.in === 'staging' ? cx.staging : a.in === 'hooks' ? cx.hooks : cx.target;
+    if (dir === undefined)
+      throw new InstallError(`${a.path}: there is no ${a.in} directory outside an install`);
+    const path = a.in ? join(dir, a.path) : cx.inTarget(a.path);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, cx.substitute(a.content), { mode: a.mode ?? 0o644 });
     if (a.owner) {
@@ -191,6 +197,43 @@ const RUN: Runners = {
     }
     cx.log(`wrote ${a.path}`);
   },
+  symlink: async (a, cx) => {
+    const path = cx.inTarget(a.path);
+    rmSync(path, { force: true });
+    symlinkSync(a.target, path);
+    cx.log(`linked ${a.path} -> ${a.target}`);
+  },
+  remove: async (a, cx) => {
+    rmSync(cx.inTarget(a.path), { recursive: true, force: true });
+    cx.log(`removed ${a.path}`);
+  },
+};
+
+/**
+ * Carries out plain actions on a root directory outside an install: the image builder's root gets
+ * the accounts, host name, network and identity files an installed system of the same spec gets.
+ */
+export async function applyToRoot(
+  actions: RootAction[],
+  target: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const cx: ActionContext = {
+    step: { id: 'root', title: 'Configure the root', actions },
+    target,
+    inTarget: (p) => join(target, p),
+    substitute: (s) => s,
+    downloadEnv: {},
+    log,
+    emit: () => {},
+  };
+  for (const a of actions)
+    await (RUN_ON_ROOT[a.kind] as (a: RootAction, cx: ActionContext) => Promise<void>)(a, cx);
+}
+
+/** How each kind of action is carried out; a new kind that is not handled here does not compile. */
+const RUN: Runners<Action, ExecContext> = {
+  ...RUN_ON_ROOT,
   'put-file': async (a, cx) => {
     // Inside the chroot, so the path's symlinks resolve in the new system (its /var/run is /run), not the stub.
     const script =
@@ -204,16 +247,6 @@ const RUN: Runners = {
       { input: a.base64 },
     );
     cx.log(`${a.append ? 'appended to' : 'wrote'} ${a.path}`);
-  },
-  symlink: async (a, cx) => {
-    const path = cx.inTarget(a.path);
-    rmSync(path, { force: true });
-    symlinkSync(a.target, path);
-    cx.log(`linked ${a.path} -> ${a.target}`);
-  },
-  remove: async (a, cx) => {
-    rmSync(cx.inTarget(a.path), { recursive: true, force: true });
-    cx.log(`removed ${a.path}`);
   },
   'rpm-bootstrap': async (a, cx) => {
     // Downloads are kept inside the target while installing (the stub's memory is small), then dropped.
@@ -383,8 +416,11 @@ const RUN: Runners = {
 const HOST_KEY_FILE = /^ssh_host_[a-z0-9]+_key(\.pub)?$/;
 
 /** A command's argument with the stub's directories (TARGET, STAGING, HOOKS) where they are this time. */
-function relocate(arg: string, cx: ExecContext): string {
-  return arg.replaceAll(TARGET, cx.target).replaceAll(STAGING, cx.staging).replaceAll(HOOKS, cx.hooks);
+function relocate(arg: string, cx: ActionContext): string {
+  return arg
+    .replaceAll(TARGET, cx.target)
+    .replaceAll(STAGING, cx.staging ?? STAGING)
+    .replaceAll(HOOKS, cx.hooks ?? HOOKS);
 }
 
 const runAction = (a: Action, cx: ExecContext): Promise<void> =>

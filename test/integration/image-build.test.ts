@@ -3,7 +3,7 @@
  * mirror), its system image booted by vmstub run and its ISO by plain QEMU from a SATA CD drive and as a
  * USB stick, each with SeaBIOS and with OVMF (the rest: test/slow/image-iso-media.test.ts), a hook
  * change that rebuilds only the later stages, and builds that fail: a hook that exits non-zero, an
- * output directory that fills up.
+ * output directory that fills up, an ISO bigger than its medium.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -185,6 +185,31 @@ describe('an image from a config and a hook', () => {
         ],
       );
       assert.match(unsquash(join(out, 'live.squashfs'), 'etc/issue'), /VMSTUB-HOOK-TWO/);
+    },
+  );
+
+  test(
+    'an ISO bigger than its medium: one clear line, and nothing delivered',
+    { timeout: 120_000 },
+    async () => {
+      // The image above, every stage cached; on a 100 MiB medium.
+      const config = writeConfigIn(
+        dir,
+        'small-medium.yaml',
+        'live',
+        'hook.sh',
+        ['system', 'iso'],
+        undefined,
+        [`mirror: ${mirror.url}/debian`, `securityMirror: ${mirror.url}/debian-security`, 'medium: 100M'],
+      );
+      const smallOut = join(dir, 'small-medium-out');
+      const r = await build(config, smallOut);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr.trim().split('\n').pop()!,
+        /^vmstub: the ISO is 1\d\d\.\d MiB, more than the medium holds \(100\.0 MiB, medium: 100M\); nothing was delivered/,
+      );
+      assert.deepEqual(existsSync(smallOut) ? readdirSync(smallOut) : [], []);
     },
   );
 

@@ -3,10 +3,19 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { bootstrapPackages, currentSnapshot, explainStages, planStages } from '../../src/image/build.js';
+import {
+  bootstrapPackages,
+  currentSnapshot,
+  explainStages,
+  imageRootActions,
+  planStages,
+} from '../../src/image/build.js';
 import { imageJsonSchema, packagesFor, readImageConfig } from '../../src/image/config.js';
 import { foreignArchProblem } from '../../src/image/foreign-arch.js';
 import { changedInputs, StageCache } from '../../src/image/stage-cache.js';
+import { MACHINE_IDENTITY_FILES } from '../../src/installer/plan/common.js';
+import { buildPlan } from '../../src/installer/plan/index.js';
+import { resolveSpec } from '../../src/installer/spec.js';
 import { VmstubError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmstub-image-config-'));
@@ -322,4 +331,78 @@ test('a riscv64 image without an ISO plans its stages (the skipped ISO stage ask
   const stages = planStages(c, { s: 'd' }, null);
   assert.equal(stages.find((s) => s.name === 'iso')!.skip, true);
   assert.deepEqual(stages.find((s) => s.name === 'iso')!.inputs.tools, []);
+});
+
+test('an image and an installed system of the same users and name get the same accounts, name, network and identity actions', () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd1n7MnQ7kSx8yJ2B0wb0CyY1sWXh2iQ8m0mVtVdxHq alice@laptop';
+  const c = readImageConfig(
+    file(
+      'same.yaml',
+      [
+        'name: same',
+        'distro: debian12',
+        'users:',
+        '  - name: alice',
+        '    sudo: true',
+        '    groups: [adm, builders]',
+        `    sshKeys: ['${key}']`,
+        '  - name: bob',
+        "    passwordHash: '$y$j9T$abc$def'",
+        'root:',
+        `  sshKeys: ['${key}']`,
+        '',
+      ].join('\n'),
+    ),
+    'x86_64',
+  );
+  const spec = resolveSpec(
+    {
+      distro: 'debian12',
+      hostname: 'same',
+      users: [
+        { name: 'alice', sudo: true, groups: ['adm', 'builders'], sshKeys: [key] },
+        { name: 'bob', passwordHash: '$y$j9T$abc$def' },
+      ],
+      root: { sshKeys: [key] },
+    },
+    { hostname: 'same', timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
+  );
+  const image = imageRootActions(c, true).map((a) => JSON.stringify(a));
+  const plan = buildPlan(spec);
+  const step = (id: string) => plan.steps.find((s) => s.id === id)!.actions.map((a) => JSON.stringify(a));
+  const installed = [
+    ...step('accounts'),
+    ...step('network'),
+    ...step('system').filter((a) => /"\/etc\/(hostname|hosts|machine-id)"/.test(a)),
+  ];
+  const missing = installed.filter((a) => !image.includes(a));
+  assert.deepEqual(missing, [], 'every action of the installed system is the image’s too');
+  assert.ok(
+    image.some((a) => a.includes('"owner":"alice"')),
+    "alice's keys owned by alice, not chown -R",
+  );
+  for (const path of MACHINE_IDENTITY_FILES)
+    assert.ok(image.includes(JSON.stringify({ kind: 'remove', path })), `${path} is removed`);
+});
+
+test('medium: a named one or a size, only with an ISO; a bad one said with its line', () => {
+  const base = 'name: web\ndistro: debian12\nformats: [iso]\n';
+  assert.deepEqual(readImageConfig(file('cd.yaml', `${base}medium: cd\n`), 'x86_64').medium, {
+    name: 'cd',
+    bytes: 737_280_000,
+  });
+  assert.deepEqual(readImageConfig(file('stick.yaml', `${base}medium: 8G\n`), 'x86_64').medium, {
+    name: '8G',
+    bytes: 8 * 1024 ** 3,
+  });
+  assert.equal(readImageConfig(file('none.yaml', base), 'x86_64').medium, undefined);
+  assert.match(
+    problems(file('floppy.yaml', `${base}medium: floppy\n`)),
+    /medium.*'floppy' is not a medium \(cd, dvd, dvd-dl, bd, bd-dl\) or a size \(8G\)/,
+  );
+  assert.match(problems(file('unit.yaml', `${base}medium: '700'\n`)), /medium.*needs a unit/);
+  assert.match(
+    problems(file('noiso.yaml', 'name: web\ndistro: debian12\nmedium: dvd\n')),
+    /medium.*is where an ISO goes, and formats has no iso/,
+  );
 });

@@ -21,7 +21,15 @@ import {
 } from '../boot-commands.js';
 import { CLOUD_CFG, SEED_DIR, cloudCfg, metaData } from '../../cloud-init/seed.js';
 import type { InstallSpec } from '../spec.js';
-import { DATA_DISK, LUKS_DEVICE, ROOT_UUID, chroot, type Action, type Step } from './types.js';
+import {
+  DATA_DISK,
+  LUKS_DEVICE,
+  ROOT_UUID,
+  chroot,
+  type Action,
+  type RootAction,
+  type Step,
+} from './types.js';
 
 /** Format and mount the data disk, mount the share, or check the directory. */
 export function targetSteps(spec: InstallSpec, kernelSeries: string, xfsV4 = false): Step[] {
@@ -74,13 +82,16 @@ export const fstabAction = (fsType: Parameters<typeof fstab>[1], growRoot: boole
   content: fstab(ROOT_UUID, fsType, growRoot),
 });
 
-export const hostnameAction = (spec: InstallSpec): Action => ({
+/** What configures a system's accounts and name, the same whether it is installed or built as an image. */
+export type SystemIdentity = Pick<InstallSpec, 'hostname' | 'root' | 'users'>;
+
+export const hostnameAction = (spec: Pick<SystemIdentity, 'hostname'>): RootAction => ({
   kind: 'write',
   path: '/etc/hostname',
   content: `${spec.hostname}\n`,
 });
 
-export const hostsAction = (spec: InstallSpec): Action => ({
+export const hostsAction = (spec: Pick<SystemIdentity, 'hostname'>): RootAction => ({
   kind: 'write',
   path: '/etc/hosts',
   content: hosts(spec.hostname),
@@ -100,7 +111,7 @@ export function localeGenActions(spec: InstallSpec): Action[] {
 }
 
 /** A machine-id of its own on first boot, not the bootstrap's. */
-export const machineIdReset: Action = { kind: 'write', path: '/etc/machine-id', content: '' };
+export const machineIdReset: RootAction = { kind: 'write', path: '/etc/machine-id', content: '' };
 
 const SSH_HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519', 'dsa'];
 
@@ -157,7 +168,7 @@ export function identityPlanSteps(spec: InstallSpec): Step[] {
 }
 
 /** systemd-resolved answering on 127.0.0.53, with LLMNR and mDNS. */
-export const resolvedActions = (): Action[] => [
+export const resolvedActions = (): RootAction[] => [
   { kind: 'write', path: '/etc/systemd/resolved.conf.d/vmstub.conf', content: resolvedConf() },
   { kind: 'symlink', path: '/etc/resolv.conf', target: '../run/systemd/resolve/stub-resolv.conf' },
 ];
@@ -188,8 +199,8 @@ export function accountsStep(spec: InstallSpec, sudoGroup: string): Step {
 }
 
 /** Root locked (or the hash given), users with their keys, passwordless sudo for key-only sudoers. */
-function accountActions(spec: InstallSpec, sudoGroup: string): Action[] {
-  const accounts: Action[] = [];
+export function accountActions(spec: SystemIdentity, sudoGroup: string): RootAction[] {
+  const accounts: RootAction[] = [];
   accounts.push(
     spec.root.passwordHash
       ? chroot(['usermod', '-p', spec.root.passwordHash, 'root'])

@@ -1,5 +1,5 @@
 /** Debian and Ubuntu: mmdebstrap (or debootstrap) from the release's mirror, then the system's configuration. */
-import type { DebDistro } from '../../catalog/types.js';
+import type { DebDistro, NetworkRenderer } from '../../catalog/types.js';
 import { DEBIAN_ARCH } from '../../util/arch.js';
 import { fwCfgSysfsPath } from '../../events/protocol.js';
 import { EATMYDATA_CUSTOMIZE_HOOK, EATMYDATA_EXTRACT_HOOK } from '../eatmydata.js';
@@ -46,6 +46,7 @@ import {
   rootFsType,
   type Action,
   type Plan,
+  type RootAction,
   type Step,
 } from './types.js';
 
@@ -146,6 +147,32 @@ function unlockFiles(into: 'staging' | 'target'): Action[] {
       content: luksKeyScript(fwCfgSysfsPath('luksPassphrase')),
       mode: 0o755,
     },
+  ];
+}
+
+/** DHCPv4/v6 on every ethernet interface through systemd-networkd (netplan's, on Ubuntu), with resolved. */
+export function debNetworkActions(renderer: NetworkRenderer): RootAction[] {
+  const net: RootAction[] =
+    renderer === 'netplan'
+      ? [
+          { kind: 'write', path: '/etc/netplan/50-vmstub.yaml', content: netplanEthernet(), mode: 0o600 },
+          {
+            kind: 'write',
+            path: `/etc/systemd/network/10-netplan-${NETPLAN_ID}.network.d/vmstub.conf`,
+            content: netplanNetworkdDropIn(),
+          },
+        ]
+      : [
+          {
+            kind: 'write',
+            path: '/etc/systemd/network/80-vmstub-ethernet.network',
+            content: networkdEthernet(),
+          },
+        ];
+  return [
+    ...net,
+    ...resolvedActions(),
+    chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']),
   ];
 }
 
@@ -286,31 +313,10 @@ export function buildDebPlan(spec: InstallSpec, d: DebDistro): Plan {
     ],
   });
 
-  const net: Action[] =
-    d.network === 'netplan'
-      ? [
-          { kind: 'write', path: '/etc/netplan/50-vmstub.yaml', content: netplanEthernet(), mode: 0o600 },
-          {
-            kind: 'write',
-            path: `/etc/systemd/network/10-netplan-${NETPLAN_ID}.network.d/vmstub.conf`,
-            content: netplanNetworkdDropIn(),
-          },
-        ]
-      : [
-          {
-            kind: 'write',
-            path: '/etc/systemd/network/80-vmstub-ethernet.network',
-            content: networkdEthernet(),
-          },
-        ];
   steps.push({
     id: 'network',
     title: `Configure the network (${d.network}: DHCPv4/v6 on every ethernet interface; LLMNR and mDNS)`,
-    actions: [
-      ...net,
-      ...resolvedActions(),
-      chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service']),
-    ],
+    actions: debNetworkActions(d.network),
   });
 
   steps.push(accountsStep(spec, 'sudo'));

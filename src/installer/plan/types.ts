@@ -114,7 +114,10 @@ export interface Plan {
   steps: Step[];
 }
 
-export const chroot = (argv: string[], input?: string): Action => ({
+/** The actions that need nothing of an install: the image builder configures its root with them too. */
+export type RootAction = Extract<Action, { kind: 'exec' | 'write' | 'symlink' | 'remove' }>;
+
+export const chroot = (argv: string[], input?: string): Extract<Action, { kind: 'exec' }> => ({
   kind: 'exec',
   argv,
   chroot: true,
