@@ -329,7 +329,10 @@ export async function resumeInstall(
   if (def.encryptedRoot && !existsSync(paths.luksPassphrase)) {
     if (def.encryptedRoot.unlock === 'host')
       throw conflictError(`${name}'s passphrase file ${paths.luksPassphrase} is gone; nothing was changed`);
-    writePassphrase(paths.luksPassphrase, await newPassphrase(o.keyFile, o.askPassphrase));
+    writePassphrase(
+      paths.luksPassphrase,
+      await newPassphrase(o.keyFile, o.askPassphrase, `${name}'s root is formatted again`),
+    );
   }
   if (stubStayed) {
     o.note(`${name}: stopping the stub it stayed in after the failed install`);
@@ -388,6 +391,10 @@ export async function installAndVerify(
   const def = loadDefinition(name);
   // unlock: console: the install's boot alone is given the passphrase, and the file goes when it ends.
   const oneBootPassphrase = def.encryptedRoot?.unlock === 'console' && existsSync(paths.luksPassphrase);
+  // Also when vmstub is interrupted, which ends the process before any finally runs.
+  const forgetPassphrase = oneBootPassphrase
+    ? onCleanup(`${name}'s passphrase file`, () => rmSync(paths.luksPassphrase, { force: true }))
+    : undefined;
   let guard: Registration | undefined;
   let done: { hostKeys: string[] };
   try {
@@ -461,7 +468,7 @@ export async function installAndVerify(
   } finally {
     rmSync(paths.packageCache, { force: true });
     rmSync(paths.sshHostKeys, { force: true });
-    if (oneBootPassphrase) rmSync(paths.luksPassphrase, { force: true });
+    await forgetPassphrase?.undo();
   }
   guard!.release();
   writeInstallStatus(paths, { phase: 'installed', log, attempt: run.attempt });
