@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -159,3 +160,13 @@ export function describeUbuntuCreate(distro: DebDistro, shown: () => void): void
 
 /** What the fixture is, in the evidence `vmstub distros` shows. */
 export const UBUNTU_FIXTURE_WHAT = (d: DebDistro) => `Debian 12's packages under ${d.suite}'s suite names`;
+
+/** dpkg itself, not the bootstrap's eatmydata wrapper, and no diversion left behind. */
+export function assertPlainDpkg(target: string): void {
+  assert.deepEqual([...readFileSync(join(target, 'usr/bin/dpkg')).subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
+  assert.ok(!existsSync(join(target, 'usr/bin/dpkg.distrib')));
+  assert.doesNotMatch(
+    execFileSync('chroot', [target, 'dpkg-divert', '--list'], { encoding: 'utf8' }),
+    /\/usr\/bin\/dpkg/,
+  );
+}
