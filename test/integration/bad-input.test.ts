@@ -474,6 +474,7 @@ describe('bad input, disks and damaged state', () => {
       ],
       [['clone', 'taken', 'unfinished'], 3, /unfinished exists/],
       [['clone', 'taken', 'Bad_Name!'], 2, /Bad_Name!/],
+      [['clone', 'taken', 'c1', '--key-file', plain], 2, /--key-file: taken's root is not encrypted/],
     ] as const) {
       const r = box.run([...args]);
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
