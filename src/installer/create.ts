@@ -319,21 +319,21 @@ export async function resumeInstall(
     distro: spec.distro,
   };
   refuseSmallDisk(fits, name);
+  // An encrypted root the host does not keep the passphrase of: the install starts over with a new
+  // one, asked for before any work.
+  let passphrase: string | undefined;
+  if (def.encryptedRoot && !existsSync(paths.luksPassphrase)) {
+    if (def.encryptedRoot.unlock === 'host')
+      throw conflictError(`${name}'s passphrase file ${paths.luksPassphrase} is gone; nothing was changed`);
+    passphrase = await newPassphrase(o.keyFile, o.askPassphrase, `${name}'s root is formatted again`);
+  }
   const phases: Record<string, number> = {};
   // The root filesystem the first attempt was given, found (or bootstrapped) again.
   const rootTarball = spec.rootTarball
     ? await rootForInstall(spec, def, { ...o, bootstrapOn: 'host' }, phases)
     : undefined;
   if (rootTarball) refuseSmallDisk({ ...fits, rootBytes: statSync(rootTarball).size }, name);
-  // An encrypted root the host does not keep the passphrase of: the install starts over with a new one.
-  if (def.encryptedRoot && !existsSync(paths.luksPassphrase)) {
-    if (def.encryptedRoot.unlock === 'host')
-      throw conflictError(`${name}'s passphrase file ${paths.luksPassphrase} is gone; nothing was changed`);
-    writePassphrase(
-      paths.luksPassphrase,
-      await newPassphrase(o.keyFile, o.askPassphrase, `${name}'s root is formatted again`),
-    );
-  }
+  if (passphrase !== undefined) writePassphrase(paths.luksPassphrase, passphrase);
   if (stubStayed) {
     o.note(`${name}: stopping the stub it stayed in after the failed install`);
     await stopInstance(name, { force: true, timeoutSec: 0 });
