@@ -96,7 +96,8 @@ export const NO_DOCS_DPKG_OPTIONS = [
  * release's initramfs once, before the hook, so that the hook sees a whole system and a kernel update
  * in the running image makes its initramfs as usual; the ISO's live initramfs is made after the hook.
  */
-const INITRAMFS_MAKERS = ['/usr/sbin/update-initramfs', '/usr/bin/dracut'];
+const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
+const INITRAMFS_MAKERS = [UPDATE_INITRAMFS, '/usr/bin/dracut'];
 const held = (path: string) => `${path}.vmstub-build`;
 const HOLD_INITRAMFS_HOOK = INITRAMFS_MAKERS.map(
   (path) =>
@@ -108,9 +109,8 @@ async function releaseInitramfs(root: string, log: (l: string) => void, logFile:
     await inRoot(root, ['dpkg-divert', '--quiet', '--local', '--rename', '--remove', path], log, logFile);
   }
   const { version } = installedKernel(root);
-  const updateInitramfs = INITRAMFS_MAKERS[0]!;
   if (
-    existsSync(join(root, updateInitramfs.slice(1))) &&
+    existsSync(join(root, UPDATE_INITRAMFS.slice(1))) &&
     !existsSync(join(root, 'boot', `initrd.img-${version}`))
   )
     await inRoot(root, ['update-initramfs', '-c', '-k', version], log, logFile, "the release's initramfs");

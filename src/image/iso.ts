@@ -331,8 +331,7 @@ export const ISO_MEDIA: Record<string, number> = {
 
 /** A medium by name, or a size (a USB stick's); a problem as an Error's message. */
 export function isoMedium(text: string): { name: string; bytes: number } {
-  const known = ISO_MEDIA[text];
-  if (known) return { name: text, bytes: known };
+  if (Object.hasOwn(ISO_MEDIA, text)) return { name: text, bytes: ISO_MEDIA[text]! };
   if (!/^\s*\d/.test(text))
     throw new Error(`'${text}' is not a medium (${Object.keys(ISO_MEDIA).join(', ')}) or a size (8G)`);
   return { name: text.trim(), bytes: parseSize(text, '') };
@@ -344,6 +343,6 @@ export function checkIsoFits(iso: string, medium: { name: string; bytes: number 
   const bytes = statSync(iso).size;
   if (bytes > medium.bytes)
     throw usageError(
-      `the ISO is ${formatSize(bytes)}, more than ${ISO_MEDIA[medium.name] ? `a ${medium.name}` : 'the medium'} holds (${formatSize(medium.bytes)}, medium: ${medium.name}); nothing was delivered (fewer packages, or a bigger medium: the build is cached)`,
+      `the ISO is ${formatSize(bytes)}, more than ${Object.hasOwn(ISO_MEDIA, medium.name) ? `a ${medium.name}` : 'the medium'} holds (${formatSize(medium.bytes)}, medium: ${medium.name}); nothing was delivered (fewer packages, or a bigger medium: the build is cached)`,
     );
 }

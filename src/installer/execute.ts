@@ -187,7 +187,7 @@ const RUN_ON_ROOT: Runners<RootAction, ActionContext> = {
     const dir = a.in === 'staging' ? cx.staging : a.in === 'hooks' ? cx.hooks : cx.target;
     if (dir === undefined)
       throw new InstallError(`${a.path}: there is no ${a.in} directory outside an install`);
-    const path = a.in ? join(dir, a.path) : cx.inTarget(a.path);
+    const path = join(dir, a.path);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, cx.substitute(a.content), { mode: a.mode ?? 0o644 });
     if (a.owner) {
