@@ -216,6 +216,16 @@ describe('the package cache (real apt, real mirror)', { skip: !isRoot && 'apt as
       );
       assert.deepEqual(readFileSync(dest), good);
       assert.equal(fromMirror(HELLO), before + 1, 'asked the mirror (Cache-Control: no-cache)');
+      // The cache keeps the mirror's copy after its response has ended (the client may already be done),
+      // and writes the record last.
+      const recorded = () => {
+        try {
+          return readFileSync(meta, 'utf8').includes(sha256(good));
+        } catch {
+          return false; // between the old record's removal and the new one's writing
+        }
+      };
+      await waitFor("the mirror's copy recorded", recorded, 10_000);
       assert.deepEqual(readFileSync(file), good, "the mirror's copy replaced the poisoned one");
     },
   );
