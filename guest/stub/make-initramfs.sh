@@ -1,16 +1,17 @@
 #!/bin/sh
 # Builds the initramfs of the stub and of every system image vmstub builds (its boot/initramfs): busybox,
 # initramfs/init, and the few modules it needs to mount the image, taken from the image's root ROOT and
-# decompressed. Usage: make-initramfs.sh ROOT OUTPUT
+# decompressed. Usage: make-initramfs.sh ROOT OUTPUT [BUSYBOX] (a static busybox where ROOT has none)
 set -eu
 root=$1
 out=$2
+busybox=${3:-$root/usr/bin/busybox}
 here=$(cd "$(dirname "$0")" && pwd)
 version=$(ls "$root/usr/lib/modules" | sort -V | tail -n 1)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/etc" "$stage/lib/modules"
-cp "$root/usr/bin/busybox" "$stage/bin/busybox"
+cp "$busybox" "$stage/bin/busybox"
 cp "$here/initramfs/init" "$stage/init"
 chmod 0755 "$stage/init" "$stage/bin/busybox"
 : > "$stage/etc/modules-order"

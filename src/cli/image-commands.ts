@@ -5,7 +5,7 @@ import { annotate, jsonOption } from './options.js';
 import { note, printJson } from './output.js';
 import { buildImage, currentSnapshot, describeStage, explainStages, planStages } from '../image/build.js';
 import { readImageConfig, type ImageConfig } from '../image/config.js';
-import { imagesDir } from '../image/locations.js';
+import { imagesDir, stubImagePath } from '../image/locations.js';
 import { StageCache } from '../image/stage-cache.js';
 import { buildStub, explainStub, type StubStageReport } from '../image/stub.js';
 import { ARCHES, parseArch } from '../util/arch.js';
@@ -102,6 +102,16 @@ const build = () =>
         securityMirror: o.securityMirror,
       });
       if (o.explain) return explain(image, o.json);
+      if (image.distro.family !== 'deb' && !existsSync(stubImagePath(image.arch))) {
+        // The RPM family's bootstrap runs with the stub's rpm and keys.
+        note(`no stub image yet: building ${stubImagePath(image.arch)} (once; a few minutes)`);
+        await buildStub({
+          arch: image.arch,
+          outDir: imagesDir(),
+          mirrors: {},
+          progress: (l) => note(`stub: ${l}`),
+        });
+      }
       const cache = new StageCache(undefined, note);
       const result = await buildImage(
         image,

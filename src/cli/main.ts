@@ -4,6 +4,7 @@ import { installSignalCleanup } from '../util/cleanup.js';
 import { ExitCode, VmstubError, oneLine } from '../util/errors.js';
 import type { LaunchInfo, SupervisorReport } from '../vm/launch.js';
 import { supervise } from '../vm/supervisor.js';
+import { EXEC_PLAN_COMMAND, execPlanFromDir } from '../installer/stub-root.js';
 
 /** The hidden command a started VM runs as: the supervisor, reporting to its starter on fd 3. */
 async function runSupervisor(name: string): Promise<number> {
@@ -36,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   if (argv[0] === '__supervise') return runSupervisor(argv[1]!);
+  if (argv[0] === EXEC_PLAN_COMMAND) return execPlanFromDir(argv[1]!);
   installSignalCleanup((line) => process.stderr.write(line + '\n'));
   try {
     await program.parseAsync(inlineValueArgv(program, argv), { from: 'user' });

@@ -48,6 +48,20 @@ import {
 } from '../installer/plan/common.js';
 import { debNetworkActions } from '../installer/plan/deb.js';
 import { debSources } from '../installer/render.js';
+import { rpmNetworkActions } from '../installer/plan/rpm.js';
+import { runPlanInStubRoot, stubBusybox } from '../installer/stub-root.js';
+import type { DebDistro } from '../catalog/types.js';
+import { stubImagePath } from './locations.js';
+import {
+  isRpmImage,
+  RPM_CLEAN,
+  rpmBootstrapInputs,
+  rpmBootstrapPackages,
+  rpmFinalRepoActions,
+  rpmImageBootstrapPlan,
+  rpmInstallArgv,
+  rpmMirrorSnapshot,
+} from './rpm-image.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
@@ -119,7 +133,12 @@ async function releaseInitramfs(root: string, log: (l: string) => void, logFile:
 /** dracut's live module: what the ISO's initramfs finds and mounts the squashfs with; zstd compresses it. */
 export const LIVE_PACKAGES = ['dracut', 'dracut-live', 'dracut-config-generic', 'zstd'];
 
+type DebImageConfig = ImageConfig & { distro: DebDistro };
+const isDebImage = (c: ImageConfig): c is DebImageConfig => c.distro.family === 'deb';
+
 export function bootstrapPackages(c: ImageConfig): string[] {
+  if (isRpmImage(c)) return rpmBootstrapPackages(c, LIVE_PACKAGES);
+  if (!isDebImage(c)) throw new Error('an image of an unknown family');
   const extra = [c.kernel, c.distro.vendor === 'ubuntu' ? 'ubuntu-keyring' : 'debian-archive-keyring'];
   if (c.users.some((u) => u.sudo)) extra.push('sudo');
   if (c.formats.includes('iso')) extra.push(...LIVE_PACKAGES);
@@ -127,6 +146,7 @@ export function bootstrapPackages(c: ImageConfig): string[] {
 }
 
 export function buildSources(c: ImageConfig): AptSource[] {
+  if (!isDebImage(c)) throw new Error('apt sources are for a Debian-family image');
   const d = c.distro;
   return [
     { uri: c.mirror, suite: d.suite, components: d.components },
@@ -194,16 +214,29 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     stages.push({ name, cacheName, inputs: full, key, skip });
     return key;
   };
-  const d = c.distro;
-  const bootstrap = add('bootstrap', bootstrapCacheName(c), {
-    distro: d.id,
-    suite: d.suite,
-    arch: c.arch,
-    sources: buildSources(c),
-    snapshot,
-    packages: bootstrapPackages(c),
-    dpkg: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
-  });
+  const bootstrap = add(
+    'bootstrap',
+    bootstrapCacheName(c),
+    isRpmImage(c)
+      ? {
+          distro: c.distro.id,
+          arch: c.arch,
+          snapshot,
+          packages: bootstrapPackages(c),
+          ...rpmBootstrapInputs(c, bootstrapPackages(c)),
+          stub: stubIdentity(c.arch),
+        }
+      : {
+          distro: c.distro.id,
+          suite: (c as DebImageConfig).distro.suite,
+          arch: c.arch,
+          sources: buildSources(c),
+          snapshot,
+          packages: bootstrapPackages(c),
+          dpkg: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
+          keyring: c.keyring ? sha256Of(readFileSync(c.keyring)) : undefined,
+        },
+  );
   const packages = add(
     'packages',
     `image-packages-${c.name}-${c.arch}`,
@@ -241,6 +274,14 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     !iso,
   );
   return stages;
+}
+
+/** The stub an RPM image's bootstrap runs with (its rpm, its keys): a new stub is a new bootstrap. */
+function stubIdentity(arch: ImageConfig['arch']): string | null {
+  const stub = stubImagePath(arch);
+  if (!existsSync(stub)) return null;
+  const st = statSync(stub);
+  return `${st.size}-${Math.round(st.mtimeMs)}`;
 }
 
 /** vmstub's system initramfs is made by its guest files: a change to them is a change to the root stage. */
@@ -327,6 +368,10 @@ const inRoot = (root: string, cmd: string[], log: (l: string) => void, logFile: 
 const aptInRoot = (root: string, args: string[], log: (l: string) => void, logFile: string) =>
   inRoot(root, ['apt-get', '-y', ...args], log, logFile, `apt-get ${args[0]}`);
 
+/** The package manager's downloads dropped (apt-get clean, dnf clean all). */
+const cleanPackages = (root: string, c: ImageConfig, log: (l: string) => void, logFile: string) =>
+  isRpmImage(c) ? inRoot(root, RPM_CLEAN(c).argv, log, logFile) : aptInRoot(root, ['clean'], log, logFile);
+
 /**
  * Drops what the build left that is not the image's: apt's lists and downloads, package managers' logs,
  * caches that record the build, /run's contents (a tmpfs at boot). mmdebstrap drops the same.
@@ -348,6 +393,15 @@ function dropBuildState(root: string): void {
     'var/log/apt/term.log',
     'var/log/dpkg.log',
     'var/log/alternatives.log',
+    // dnf's and yum's
+    'var/cache/dnf',
+    'var/cache/yum',
+    'var/cache/libdnf5',
+    'var/log/dnf.log',
+    'var/log/dnf.librepo.log',
+    'var/log/dnf.rpm.log',
+    'var/log/dnf5.log',
+    'var/log/hawkey.log',
   ])
     rmSync(join(root, f), { recursive: true, force: true });
 }
@@ -362,7 +416,7 @@ function write(root: string, path: string, content: string, mode = 0o644): void 
 const FIRST_BOOT_HOST_KEYS = `[Unit]
 Description=SSH host keys of this system's own (vmstub image)
 ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
-Before=ssh.service
+Before=ssh.service sshd.service
 
 [Service]
 Type=oneshot
@@ -379,9 +433,29 @@ WantedBy=multi-user.target
  */
 export function imageRootActions(c: ImageConfig, hasSshd: boolean): RootAction[] {
   return [
-    ...accountActions(c, 'sudo'),
+    ...accountActions(c, isRpmImage(c) ? 'wheel' : 'sudo'),
     hostnameAction(c),
     hostsAction(c),
+    ...(isRpmImage(c) ? [...rpmNetworkActions(c.distro), ...rpmFinalRepoActions(c)] : debRootActions(c)),
+    ...(hasSshd
+      ? ([
+          {
+            kind: 'write',
+            path: '/etc/systemd/system/vmstub-ssh-host-keys.service',
+            content: FIRST_BOOT_HOST_KEYS,
+          },
+          chroot(['systemctl', 'enable', 'vmstub-ssh-host-keys.service']),
+        ] satisfies RootAction[])
+      : []),
+    machineIdReset,
+    ...MACHINE_IDENTITY_FILES.map((path): RootAction => ({ kind: 'remove', path })),
+  ];
+}
+
+/** A Debian or Ubuntu image's network and apt sources. */
+function debRootActions(c: ImageConfig): RootAction[] {
+  if (!isDebImage(c)) throw new Error('not a Debian-family image');
+  return [
     // Images carry no netplan: systemd-networkd directly, on Ubuntu too.
     ...debNetworkActions('networkd'),
     {
@@ -395,18 +469,6 @@ export function imageRootActions(c: ImageConfig, hasSshd: boolean): RootAction[]
     },
     // The build's one-line sources go.
     { kind: 'write', path: '/etc/apt/sources.list', content: '# vmstub: see sources.list.d/\n' },
-    ...(hasSshd
-      ? ([
-          {
-            kind: 'write',
-            path: '/etc/systemd/system/vmstub-ssh-host-keys.service',
-            content: FIRST_BOOT_HOST_KEYS,
-          },
-          chroot(['systemctl', 'enable', 'vmstub-ssh-host-keys.service']),
-        ] satisfies RootAction[])
-      : []),
-    machineIdReset,
-    ...MACHINE_IDENTITY_FILES.map((path): RootAction => ({ kind: 'remove', path })),
   ];
 }
 
@@ -451,13 +513,18 @@ async function bootFiles(
   const { version, vmlinuz } = installedKernel(root);
   const { guest } = installationPaths();
   const systemInitrd = `initramfs-vmstub-${version}.img`;
+  // A release without busybox (the RPM family) gets the stub's, which is static.
+  const busybox = existsSync(join(root, 'usr/bin/busybox'))
+    ? []
+    : [await stubBusybox(stubImagePath(c.arch), outDir)];
   await logged(
     'making the system initramfs',
     join(guest, 'make-initramfs.sh'),
-    [root, join(root, 'boot', systemInitrd)],
+    [root, join(root, 'boot', systemInitrd), ...busybox],
     log,
     logFile,
   );
+  for (const b of busybox) rmSync(b, { force: true });
   for (const [link, target] of [
     ['kernel', basename(vmlinuz)],
     ['initramfs', systemInitrd],
@@ -466,7 +533,11 @@ async function bootFiles(
     symlinkSync(target, join(root, 'boot', link));
   }
   write(root, 'boot/cmdline', c.cmdline ? `${c.cmdline}\n` : '');
-  let initrd = join(root, 'boot', `initrd.img-${version}`);
+  // The release's own initramfs: Debian's name, or dracut's on the RPM family.
+  let initrd =
+    [`initrd.img-${version}`, `initramfs-${version}.img`]
+      .map((f) => join(root, 'boot', f))
+      .find((p) => existsSync(p)) ?? join(root, 'boot', `initrd.img-${version}`);
   if (c.formats.includes('iso')) {
     write(root, 'etc/dracut.conf.d/10-vmstub-live.conf', liveDracutConfig(isoPlatform(c.arch)));
     await inRoot(
@@ -513,7 +584,7 @@ export async function currentSnapshot(
   cache: StageCache,
   progress: (line: string) => void,
 ): Promise<Record<string, string>> {
-  const snapshot = await mirrorSnapshot(buildSources(c));
+  const snapshot = isRpmImage(c) ? await rpmMirrorSnapshot(c) : await mirrorSnapshot(buildSources(c));
   if (snapshot) return snapshot;
   const newest = cache.newest(bootstrapCacheName(c));
   const cached = newest ? cache.inputsOf(newest)?.snapshot : undefined;
@@ -570,13 +641,33 @@ export async function buildStages(
   };
 
   await runStage('bootstrap', async (dir) => {
+    if (isRpmImage(c)) {
+      const root = join(dir, 'root');
+      mkdirSync(root);
+      o.progress(
+        `bootstrap: ${c.distro.name} with vmstub's RPM bootstrap and ${c.distro.packageManager}, the stub's tools`,
+      );
+      await runPlanInStubRoot(rpmImageBootstrapPlan(c, bootstrapPackages(c)), {
+        stub: stubImagePath(c.arch),
+        target: root,
+        logFile,
+        files: c.keyring ? [c.keyring] : [],
+        emit: (e) => {
+          if (e.type === 'log') log(`${e.step}: ${e.line}`);
+          else if (e.type === 'step-start') o.progress(`bootstrap: ${e.title}`);
+        },
+      });
+      dropBuildState(root);
+      return;
+    }
+    if (!isDebImage(c)) throw new Error('not a Debian-family image');
     const recipe: MmdebstrapRecipe = {
       suite: c.distro.suite,
       arch: c.arch,
       sources: buildSources(c),
       variant: 'minbase',
       packages: bootstrapPackages(c),
-      keyring: c.distro.keyring,
+      keyring: c.keyring ?? c.distro.keyring,
       dpkgOptions: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
       essentialHooks: [HOLD_INITRAMFS_HOOK],
       customizeHooks: [],
@@ -590,14 +681,18 @@ export async function buildStages(
     const session = await openChroot(root, { network: true });
     try {
       o.progress(`packages: installing ${c.packages.join(' ')}`);
-      await aptInRoot(root, ['update'], log, logFile);
-      await aptInRoot(
-        root,
-        ['install', c.recommends ? '--install-recommends' : '--no-install-recommends', ...c.packages],
-        log,
-        logFile,
-      );
-      await aptInRoot(root, ['clean'], log, logFile);
+      if (isRpmImage(c)) {
+        await inRoot(root, rpmInstallArgv(c), log, logFile, `${c.distro.packageManager} install`);
+      } else {
+        await aptInRoot(root, ['update'], log, logFile);
+        await aptInRoot(
+          root,
+          ['install', c.recommends ? '--install-recommends' : '--no-install-recommends', ...c.packages],
+          log,
+          logFile,
+        );
+      }
+      await cleanPackages(root, c, log, logFile);
       dropBuildState(root);
     } finally {
       await session.end();
@@ -612,7 +707,7 @@ export async function buildStages(
     const session = await openChroot(root, { network: true });
     let boot: Awaited<ReturnType<typeof bootFiles>>;
     try {
-      await releaseInitramfs(root, log, logFile);
+      if (isDebImage(c)) await releaseInitramfs(root, log, logFile);
       if (c.files) {
         o.progress(`root: copying in ${c.files}`);
         await logged(
@@ -624,7 +719,7 @@ export async function buildStages(
         );
       }
       if (c.hook) {
-        await aptInRoot(root, ['update'], log, logFile);
+        if (isDebImage(c)) await aptInRoot(root, ['update'], log, logFile);
         o.progress(`root: running the hook ${c.hook}`);
         await logged(
           `the hook ${c.hook}`,
@@ -657,7 +752,7 @@ export async function buildStages(
           throw new VmstubError(`root: configuring it failed: ${(e as Error).message} (log: ${logFile})`);
         },
       );
-      await aptInRoot(root, ['clean'], log, logFile);
+      await cleanPackages(root, c, log, logFile);
       dropBuildState(root);
       o.progress('root: boot files');
       boot = await bootFiles(root, dir, c, log, logFile);

@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
-import type { DebDistro } from '../catalog/types.js';
+import type { DebDistro, RpmDistro } from '../catalog/types.js';
 import {
   DEFAULT_SHELL,
   HOSTNAME_RE,
@@ -89,7 +89,7 @@ export const IMAGE_FIELDS = {
   },
   distro: {
     schema: z.string(),
-    doc: 'the distribution, from vmstub distros (Debian and Ubuntu releases)',
+    doc: 'the distribution, from vmstub distros: a Debian or Ubuntu release, or one of the RPM family (EL, Fedora)',
     required: true,
   },
   arch: { schema: z.enum(ARCHES), doc: 'the architecture of the image', default: "the host's" },
@@ -98,7 +98,7 @@ export const IMAGE_FIELDS = {
     schema: packageName(),
     doc: 'the kernel package',
     default:
-      "with an ISO, the distribution's general kernel (linux-image-amd64 on Debian amd64: the VM kernel has no driver for SATA CD drives or USB sticks); otherwise its VM kernel (linux-image-cloud-amd64)",
+      'Debian and Ubuntu: with an ISO, the general kernel (linux-image-amd64 on Debian amd64: the VM kernel has no driver for SATA CD drives or USB sticks), otherwise the VM kernel (linux-image-cloud-amd64); the RPM family: kernel',
   },
   packages: {
     schema: z.array(packageEntry()),
@@ -132,19 +132,24 @@ export const IMAGE_FIELDS = {
     value: {},
   },
   mirror: { schema: url(), doc: 'the mirror the build uses', default: "the distribution's" },
+  keyring: {
+    schema: z.string(),
+    doc: "the key the mirror's packages (RPM) or Release files (Debian, Ubuntu) are signed with, for a mirror of your own, relative to this file",
+    default: "the distribution's keys",
+  },
   securityMirror: {
     schema: url(),
-    doc: 'the security mirror the build uses',
+    doc: 'the security mirror the build uses (Debian and Ubuntu)',
     default: "the distribution's (the mirror, when one is given)",
   },
   finalMirror: {
     schema: url(),
-    doc: "the mirror written into the image's apt sources",
+    doc: "the mirror written into the image's apt sources, or its yum and dnf repositories",
     default: "the distribution's official one",
   },
   finalSecurityMirror: {
     schema: url(),
-    doc: "the security mirror written into the image's apt sources",
+    doc: "the security mirror written into the image's apt sources (Debian and Ubuntu)",
     default: "the distribution's official one",
   },
   formats: {
@@ -159,7 +164,7 @@ export const IMAGE_FIELDS = {
   },
   docs: {
     schema: z.boolean(),
-    doc: 'keep manuals, documentation and translations (false: only copyright files, as dpkg path-excludes that stay in the image)',
+    doc: 'keep manuals, documentation and translations (false, Debian and Ubuntu only: only copyright files, as dpkg path-excludes that stay in the image)',
     value: true,
   },
   cmdline: {
@@ -200,7 +205,7 @@ export interface ImageUser {
 /** An image config, validated and with every default filled in. */
 export interface ImageConfig {
   name: string;
-  distro: DebDistro;
+  distro: DebDistro | RpmDistro;
   arch: Arch;
   hostname: string;
   kernel: string;
@@ -213,6 +218,9 @@ export interface ImageConfig {
   users: ImageUser[];
   root: { passwordHash?: string; sshKeys: string[] };
   mirror: string;
+  /** Absolute path of the key the mirror is signed with, when it is not the distribution's. */
+  keyring?: string;
+  /** Debian and Ubuntu; the mirror's for the RPM family, which has none of its own. */
   securityMirror: string;
   finalMirror: string;
   finalSecurityMirror: string;
@@ -257,12 +265,23 @@ export function resolveImageConfig(
   const found = ok('distro') ? CATALOG.find((c) => c.id === i.distro) : undefined;
   if (ok('distro') && !found)
     problem(['distro'], `unknown distribution '${i.distro}' (vmstub distros lists them)`);
-  else if (found && found.family !== 'deb')
-    problem(['distro'], `${found.name}: images are built for Debian and Ubuntu releases so far`);
-  const distro = found?.family === 'deb' ? found : undefined;
+  else if (found?.family === 'gentoo')
+    problem(['distro'], `${found.name}: images are built for Debian, Ubuntu and the RPM family so far`);
+  const distro = found && found.family !== 'gentoo' ? found : undefined;
+  const rpm = distro !== undefined && distro.family !== 'deb';
   const arch = (ok('arch') ? i.arch : undefined) ?? hostArch;
   if (distro && !distro.arches.includes(arch))
     problem(['arch'], `${distro.name} is not available for ${arch} (${distro.arches.join(', ')})`);
+  else if (rpm && arch !== hostArch)
+    problem(
+      ['arch'],
+      `an image of ${distro.name} is built for this machine's architecture (${hostArch}) only so far: the stub's rpm runs natively`,
+    );
+  if (rpm)
+    for (const k of ['securityMirror', 'finalSecurityMirror'] as const)
+      if (input[k] !== undefined)
+        problem([k], `${distro.name} has no security mirror of its own (mirror serves all)`);
+  if (rpm && i.docs === false) problem(['docs'], "false is for Debian and Ubuntu images (dpkg's path rules)");
 
   let hook: string | undefined;
   if (ok('hook')) {
@@ -275,6 +294,11 @@ export function resolveImageConfig(
         problem(['hook'], `${hook} is not executable (chmod +x it)`);
       }
     }
+  }
+  let keyring: string | undefined;
+  if (ok('keyring')) {
+    keyring = resolve(src.baseDir, i.keyring!);
+    if (!existsSync(keyring) || !statSync(keyring).isFile()) problem(['keyring'], `${keyring} not found`);
   }
   let files: string | undefined;
   if (ok('files')) {
@@ -323,15 +347,19 @@ export function resolveImageConfig(
     if (!problems.length) problem([], 'is not a valid image config');
     throw usageError(formatProblems(problems, src));
   }
-  const officialMirror = distro.mirror[arch]!;
-  const officialSecurity = distro.securityMirror[arch]!;
+  const officialMirror = distro.family === 'deb' ? distro.mirror[arch]! : distro.mirror;
+  const officialSecurity = distro.family === 'deb' ? distro.securityMirror[arch]! : officialMirror;
   const mirror = i.mirror ?? officialMirror;
+  const kernel =
+    distro.family === 'deb'
+      ? (formats.includes('iso') ? distro.mediaKernelPackage : distro.kernelPackage)[arch]!
+      : 'kernel';
   return {
     name,
     distro,
     arch,
     hostname: i.hostname ?? name,
-    kernel: i.kernel ?? (formats.includes('iso') ? distro.mediaKernelPackage : distro.kernelPackage)[arch]!,
+    kernel: i.kernel ?? kernel,
     packages,
     recommends: i.recommends ?? false,
     files,
@@ -346,6 +374,7 @@ export function resolveImageConfig(
     })),
     root: { passwordHash: i.root?.passwordHash, sshKeys: (i.root?.sshKeys ?? []).map((k) => k.trim()) },
     mirror,
+    keyring,
     securityMirror: i.securityMirror ?? (i.mirror ? mirror : officialSecurity),
     finalMirror: i.finalMirror ?? officialMirror,
     finalSecurityMirror: i.finalSecurityMirror ?? (i.finalMirror ? i.finalMirror : officialSecurity),

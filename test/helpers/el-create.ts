@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { RpmDistro } from '../../src/catalog/types.js';
+import { LIVE_PACKAGES } from '../../src/image/build.js';
+import { RPM_IMAGE_BASE_PACKAGES } from '../../src/image/rpm-image.js';
 import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.js';
 import { resolveSpec } from '../../src/installer/spec.js';
 import { assertBootsAgain, Sandbox } from './cli.js';
@@ -26,9 +28,15 @@ export function recipePackages(distro: RpmDistro): string[] {
   return [...firstPassPackages(distro), ...systemPackages(distro, probe)];
 }
 
-/** The recipe's fixture of real binaries (el-fixture.ts), built or found in the test cache. */
+/**
+ * The recipe's fixture of real binaries (el-fixture.ts), built or found in the test cache: what both
+ * passes install, and what an image of the release adds (vmstub image build), so one fixture serves both.
+ */
 export const recipeFixture = (distro: RpmDistro): ElFixture =>
-  elFixture({ distro, packages: recipePackages(distro) });
+  elFixture({
+    distro,
+    packages: [...new Set([...recipePackages(distro), ...LIVE_PACKAGES, ...RPM_IMAGE_BASE_PACKAGES])],
+  });
 
 export function describeElCreate(
   distro: RpmDistro,

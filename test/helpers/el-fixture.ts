@@ -46,6 +46,11 @@ import { makeRepo, makeSigningKey, signRpms, type SigningKey } from './rpm-repo.
 const STANDS_FOR: Record<string, string[]> = {
   kernel: ['linux-image-cloud-amd64'],
   dracut: ['dracut'],
+  // what an image's live ISO and vmstub's small initramfs are made with (vmstub image build)
+  'dracut-live': ['dracut-live'],
+  'dracut-config-generic': ['dracut-config-generic'],
+  zstd: ['zstd'],
+  kmod: ['kmod'],
   systemd: ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd'],
   passwd: ['passwd'],
   sudo: ['sudo'],

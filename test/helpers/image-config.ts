@@ -21,7 +21,7 @@ export function writeHook(dir: string, name: string, marker: string, exit = 0): 
   chmodSync(hook, 0o755);
 }
 
-/** A Debian 12 image config in dir: the packages, the hook, a sudo user alice, the formats, and more lines. */
+/** An image config in dir (Debian 12 unless distro says): the packages, the hook, a sudo user alice, the formats, and more lines. */
 export function writeConfig(
   dir: string,
   file: string,
@@ -30,13 +30,14 @@ export function writeConfig(
   formats: string[],
   packages = ['less'],
   more: string[] = [],
+  distro = 'debian12',
 ): string {
   const path = join(dir, file);
   writeFileSync(
     path,
     [
       `name: ${name}`,
-      'distro: debian12',
+      `distro: ${distro}`,
       `packages: [${packages.join(', ')}]`,
       `hook: ${hook}`,
       'users:',

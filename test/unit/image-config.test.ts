@@ -140,8 +140,16 @@ test("packages limited to architectures, by our names or Debian's", () => {
 
 test('what cannot be built is refused with the reason', () => {
   assert.match(
-    problems(file('r.yaml', 'name: r\ndistro: rocky8\n')),
-    /images are built for Debian and Ubuntu/,
+    problems(file('g.yaml', 'name: g\ndistro: gentoo\n')),
+    /images are built for Debian, Ubuntu and the RPM family so far/,
+  );
+  assert.match(
+    problems(file('r.yaml', 'name: r\ndistro: rocky8\narch: aarch64\n')),
+    /arch: an image of Rocky Linux 8 is built for this machine's architecture \(x86_64\) only so far/,
+  );
+  assert.match(
+    problems(file('k.yaml', 'name: k\ndistro: rocky8\nkeyring: nosuch.gpg\n')),
+    /keyring: .*nosuch\.gpg not found/,
   );
   assert.match(problems(file('u.yaml', 'name: u\ndistro: nosuch\n')), /unknown distribution 'nosuch'/);
   assert.match(problems(file('n.yaml', 'distro: debian12\n')), /name: name is required/);
@@ -333,56 +341,96 @@ test('a riscv64 image without an ISO plans its stages (the skipped ISO stage ask
   assert.deepEqual(stages.find((s) => s.name === 'iso')!.inputs.tools, []);
 });
 
-test('an image and an installed system of the same users and name get the same accounts, name, network and identity actions', () => {
-  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd1n7MnQ7kSx8yJ2B0wb0CyY1sWXh2iQ8m0mVtVdxHq alice@laptop';
+for (const distro of ['debian12', 'centos9stream'])
+  test(`${distro}: an image and an installed system of the same users and name get the same accounts, name, network and identity actions`, () => {
+    const key =
+      'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd1n7MnQ7kSx8yJ2B0wb0CyY1sWXh2iQ8m0mVtVdxHq alice@laptop';
+    const c = readImageConfig(
+      file(
+        'same.yaml',
+        [
+          'name: same',
+          `distro: ${distro}`,
+          'users:',
+          '  - name: alice',
+          '    sudo: true',
+          '    groups: [adm, builders]',
+          `    sshKeys: ['${key}']`,
+          '  - name: bob',
+          "    passwordHash: '$y$j9T$abc$def'",
+          'root:',
+          `  sshKeys: ['${key}']`,
+          '',
+        ].join('\n'),
+      ),
+      'x86_64',
+    );
+    const spec = resolveSpec(
+      {
+        distro,
+        hostname: 'same',
+        users: [
+          { name: 'alice', sudo: true, groups: ['adm', 'builders'], sshKeys: [key] },
+          { name: 'bob', passwordHash: '$y$j9T$abc$def' },
+        ],
+        root: { sshKeys: [key] },
+      },
+      { hostname: 'same', timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
+    );
+    const image = imageRootActions(c, true).map((a) => JSON.stringify(a));
+    const plan = buildPlan(spec);
+    const step = (id: string) => plan.steps.find((s) => s.id === id)!.actions.map((a) => JSON.stringify(a));
+    const installed = [
+      ...step('accounts'),
+      ...step('network'),
+      ...step('system').filter((a) => /"\/etc\/(hostname|hosts|machine-id)"/.test(a)),
+    ];
+    const missing = installed.filter((a) => !image.includes(a));
+    assert.deepEqual(missing, [], 'every action of the installed system is the image’s too');
+    assert.ok(
+      image.some((a) => a.includes('"owner":"alice"')),
+      "alice's keys owned by alice, not chown -R",
+    );
+    for (const path of MACHINE_IDENTITY_FILES)
+      assert.ok(image.includes(JSON.stringify({ kind: 'remove', path })), `${path} is removed`);
+  });
+
+test("an RPM-family image: the release's kernel, its own mirror, the live and initramfs tools in its bootstrap, keyed by the stub too", () => {
   const c = readImageConfig(
-    file(
-      'same.yaml',
-      [
-        'name: same',
-        'distro: debian12',
-        'users:',
-        '  - name: alice',
-        '    sudo: true',
-        '    groups: [adm, builders]',
-        `    sshKeys: ['${key}']`,
-        '  - name: bob',
-        "    passwordHash: '$y$j9T$abc$def'",
-        'root:',
-        `  sshKeys: ['${key}']`,
-        '',
-      ].join('\n'),
-    ),
+    file('el.yaml', 'name: el\ndistro: centos9stream\nformats: [iso]\nusers: [{name: a, sudo: true}]\n'),
     'x86_64',
   );
-  const spec = resolveSpec(
-    {
-      distro: 'debian12',
-      hostname: 'same',
-      users: [
-        { name: 'alice', sudo: true, groups: ['adm', 'builders'], sshKeys: [key] },
-        { name: 'bob', passwordHash: '$y$j9T$abc$def' },
-      ],
-      root: { sshKeys: [key] },
-    },
-    { hostname: 'same', timezone: 'UTC', sshKeys: [], arch: 'x86_64' },
-  );
-  const image = imageRootActions(c, true).map((a) => JSON.stringify(a));
-  const plan = buildPlan(spec);
-  const step = (id: string) => plan.steps.find((s) => s.id === id)!.actions.map((a) => JSON.stringify(a));
-  const installed = [
-    ...step('accounts'),
-    ...step('network'),
-    ...step('system').filter((a) => /"\/etc\/(hostname|hosts|machine-id)"/.test(a)),
-  ];
-  const missing = installed.filter((a) => !image.includes(a));
-  assert.deepEqual(missing, [], 'every action of the installed system is the image’s too');
+  assert.equal(c.kernel, 'kernel');
+  assert.equal(c.mirror, c.distro.mirror);
+  assert.equal(c.finalMirror, c.distro.mirror);
+  assert.deepEqual(bootstrapPackages(c), [
+    'dracut',
+    'dracut-config-generic',
+    'dracut-live',
+    'kernel',
+    'kmod',
+    'sudo',
+    'zstd',
+  ]);
+  const [bootstrap] = planStages(c, { repo: 'x' }, null);
+  assert.deepEqual(Object.keys(bootstrap!.inputs).sort(), [
+    'arch',
+    'distro',
+    'keyring',
+    'packages',
+    'repos',
+    'snapshot',
+    'stage',
+    'steps',
+    'stub',
+    'version',
+  ]);
+  const actions = imageRootActions(c, true).map((a) => JSON.stringify(a));
   assert.ok(
-    image.some((a) => a.includes('"owner":"alice"')),
-    "alice's keys owned by alice, not chown -R",
+    actions.some((a) => a.includes('"/etc/yum.repos.d/vmstub.repo"')),
+    'the final repositories',
   );
-  for (const path of MACHINE_IDENTITY_FILES)
-    assert.ok(image.includes(JSON.stringify({ kind: 'remove', path })), `${path} is removed`);
+  assert.ok(!actions.some((a) => a.includes('/etc/apt/')), 'nothing of apt');
 });
 
 test('medium: a named one or a size, only with an ISO; a bad one said with its line', () => {

@@ -32,7 +32,15 @@ import {
   sshdDropIn,
   targetSteps,
 } from './common.js';
-import { ROOT_UUID, chroot, rootFsType, type Action, type Plan, type Step } from './types.js';
+import {
+  ROOT_UUID,
+  chroot,
+  rootFsType,
+  type Action,
+  type Plan,
+  type RootAction,
+  type Step,
+} from './types.js';
 
 /** What the first pass installs: enough for the target's package manager to run. */
 export function firstPassPackages(d: RpmDistro): string[] {
@@ -47,7 +55,8 @@ export function systemPackages(d: RpmDistro, spec: InstallSpec): string[] {
   return [...new Set([...again, ...d.packages, ...extra, ...spec.packages])].sort();
 }
 
-function packageManagerArgv(d: RpmDistro, packages: string[]): string[] {
+/** The target's own package manager installing packages from vmstub's repositories (weak dependencies: dnf's Recommends). */
+export function packageManagerArgv(d: RpmDistro, packages: string[], weakDeps = false): string[] {
   if (d.packageManager === 'yum')
     return [
       'yum',
@@ -63,18 +72,23 @@ function packageManagerArgv(d: RpmDistro, packages: string[]): string[] {
     '-y',
     `--releasever=${d.releasever}`,
     '--repo=vmstub-*',
-    '--setopt=install_weak_deps=False',
+    `--setopt=install_weak_deps=${weakDeps ? 'True' : 'False'}`,
     'install',
     ...packages,
   ];
 }
 
-const systemctl = (units: string[]): Action => chroot(['systemctl', 'enable', ...units]);
-const chkconfig = (services: string[]): Action[] => services.map((s) => chroot(['chkconfig', s, 'on']));
+const systemctl = (units: string[]): RootAction => chroot(['systemctl', 'enable', ...units]);
+const chkconfig = (services: string[]): RootAction[] => services.map((s) => chroot(['chkconfig', s, 'on']));
 
-export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
+/**
+ * The machine-independent part of the install: the first pass, the target's package manager pointed at
+ * the mirror with the keys, and the second pass. `bootConfig`: dracut's configuration and the kernel's
+ * arguments for this install's root go in first, for the kernel's scriptlets (an image has its own).
+ */
+export function rpmBootstrapSteps(spec: InstallSpec, d: RpmDistro, bootConfig = true): Step[] {
   const fsType = rootFsType(spec);
-  const steps: Step[] = targetSteps(spec, d.kernelSeries, d.xfsV4);
+  const steps: Step[] = [];
   const keys = stubKeys(d, spec);
   const keysFromRelease = d.keys.from === 'release-package' && !spec.keyring;
 
@@ -105,10 +119,13 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     },
     ...keys.map((k, i): Action => ({ kind: 'copy-in', from: k, path: targetKeyPath(i) })),
     { kind: 'write', path: INSTALL_REPO_FILE, content: yumRepoFile(d, spec) },
-    // In place before the kernel's scriptlets build the initramfs and write its boot entry.
-    { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
-    { kind: 'write', path: '/etc/kernel/cmdline', content: kernelCmdline(ROOT_UUID, fsType) },
   ];
+  if (bootConfig)
+    prepare.push(
+      // In place before the kernel's scriptlets build the initramfs and write its boot entry.
+      { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
+      { kind: 'write', path: '/etc/kernel/cmdline', content: kernelCmdline(ROOT_UUID, fsType) },
+    );
   if (d.rpmdb.backend === 'bdb') {
     // The stub's rpm writes sqlite, which this release's rpm cannot read: its own rpm starts the database.
     prepare.push({ kind: 'remove', path: d.rpmdb.path }, chroot(['rpm', '--initdb']));
@@ -126,8 +143,15 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
     title: `Install the system with the target's own ${d.packageManager}`,
     actions: [chroot(packageManagerArgv(d, systemPackages(d, spec)))],
   });
+  return steps;
+}
 
-  const repos: Action[] =
+/**
+ * Where the installed system's package manager looks afterwards: the release's own repository files,
+ * or vmstub's (for the mirror asked for, or an archived release whose own files name dead mirrors).
+ */
+export function rpmRepoStep(spec: InstallSpec, d: RpmDistro): Step & { actions: RootAction[] } {
+  const repos: RootAction[] =
     spec.mirror || d.archived
       ? [
           // The release's own repository files point at mirrors that are gone (or not the one asked for).
@@ -138,36 +162,19 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
           ]),
         ]
       : [{ kind: 'remove', path: INSTALL_REPO_FILE }];
-  steps.push({
+  return {
     id: 'repos',
     title:
       spec.mirror || d.archived
         ? `Keep vmstub's repository definitions (${spec.mirror ? 'the mirror asked for' : 'the release is archived'})`
         : "Leave the release's own repository definitions",
     actions: repos,
-  });
+  };
+}
 
-  const system: Action[] = [
-    fstabAction(fsType, d.init === 'systemd'),
-    hostsAction(spec),
-    localtimeAction(spec),
-  ];
-  if (d.init === 'upstart') {
-    system.push(
-      { kind: 'write', path: '/etc/sysconfig/network', content: sysconfigNetwork(spec.hostname) },
-      { kind: 'write', path: '/etc/sysconfig/i18n', content: localeConf(spec.locale) },
-      { kind: 'write', path: '/etc/sysconfig/clock', content: `ZONE="${spec.timezone}"\n` },
-    );
-  } else {
-    system.push(
-      hostnameAction(spec),
-      { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
-      machineIdReset,
-    );
-  }
-  steps.push({ id: 'system', title: 'Configure fstab, host name, time zone and locale', actions: system });
-
-  const net: Action[] = [];
+/** DHCP on the network, names answered (resolved, or avahi), and the services that do it enabled. */
+export function rpmNetworkActions(d: RpmDistro): RootAction[] {
+  const net: RootAction[] = [];
   if (d.network === 'ifcfg') {
     net.push({ kind: 'write', path: '/etc/sysconfig/network-scripts/ifcfg-eth0', content: ifcfgEth0() });
   } else {
@@ -193,13 +200,44 @@ export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
           d.nameService === 'resolved' ? 'systemd-resolved.service' : 'avahi-daemon.service',
         ];
   net.push(...(d.init === 'upstart' ? chkconfig(services) : [systemctl(services)]));
+  return net;
+}
+
+export function buildRpmPlan(spec: InstallSpec, d: RpmDistro): Plan {
+  const fsType = rootFsType(spec);
+  const steps: Step[] = [
+    ...targetSteps(spec, d.kernelSeries, d.xfsV4),
+    ...rpmBootstrapSteps(spec, d),
+    rpmRepoStep(spec, d),
+  ];
+
+  const system: Action[] = [
+    fstabAction(fsType, d.init === 'systemd'),
+    hostsAction(spec),
+    localtimeAction(spec),
+  ];
+  if (d.init === 'upstart') {
+    system.push(
+      { kind: 'write', path: '/etc/sysconfig/network', content: sysconfigNetwork(spec.hostname) },
+      { kind: 'write', path: '/etc/sysconfig/i18n', content: localeConf(spec.locale) },
+      { kind: 'write', path: '/etc/sysconfig/clock', content: `ZONE="${spec.timezone}"\n` },
+    );
+  } else {
+    system.push(
+      hostnameAction(spec),
+      { kind: 'write', path: '/etc/locale.conf', content: localeConf(spec.locale) },
+      machineIdReset,
+    );
+  }
+  steps.push({ id: 'system', title: 'Configure fstab, host name, time zone and locale', actions: system });
+
   steps.push({
     id: 'network',
     title:
       d.network === 'ifcfg'
         ? 'Configure the network (ifcfg: DHCP on eth0; avahi for mDNS)'
         : `Configure the network (NetworkManager: DHCPv4/v6 on every ethernet interface; ${d.nameService === 'resolved' ? 'LLMNR and mDNS by resolved' : 'mDNS by avahi'})`,
-    actions: net,
+    actions: rpmNetworkActions(d),
   });
 
   steps.push(accountsStep(spec, 'wheel'));
