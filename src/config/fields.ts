@@ -8,7 +8,8 @@ export const LOCALE_RE = /^[A-Za-z]{1,3}(_[A-Za-z]{2})?\.(UTF-8|utf8)(@[a-z]+)?$
 const HASH_RE = /^\$(1|5|6|y|2[aby]|7|gy)\$[^:\s]+$/;
 const KEY_RE =
   /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/;
-const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]+$/;
+/** A package name, or Gentoo's category/name (spec.ts keeps the category to Gentoo). */
+const PACKAGE_RE = /^(?:[a-z0-9][a-z0-9+_-]*\/)?[a-z0-9][a-z0-9+.-]+$/;
 const URL_RE = /^(https?|file):\/\/\S+$/;
 
 /** A string checked by a pattern, with the message a user reads when it does not match. */

@@ -48,20 +48,17 @@ import {
 } from '../installer/plan/common.js';
 import { debNetworkActions } from '../installer/plan/deb.js';
 import { debSources } from '../installer/render.js';
-import { rpmNetworkActions } from '../installer/plan/rpm.js';
 import { runPlanInStubRoot, stubBusybox } from '../installer/stub-root.js';
 import type { DebDistro } from '../catalog/types.js';
 import { stubImagePath } from './locations.js';
 import {
-  isRpmImage,
-  RPM_CLEAN,
-  rpmBootstrapInputs,
-  rpmBootstrapPackages,
-  rpmFinalRepoActions,
-  rpmImageBootstrapPlan,
-  rpmInstallArgv,
-  rpmMirrorSnapshot,
-} from './rpm-image.js';
+  isPlannedImage,
+  plannedBootstrapInputs,
+  plannedBootstrapPackages,
+  plannedBootstrapPlan,
+  plannedFamily,
+  plannedMirrorSnapshot,
+} from './planned-family.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
 import { run, runLines, which } from '../util/exec.js';
@@ -137,7 +134,7 @@ type DebImageConfig = ImageConfig & { distro: DebDistro };
 const isDebImage = (c: ImageConfig): c is DebImageConfig => c.distro.family === 'deb';
 
 export function bootstrapPackages(c: ImageConfig): string[] {
-  if (isRpmImage(c)) return rpmBootstrapPackages(c, LIVE_PACKAGES);
+  if (isPlannedImage(c)) return plannedBootstrapPackages(c);
   if (!isDebImage(c)) throw new Error('an image of an unknown family');
   const extra = [c.kernel, c.distro.vendor === 'ubuntu' ? 'ubuntu-keyring' : 'debian-archive-keyring'];
   if (c.users.some((u) => u.sudo)) extra.push('sudo');
@@ -217,13 +214,13 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
   const bootstrap = add(
     'bootstrap',
     bootstrapCacheName(c),
-    isRpmImage(c)
+    isPlannedImage(c)
       ? {
           distro: c.distro.id,
           arch: c.arch,
           snapshot,
           packages: bootstrapPackages(c),
-          ...rpmBootstrapInputs(c, bootstrapPackages(c)),
+          ...plannedBootstrapInputs(c, bootstrapPackages(c)),
           stub: stubIdentity(c.arch),
         }
       : {
@@ -276,7 +273,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
   return stages;
 }
 
-/** The stub an RPM image's bootstrap runs with (its rpm, its keys): a new stub is a new bootstrap. */
+/** The stub an RPM or Gentoo image's bootstrap runs with (its rpm, gpg, keys): a new stub is a new bootstrap. */
 function stubIdentity(arch: ImageConfig['arch']): string | null {
   const stub = stubImagePath(arch);
   if (!existsSync(stub)) return null;
@@ -368,9 +365,12 @@ const inRoot = (root: string, cmd: string[], log: (l: string) => void, logFile: 
 const aptInRoot = (root: string, args: string[], log: (l: string) => void, logFile: string) =>
   inRoot(root, ['apt-get', '-y', ...args], log, logFile, `apt-get ${args[0]}`);
 
-/** The package manager's downloads dropped (apt-get clean, dnf clean all). */
-const cleanPackages = (root: string, c: ImageConfig, log: (l: string) => void, logFile: string) =>
-  isRpmImage(c) ? inRoot(root, RPM_CLEAN(c).argv, log, logFile) : aptInRoot(root, ['clean'], log, logFile);
+/** The package manager's downloads dropped (apt-get clean, dnf clean all; emerge keeps none). */
+async function cleanPackages(root: string, c: ImageConfig, log: (l: string) => void, logFile: string) {
+  if (!isPlannedImage(c)) return aptInRoot(root, ['clean'], log, logFile);
+  const argv = plannedFamily(c).cleanArgv(c);
+  if (argv) await inRoot(root, argv, log, logFile);
+}
 
 /**
  * Drops what the build left that is not the image's: apt's lists and downloads, package managers' logs,
@@ -433,10 +433,10 @@ WantedBy=multi-user.target
  */
 export function imageRootActions(c: ImageConfig, hasSshd: boolean): RootAction[] {
   return [
-    ...accountActions(c, isRpmImage(c) ? 'wheel' : 'sudo'),
+    ...accountActions(c, isPlannedImage(c) ? plannedFamily(c).sudoGroup : 'sudo'),
     hostnameAction(c),
     hostsAction(c),
-    ...(isRpmImage(c) ? [...rpmNetworkActions(c.distro), ...rpmFinalRepoActions(c)] : debRootActions(c)),
+    ...(isPlannedImage(c) ? plannedFamily(c).rootActions(c) : debRootActions(c)),
     ...(hasSshd
       ? ([
           {
@@ -533,7 +533,7 @@ async function bootFiles(
     symlinkSync(target, join(root, 'boot', link));
   }
   write(root, 'boot/cmdline', c.cmdline ? `${c.cmdline}\n` : '');
-  // The release's own initramfs: Debian's name, or dracut's on the RPM family.
+  // The release's own initramfs: Debian's name, or the one kernel-install or installkernel had dracut make.
   let initrd =
     [`initrd.img-${version}`, `initramfs-${version}.img`]
       .map((f) => join(root, 'boot', f))
@@ -584,13 +584,13 @@ export async function currentSnapshot(
   cache: StageCache,
   progress: (line: string) => void,
 ): Promise<Record<string, string>> {
-  const snapshot = isRpmImage(c) ? await rpmMirrorSnapshot(c) : await mirrorSnapshot(buildSources(c));
+  const snapshot = isPlannedImage(c) ? await plannedMirrorSnapshot(c) : await mirrorSnapshot(buildSources(c));
   if (snapshot) return snapshot;
   const newest = cache.newest(bootstrapCacheName(c));
   const cached = newest ? cache.inputsOf(newest)?.snapshot : undefined;
   if (!cached || typeof cached !== 'object')
     throw new VmstubError(
-      `cannot reach ${c.mirror} (its InRelease files) to build ${c.name}, and no bootstrap of it is cached`,
+      `cannot reach ${c.mirror} (${isPlannedImage(c) ? 'its index files' : 'its InRelease files'}) to build ${c.name}, and no bootstrap of it is cached`,
     );
   progress(`cannot reach ${c.mirror}: using the mirror state of the cached bootstrap ${basename(newest!)}`);
   return cached as Record<string, string>;
@@ -641,13 +641,11 @@ export async function buildStages(
   };
 
   await runStage('bootstrap', async (dir) => {
-    if (isRpmImage(c)) {
+    if (isPlannedImage(c)) {
       const root = join(dir, 'root');
       mkdirSync(root);
-      o.progress(
-        `bootstrap: ${c.distro.name} with vmstub's RPM bootstrap and ${c.distro.packageManager}, the stub's tools`,
-      );
-      await runPlanInStubRoot(rpmImageBootstrapPlan(c, bootstrapPackages(c)), {
+      o.progress(`bootstrap: ${c.distro.name} by the installer's own steps, with the stub's tools`);
+      await runPlanInStubRoot(plannedBootstrapPlan(c, bootstrapPackages(c)), {
         stub: stubImagePath(c.arch),
         target: root,
         logFile,
@@ -681,8 +679,9 @@ export async function buildStages(
     const session = await openChroot(root, { network: true });
     try {
       o.progress(`packages: installing ${c.packages.join(' ')}`);
-      if (isRpmImage(c)) {
-        await inRoot(root, rpmInstallArgv(c), log, logFile, `${c.distro.packageManager} install`);
+      if (isPlannedImage(c)) {
+        const argv = plannedFamily(c).installArgv(c);
+        await inRoot(root, argv, log, logFile, `${argv[0]} install`);
       } else {
         await aptInRoot(root, ['update'], log, logFile);
         await aptInRoot(

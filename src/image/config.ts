@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CATALOG } from '../catalog/index.js';
-import type { DebDistro, RpmDistro } from '../catalog/types.js';
+import type { DebDistro, GentooDistro, RpmDistro } from '../catalog/types.js';
 import {
   DEFAULT_SHELL,
   HOSTNAME_RE,
@@ -29,6 +29,7 @@ import {
 import { ARCHES, parseArch, type Arch } from '../util/arch.js';
 import { ISO_MEDIA, ISO_PLATFORMS, isoMedium, noIsoReason } from './iso.js';
 import { usageError } from '../util/errors.js';
+import { plannedKernel } from './planned-family.js';
 
 export const IMAGE_FORMATS = ['squashfs', 'system', 'iso'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
@@ -89,7 +90,7 @@ export const IMAGE_FIELDS = {
   },
   distro: {
     schema: z.string(),
-    doc: 'the distribution, from vmstub distros: a Debian or Ubuntu release, or one of the RPM family (EL, Fedora)',
+    doc: 'the distribution, from vmstub distros: Debian, Ubuntu, the RPM family (EL, Fedora) or Gentoo',
     required: true,
   },
   arch: { schema: z.enum(ARCHES), doc: 'the architecture of the image', default: "the host's" },
@@ -98,7 +99,7 @@ export const IMAGE_FIELDS = {
     schema: packageName(),
     doc: 'the kernel package',
     default:
-      'Debian and Ubuntu: with an ISO, the general kernel (linux-image-amd64 on Debian amd64: the VM kernel has no driver for SATA CD drives or USB sticks), otherwise the VM kernel (linux-image-cloud-amd64); the RPM family: kernel',
+      'Debian and Ubuntu: with an ISO, the general kernel (linux-image-amd64 on Debian amd64: the VM kernel has no driver for SATA CD drives or USB sticks), otherwise the VM kernel (linux-image-cloud-amd64); the RPM family: kernel; Gentoo: sys-kernel/gentoo-kernel-bin',
   },
   packages: {
     schema: z.array(packageEntry()),
@@ -134,7 +135,7 @@ export const IMAGE_FIELDS = {
   mirror: { schema: url(), doc: 'the mirror the build uses', default: "the distribution's" },
   keyring: {
     schema: z.string(),
-    doc: "the key the mirror's packages (RPM) or Release files (Debian, Ubuntu) are signed with, for a mirror of your own, relative to this file",
+    doc: "the key the mirror's Release files (Debian, Ubuntu), packages (RPM) or stage3 DIGESTS (Gentoo) are signed with, for a mirror of your own, relative to this file",
     default: "the distribution's keys",
   },
   securityMirror: {
@@ -205,7 +206,7 @@ export interface ImageUser {
 /** An image config, validated and with every default filled in. */
 export interface ImageConfig {
   name: string;
-  distro: DebDistro | RpmDistro;
+  distro: DebDistro | RpmDistro | GentooDistro;
   arch: Arch;
   hostname: string;
   kernel: string;
@@ -265,23 +266,23 @@ export function resolveImageConfig(
   const found = ok('distro') ? CATALOG.find((c) => c.id === i.distro) : undefined;
   if (ok('distro') && !found)
     problem(['distro'], `unknown distribution '${i.distro}' (vmstub distros lists them)`);
-  else if (found?.family === 'gentoo')
-    problem(['distro'], `${found.name}: images are built for Debian, Ubuntu and the RPM family so far`);
-  const distro = found && found.family !== 'gentoo' ? found : undefined;
-  const rpm = distro !== undefined && distro.family !== 'deb';
+  const distro = found;
+  // Built with the installer's own steps and the stub's tools (image/planned-family.ts).
+  const planned = distro !== undefined && distro.family !== 'deb';
   const arch = (ok('arch') ? i.arch : undefined) ?? hostArch;
   if (distro && !distro.arches.includes(arch))
     problem(['arch'], `${distro.name} is not available for ${arch} (${distro.arches.join(', ')})`);
-  else if (rpm && arch !== hostArch)
+  else if (planned && arch !== hostArch)
     problem(
       ['arch'],
-      `an image of ${distro.name} is built for this machine's architecture (${hostArch}) only so far: the stub's rpm runs natively`,
+      `an image of ${distro.name} is built for this machine's architecture (${hostArch}) only so far: the stub's tools run natively`,
     );
-  if (rpm)
+  if (planned)
     for (const k of ['securityMirror', 'finalSecurityMirror'] as const)
       if (input[k] !== undefined)
         problem([k], `${distro.name} has no security mirror of its own (mirror serves all)`);
-  if (rpm && i.docs === false) problem(['docs'], "false is for Debian and Ubuntu images (dpkg's path rules)");
+  if (planned && i.docs === false)
+    problem(['docs'], "false is for Debian and Ubuntu images (dpkg's path rules)");
 
   let hook: string | undefined;
   if (ok('hook')) {
@@ -353,7 +354,7 @@ export function resolveImageConfig(
   const kernel =
     distro.family === 'deb'
       ? (formats.includes('iso') ? distro.mediaKernelPackage : distro.kernelPackage)[arch]!
-      : 'kernel';
+      : plannedKernel(distro.family);
   return {
     name,
     distro,

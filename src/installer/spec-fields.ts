@@ -183,7 +183,7 @@ export const SPEC_FIELDS = {
   },
   packages: {
     schema: z.array(packageName()),
-    doc: 'packages to install too',
+    doc: 'packages to install too (Gentoo: an atom, category/name, or a name)',
     value: [],
     flags: [{ flags: '--package <NAME>', help: 'install this package too', repeatable: true }],
   },

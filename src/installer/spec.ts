@@ -189,6 +189,14 @@ export function resolveSpecAndMachine(
           [k],
           `${distro.name} boots with upstart: vmstub runs boot commands through systemd units only`,
         );
+  if (distro && distro.family !== 'gentoo' && ok('packages'))
+    (input.packages ?? []).forEach((name, i) => {
+      if (name.includes('/'))
+        problem(
+          ['packages', i],
+          `'${name}': category/name is Gentoo's form; ${distro.name} takes the package's name`,
+        );
+    });
   (Array.isArray(input.files) ? input.files : []).forEach((f, i) => {
     if (f?.encoding === 'base64' && typeof f.content === 'string' && !/^[A-Za-z0-9+/=\s]*$/.test(f.content))
       problem(['files', i, 'content'], 'is not base64');

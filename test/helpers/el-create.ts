@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { RpmDistro } from '../../src/catalog/types.js';
-import { LIVE_PACKAGES } from '../../src/image/build.js';
-import { RPM_IMAGE_BASE_PACKAGES } from '../../src/image/rpm-image.js';
+import { IMAGE_PACKAGES } from '../../src/image/planned-family.js';
 import { firstPassPackages, systemPackages } from '../../src/installer/plan/rpm.js';
 import { resolveSpec } from '../../src/installer/spec.js';
 import { assertBootsAgain, Sandbox } from './cli.js';
@@ -35,7 +34,7 @@ export function recipePackages(distro: RpmDistro): string[] {
 export const recipeFixture = (distro: RpmDistro): ElFixture =>
   elFixture({
     distro,
-    packages: [...new Set([...recipePackages(distro), ...LIVE_PACKAGES, ...RPM_IMAGE_BASE_PACKAGES])],
+    packages: [...new Set([...recipePackages(distro), ...IMAGE_PACKAGES.rpm])],
   });
 
 export function describeElCreate(

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GENTOO_DISTROS } from '../../src/catalog/gentoo.js';
+import { IMAGE_PACKAGES } from '../../src/image/planned-family.js';
 import type { GentooDistro } from '../../src/catalog/types.js';
 import { debianTree, digest, sh } from './debian-tree.js';
 import { testCacheDir } from './fixture.js';
@@ -41,7 +42,14 @@ const DEBIAN_PACKAGES = [
   'tzdata',
   'xfsprogs',
   'less',
+  // what an image adds (vmstub image build): dracut's live module, zstd, kmod
+  'dracut-live',
+  'zstd',
+  'kmod',
 ];
+
+/** The atoms emerge takes: the recipe's, an image's, and the package the image tests ask for by its bare name. */
+const atomsFor = (d: GentooDistro) => [...d.packages, ...IMAGE_PACKAGES.gentoo, 'less'];
 
 const PORTAGE_LOG = '/var/log/vmstub-fixture-portage.log';
 
@@ -131,7 +139,7 @@ export function gentooFixture(d: GentooDistro = GENTOO_DISTROS[0]!): GentooFixtu
   put('/etc/gentoo-release', 'Gentoo Base System release 2.17 (vmstub fixture)\n');
   put('/etc/portage/make.conf', '# vmstub fixture: Debian 12 binaries as a Gentoo stage3\n');
   put('/usr/bin/emerge-webrsync', EMERGE_WEBRSYNC, 0o755);
-  put('/usr/bin/emerge', emergeStandIn(d.packages), 0o755);
+  put('/usr/bin/emerge', emergeStandIn(atomsFor(d)), 0o755);
   // Gentoo's baselayout has the wheel group, its sudoers' group (Debian's is sudo).
   sh('groupadd', ['--root', tree, '--system', 'wheel']);
   // sshd.service as Gentoo names OpenSSH's unit; Debian's ssh.service, its alias and its enablement go

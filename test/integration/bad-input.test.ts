@@ -90,7 +90,7 @@ describe('bad input, disks and damaged state', () => {
       'distro: debian12\nfiles:\n  - path: etc/motd\n    content: hi\n    mode: 0644\n',
     );
     writeFileSync(file('resume.yaml'), 'distro: debian12\nresume: true\n');
-    writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: gentoo\nformats: [dvd]\n');
+    writeFileSync(file('bad-image.yaml'), 'name: web\ndistro: gentoo\narch: riscv64\nformats: [dvd]\n');
     writeFileSync(
       file('bad-rpm-image.yaml'),
       'name: web\ndistro: centos9stream\narch: aarch64\nsecurityMirror: http://127.0.0.1:9/\ndocs: false\n',
@@ -316,12 +316,12 @@ describe('bad input, disks and damaged state', () => {
     [
       ['image', 'build', 'bad-image.yaml'],
       2,
-      /bad-image\.yaml: 2 problems: distro: Gentoo \(systemd stage3\): images are built for Debian, Ubuntu and the RPM family so far \(line 2\); formats\[0\]: 'dvd' is not one of squashfs, system, iso \(line 3\)/,
+      /bad-image\.yaml: 2 problems: arch: Gentoo \(systemd stage3\) is not available for riscv64 \(x86_64, aarch64\) \(line 3\); formats\[0\]: 'dvd' is not one of squashfs, system, iso \(line 4\)/,
     ],
     [
       ['image', 'build', 'bad-rpm-image.yaml'],
       2,
-      /bad-rpm-image\.yaml: 3 problems: arch: an image of CentOS Stream 9 is built for this machine's architecture \(x86_64\) only so far: the stub's rpm runs natively \(line 3\); securityMirror: CentOS Stream 9 has no security mirror of its own \(mirror serves all\) \(line 4\); docs: false is for Debian and Ubuntu images \(dpkg's path rules\) \(line 5\)/,
+      /bad-rpm-image\.yaml: 3 problems: arch: an image of CentOS Stream 9 is built for this machine's architecture \(x86_64\) only so far: the stub's tools run natively \(line 3\); securityMirror: CentOS Stream 9 has no security mirror of its own \(mirror serves all\) \(line 4\); docs: false is for Debian and Ubuntu images \(dpkg's path rules\) \(line 5\)/,
     ],
     [
       ['image', 'build', 'nosuch'],

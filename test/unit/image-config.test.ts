@@ -140,10 +140,6 @@ test("packages limited to architectures, by our names or Debian's", () => {
 
 test('what cannot be built is refused with the reason', () => {
   assert.match(
-    problems(file('g.yaml', 'name: g\ndistro: gentoo\n')),
-    /images are built for Debian, Ubuntu and the RPM family so far/,
-  );
-  assert.match(
     problems(file('r.yaml', 'name: r\ndistro: rocky8\narch: aarch64\n')),
     /arch: an image of Rocky Linux 8 is built for this machine's architecture \(x86_64\) only so far/,
   );
@@ -329,6 +325,16 @@ test('offline, the stages are keyed by the mirror state of the newest cached boo
     /cannot reach http:\/\/127\.0\.0\.1:9\/debian: using the mirror state of the cached bootstrap/,
   );
   assert.equal(explainStages(planStages(c, then, null), cache)[0]!.hit, true);
+  for (const distro of ['centos9stream', 'gentoo']) {
+    const other = readImageConfig(
+      file(`off-${distro}.yaml`, `name: off\ndistro: ${distro}\nmirror: http://127.0.0.1:9/m\n`),
+      'x86_64',
+    );
+    await assert.rejects(
+      currentSnapshot(other, cache, () => {}),
+      /^VmstubError: cannot reach http:\/\/127\.0\.0\.1:9\/m \(its index files\) to build off, and no bootstrap of it is cached$/,
+    );
+  }
 });
 
 test('a riscv64 image without an ISO plans its stages (the skipped ISO stage asks for no ISO platform)', () => {
@@ -341,7 +347,7 @@ test('a riscv64 image without an ISO plans its stages (the skipped ISO stage ask
   assert.deepEqual(stages.find((s) => s.name === 'iso')!.inputs.tools, []);
 });
 
-for (const distro of ['debian12', 'centos9stream'])
+for (const distro of ['debian12', 'centos9stream', 'gentoo'])
   test(`${distro}: an image and an installed system of the same users and name get the same accounts, name, network and identity actions`, () => {
     const key =
       'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd1n7MnQ7kSx8yJ2B0wb0CyY1sWXh2iQ8m0mVtVdxHq alice@laptop';
@@ -395,6 +401,28 @@ for (const distro of ['debian12', 'centos9stream'])
       assert.ok(image.includes(JSON.stringify({ kind: 'remove', path })), `${path} is removed`);
   });
 
+test("a Gentoo image: the binary kernel, Gentoo's atoms for the live ISO and the initramfs, its mirror", () => {
+  const c = readImageConfig(file('gentoo.yaml', 'name: g\ndistro: gentoo\nformats: [iso]\n'), 'x86_64');
+  assert.equal(c.kernel, 'sys-kernel/gentoo-kernel-bin');
+  assert.equal(c.finalMirror, c.distro.mirror);
+  assert.deepEqual(bootstrapPackages(c), [
+    'app-arch/zstd',
+    'sys-apps/kmod',
+    'sys-kernel/dracut',
+    'sys-kernel/gentoo-kernel-bin',
+  ]);
+  const actions = imageRootActions(c, true).map((a) => JSON.stringify(a));
+  assert.ok(
+    actions.some((a) => a.includes('80-vmstub-ethernet.network')),
+    'networkd, as the installer sets it up',
+  );
+  assert.ok(
+    actions.some((a) => a.includes("sed -i '/^GENTOO_MIRRORS=/d'")),
+    "the build's mirror goes",
+  );
+  assert.ok(!actions.some((a) => a.includes("echo 'GENTOO_MIRRORS")), 'the official mirror needs no line');
+});
+
 test("an RPM-family image: the release's kernel, its own mirror, the live and initramfs tools in its bootstrap, keyed by the stub too", () => {
   const c = readImageConfig(
     file('el.yaml', 'name: el\ndistro: centos9stream\nformats: [iso]\nusers: [{name: a, sudo: true}]\n'),
@@ -418,7 +446,6 @@ test("an RPM-family image: the release's kernel, its own mirror, the live and in
     'distro',
     'keyring',
     'packages',
-    'repos',
     'snapshot',
     'stage',
     'steps',

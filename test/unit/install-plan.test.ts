@@ -183,10 +183,19 @@ test('spec validation: one clear line naming the field', () => {
     [{ distro: 'debian12', users: [{ name: 'a' }, { name: 'a' }] }, /'a' is listed twice/],
     [{ distro: 'debian12', users: [{ name: 'root' }] }, /root is configured under 'root:'/],
     [{ distro: 'debian12', packages: ['bad pkg'] }, /packages\[0\]: 'bad pkg' is not a package name/],
+    [
+      { distro: 'debian12', packages: ['less', 'app-editors/vim'] },
+      /packages\[1\]: 'app-editors\/vim': category\/name is Gentoo's form; Debian 12 \(bookworm\) takes the package's name/,
+    ],
     [{ distro: 'debian12', colour: 'blue' } as SpecInput, /unknown field 'colour'/],
   ];
   for (const [input, re] of bad)
     assert.throws(() => resolveSpec(input, defaults, 'web.yaml'), re, JSON.stringify(input));
+});
+
+test("Gentoo's packages may be category/name atoms, as emerge takes them", () => {
+  const s = resolveSpec({ distro: 'gentoo', packages: ['app-editors/vim', 'less'] }, defaults);
+  assert.deepEqual(s.packages, ['app-editors/vim', 'less']);
 });
 
 test('spec defaults: the host name, time zone and keys given; root locked; C.UTF-8; xfs; mmdebstrap', () => {

@@ -20,7 +20,7 @@ import {
   sshdDropIn,
   targetSteps,
 } from './common.js';
-import { chroot, rootFsType, type Plan, type Step } from './types.js';
+import { chroot, rootFsType, type Plan, type RootAction, type Step } from './types.js';
 
 export function gentooPackageUse(): string {
   return [
@@ -30,12 +30,19 @@ export function gentooPackageUse(): string {
   ].join('\n');
 }
 
-export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
+/** Where Portage fetches from, as make.conf says it: the line the install appends for a mirror of the user's. */
+export const gentooMirrorsLine = (mirror: string) => `GENTOO_MIRRORS="${mirror}"`;
+
+/**
+ * The machine-independent part of the install: the verified stage3, the ebuild repository, the kernel
+ * and the services. `bootConfig`: dracut's root driver for this install goes in first (an image has its own).
+ */
+export function gentooBootstrapSteps(spec: InstallSpec, d: GentooDistro, bootConfig = true): Step[] {
   const stage3 = d.stage3[spec.arch];
   if (!stage3) throw new Error(`${d.name} has no stage3 for ${spec.arch}`);
   const mirror = spec.mirror ?? d.mirror;
   const fsType = rootFsType(spec);
-  const steps: Step[] = targetSteps(spec, d.kernelSeries);
+  const steps: Step[] = [];
   steps.push({
     id: 'stage3',
     title: `Unpack the newest ${stage3.flavour}, its signature and checksum verified`,
@@ -56,14 +63,38 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
       { kind: 'chroot-mounts' },
       { kind: 'copy-in', from: '/etc/resolv.conf', path: '/etc/resolv.conf' },
       { kind: 'write', path: '/etc/portage/package.use/vmstub', content: gentooPackageUse() },
-      { kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) },
+      ...(bootConfig
+        ? [{ kind: 'write', path: '/etc/dracut.conf.d/vmstub.conf', content: dracutConf(fsType) } as const]
+        : []),
       ...(spec.mirror
-        ? [chroot(['sh', '-c', `echo 'GENTOO_MIRRORS="${spec.mirror}"' >> /etc/portage/make.conf`])]
+        ? [chroot(['sh', '-c', `echo '${gentooMirrorsLine(spec.mirror)}' >> /etc/portage/make.conf`])]
         : []),
       chroot(['emerge-webrsync', '--quiet']),
-      chroot(['emerge', '--getbinpkg', '--noreplace', '--quiet-build=y', ...d.packages, ...spec.packages]),
+      chroot(gentooEmergeArgv([...d.packages, ...spec.packages])),
     ],
   });
+  return steps;
+}
+
+/** emerge of binary packages from Gentoo's binary package host, those installed already left as they are. */
+export const gentooEmergeArgv = (atoms: string[]) => [
+  'emerge',
+  '--getbinpkg',
+  '--noreplace',
+  '--quiet-build=y',
+  ...atoms,
+];
+
+/** systemd-networkd with DHCP on every ethernet interface, resolved, and sshd. */
+export const gentooNetworkActions = (): RootAction[] => [
+  { kind: 'write', path: '/etc/systemd/network/80-vmstub-ethernet.network', content: networkdEthernet() },
+  ...resolvedActions(),
+  chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'sshd.service']),
+];
+
+export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
+  const fsType = rootFsType(spec);
+  const steps: Step[] = [...targetSteps(spec, d.kernelSeries), ...gentooBootstrapSteps(spec, d)];
   steps.push({
     id: 'system',
     title: 'Configure fstab, host name, time zone and locale',
@@ -80,11 +111,7 @@ export function buildGentooPlan(spec: InstallSpec, d: GentooDistro): Plan {
   steps.push({
     id: 'network',
     title: 'Configure the network (networkd: DHCPv4/v6 on every ethernet interface; LLMNR and mDNS)',
-    actions: [
-      { kind: 'write', path: '/etc/systemd/network/80-vmstub-ethernet.network', content: networkdEthernet() },
-      ...resolvedActions(),
-      chroot(['systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service', 'sshd.service']),
-    ],
+    actions: gentooNetworkActions(),
   });
   steps.push(accountsStep(spec, 'wheel'));
   steps.push(sshStep(sshdDropIn(spec), [{ kind: 'host-keys' }]));
