@@ -37,8 +37,9 @@ async function main(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   if (argv[0] === '__supervise') return runSupervisor(argv[1]!);
-  if (argv[0] === EXEC_PLAN_COMMAND) return execPlanFromDir(argv[1]!);
   installSignalCleanup((line) => process.stderr.write(line + '\n'));
+  // In the stub's root for the host: interrupted, it ends its tools and unmounts before it exits.
+  if (argv[0] === EXEC_PLAN_COMMAND) return execPlanFromDir(argv[1]!);
   try {
     await program.parseAsync(inlineValueArgv(program, argv), { from: 'user' });
   } catch (e) {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findDistro } from '../../src/catalog/index.js';
 import type { GentooDistro, RpmDistro } from '../../src/catalog/types.js';
-import { Sandbox, mountsUnder } from './cli.js';
+import { Sandbox, assertNothingLeft, mountsUnder } from './cli.js';
 import { serveDirectory } from './deb-mirror.js';
 import { recipeFixture } from './el-create.js';
 import { gentooFixture } from './gentoo-fixture.js';
@@ -110,14 +110,23 @@ export const describeFamilyImage = (c: FamilyCase) =>
       const box = new Sandbox();
       let server: Server | undefined;
       let url = '';
-      let key = '';
+      let config = '';
       before(async () => {
         useStub(box);
         box.env.VMSTUB_CACHE = join(box.home, 'cache');
         const f = c.fixture();
-        key = f.key;
         ({ server, url } = await serveDirectory(f.mirror, f.prefix));
         writeHook(dir, 'hook.sh', marker);
+        config = writeConfig(
+          dir,
+          `${c.name}.yaml`,
+          c.name,
+          'hook.sh',
+          ['system', 'iso'],
+          ['less'],
+          [`mirror: ${url}`, `finalMirror: ${url}`, `keyring: ${f.key}`],
+          c.distro,
+        );
       });
       after(() => {
         server?.close();
@@ -126,21 +135,42 @@ export const describeFamilyImage = (c: FamilyCase) =>
       });
 
       test(
+        "SIGTERM while the installer's steps run in the stub's root: nothing mounted, running or half-built is left",
+        { timeout: BUILD_TIMEOUT },
+        async () => {
+          const cache = join(box.home, 'cache');
+          const r = await box.runAndKill(
+            ['image', 'build', config, '--out', out],
+            /bootstrap: (Bootstrap|Unpack) /,
+            'SIGTERM',
+            { delayMs: 2000, timeoutMs: BUILD_TIMEOUT },
+          );
+          assert.equal(r.code, 143, r.stderr);
+          assert.match(
+            r.stderr,
+            /interrupted by SIGTERM; undoing: .*the stub's root under /,
+            'it was in there',
+          );
+          await assertNothingLeft(cache, `${c.distro} image build, SIGTERM in the stub's root`);
+          assert.deepEqual(readdirSync(join(cache, 'stub-root')), [], "the stub's root is gone");
+          assert.deepEqual(
+            readdirSync(join(cache, 'images')).filter((f) => f.startsWith('.')),
+            [],
+            'no half-built stage, no lock',
+          );
+          const loops = spawnSync('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE'], {
+            encoding: 'utf8',
+          }).stdout;
+          assert.doesNotMatch(loops, /stub-x86_64\.squashfs/, 'the loop device of the stub is detached');
+        },
+      );
+
+      test(
         "builds a system image and a live ISO, the root bootstrapped by the installer's steps with the stub's tools",
         {
           timeout: BUILD_TIMEOUT,
         },
         async () => {
-          const config = writeConfig(
-            dir,
-            `${c.name}.yaml`,
-            c.name,
-            'hook.sh',
-            ['system', 'iso'],
-            ['less'],
-            [`mirror: ${url}`, `finalMirror: ${url}`, `keyring: ${key}`],
-            c.distro,
-          );
           // Not box.run: this process serves the mirror.
           const r = await box.runAsync(['image', 'build', config, '--out', out, '--json'], {
             timeoutMs: BUILD_TIMEOUT,
