@@ -36,7 +36,8 @@ export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 export const COMPRESSIONS = ['zstd', 'xz'] as const;
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,39}$/;
-const PACKAGE_ENTRY_RE = /^([a-z0-9][a-z0-9+.-]+)(?: \[(!?[a-z0-9_]+(?: !?[a-z0-9_]+)*)\])?$/;
+const PACKAGE_ENTRY_RE =
+  /^((?:[a-z0-9][a-z0-9+_-]*\/)?[a-z0-9][a-z0-9+.-]+)(?: \[(!?[a-z0-9_]+(?: !?[a-z0-9_]+)*)\])?$/;
 
 const packageEntry = () =>
   matching(
@@ -103,7 +104,7 @@ export const IMAGE_FIELDS = {
   },
   packages: {
     schema: z.array(packageEntry()),
-    doc: "packages installed after the bootstrap; 'name [arch ...]' or 'name [!arch ...]' limits one to architectures (as in Debian's Build-Depends)",
+    doc: "packages installed after the bootstrap (Gentoo: category/name atoms too); 'name [arch ...]' or 'name [!arch ...]' limits one to architectures (as in Debian's Build-Depends)",
     value: [],
   },
   recommends: {
@@ -320,7 +321,12 @@ export function resolveImageConfig(
   if (ok('packages'))
     i.packages!.forEach((entry, n) => {
       try {
-        packages.push(...packagesFor([entry], arch));
+        const names = packagesFor([entry], arch);
+        if (distro && distro.family !== 'gentoo' && names.some((p) => p.includes('/')))
+          throw new Error(
+            `'${entry}': category/name is Gentoo's form; ${distro.name} takes the package's name`,
+          );
+        packages.push(...names);
       } catch (e) {
         problem(['packages', n], (e as Error).message);
       }

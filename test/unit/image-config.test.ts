@@ -144,6 +144,17 @@ test('what cannot be built is refused with the reason', () => {
     /arch: an image of Rocky Linux 8 is built for this machine's architecture \(x86_64\) only so far/,
   );
   assert.match(
+    problems(file('atom.yaml', 'name: a\ndistro: rocky8\npackages: [less, app-editors/vim]\n')),
+    /packages\[1\]: 'app-editors\/vim': category\/name is Gentoo's form; Rocky Linux 8 takes the package's name \(line 3\)/,
+  );
+  assert.deepEqual(
+    readImageConfig(
+      file('gatom.yaml', 'name: g\ndistro: gentoo\npackages: [app-editors/vim, less]\n'),
+      'x86_64',
+    ).packages,
+    ['app-editors/vim', 'less'],
+  );
+  assert.match(
     problems(file('k.yaml', 'name: k\ndistro: rocky8\nkeyring: nosuch.gpg\n')),
     /keyring: .*nosuch\.gpg not found/,
   );
