@@ -38,6 +38,7 @@ import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
 import { installationPaths, treeDigest } from './installation.js';
 import { fileSha256 } from '../util/digest.js';
 import { applyToRoot } from '../installer/execute.js';
+import { parseDpkgStatus } from '../installer/root-cache.js';
 import { chroot, type RootAction } from '../installer/plan/types.js';
 import {
   accountActions,
@@ -61,7 +62,7 @@ import {
 } from './planned-family.js';
 import { onCleanup } from '../util/cleanup.js';
 import { VmstubError } from '../util/errors.js';
-import { run, runLines, which } from '../util/exec.js';
+import { run, runLines, runSync, which } from '../util/exec.js';
 import { formatSize } from '../util/size.js';
 import { hostArch } from '../vm/accel.js';
 
@@ -273,12 +274,30 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
   return stages;
 }
 
-/** The stub an RPM or Gentoo image's bootstrap runs with (its rpm, gpg, keys): a new stub is a new bootstrap. */
-function stubIdentity(arch: ImageConfig['arch']): string | null {
+/** What in the stub an RPM or Gentoo image's bootstrap runs with: its versions key the stage. */
+const STUB_TOOLS = [
+  'rpm',
+  'dnf',
+  'gpg',
+  'gpgv',
+  'distribution-gpg-keys',
+  'nodejs',
+  'tar',
+  'xz-utils',
+  'zstd',
+];
+
+/**
+ * The versions of the stub's tools (from its dpkg database), not the stub's own bytes: the stub is
+ * built again whenever vmstub changes, and its tools seldom do. Null when there is no stub yet.
+ */
+function stubIdentity(arch: ImageConfig['arch']): Record<string, string> | null {
   const stub = stubImagePath(arch);
   if (!existsSync(stub)) return null;
-  const st = statSync(stub);
-  return `${st.size}-${Math.round(st.mtimeMs)}`;
+  const r = runSync(which('unsquashfs') ?? 'unsquashfs', ['-cat', stub, 'var/lib/dpkg/status']);
+  if (r.code !== 0) throw new VmstubError(`cannot read the packages of ${stub}: ${r.stderr.trim()}`);
+  const installed = parseDpkgStatus(r.stdout);
+  return Object.fromEntries(STUB_TOOLS.map((p) => [p, installed[p] ?? 'absent']));
 }
 
 /** vmstub's system initramfs is made by its guest files: a change to them is a change to the root stage. */

@@ -198,6 +198,13 @@ export const describeFamilyImage = (c: FamilyCase) =>
           );
           assert.match(list(squashfs, 'boot'), /boot\/vmlinuz-/);
           c.check(squashfs, url);
+          const explain = await box.runAsync(['image', 'build', config, '--explain']);
+          assert.equal(explain.code, 0, explain.stderr);
+          assert.match(
+            explain.stdout,
+            /^bootstrap: hit /m,
+            "cached by the recipe, the mirror's index and the stub's tool versions",
+          );
         },
       );
 
