@@ -1,0 +1,244 @@
+/**
+ * The domain XML vmstub makes of a launch (src/vm/libvirt-domain.ts), read by libvirt itself: libvirt
+ * 9.0's `virsh domxml-to-native qemu-argv` turns it into the QEMU command line it would run, and that
+ * command line must boot the same machine as vmstub's own (buildQemuArgv) for the same plan: the same
+ * accelerator, memory and CPUs, kernel, initramfs and command line, fw_cfg items, disks (file, serial,
+ * read-only, format), virtio-serial ports (name and where each goes), NICs (MAC), shares and the RNG.
+ * Nothing is started: domxml-to-native defines nothing and runs no QEMU.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { VmDefinition } from '../../src/vm/definition.js';
+import { newDefinition } from '../../src/vm/definition-builder.js';
+import { buildDomainXml } from '../../src/vm/libvirt-domain.js';
+import { buildQemuArgv, type LaunchPlan } from '../../src/vm/qemu-argv.js';
+import { isRoot } from '../helpers/fixture.js';
+import { shellWords, SYSTEM_URI, withLibvirtd } from '../helpers/libvirt.js';
+
+interface Facts {
+  accel: string;
+  memoryMiB: number;
+  cpus: number;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  fwCfg: string[];
+  disks: string[];
+  ports: string[];
+  macs: string[];
+  shares: string[];
+  rng: boolean;
+}
+
+const valuesOf = (args: string[], flag: string) =>
+  args.flatMap((a, i) => (a === flag && i + 1 < args.length ? [args[i + 1]!] : []));
+const option = (value: string, key: string) =>
+  value
+    .split(',')
+    .find((p) => p.startsWith(`${key}=`))
+    ?.slice(key.length + 1);
+const json = (v: string): Record<string, unknown> | undefined =>
+  v.startsWith('{') ? (JSON.parse(v) as Record<string, unknown>) : undefined;
+
+/** What a QEMU command line (vmstub's or libvirt's) makes of the machine, in one form for both. */
+function facts(args: string[]): Facts {
+  const devices = valuesOf(args, '-device');
+  const jsonDevices = devices.map(json).filter((d) => d !== undefined);
+  const plainDevices = devices.filter((d) => !d.startsWith('{'));
+  const chardevs = valuesOf(args, '-chardev');
+  const chardevPath = (id: string) => {
+    const c = chardevs.find((v) => option(v, 'id') === id);
+    return c ? `${c.split(',')[0]} ${option(c, 'path')}` : `no chardev ${id}`;
+  };
+
+  // vmstub's: -drive file=..,id=X,format=..[,readonly=on] with -device virtio-blk-pci,drive=X,serial=S
+  const drives = valuesOf(args, '-drive').filter((d) => !d.startsWith('if=pflash'));
+  const disks = drives.map((d) => {
+    const id = option(d, 'id')!;
+    const device = plainDevices.find((v) => option(v, 'drive') === id) ?? '';
+    const kind = device.split(',')[0] === 'scsi-cd' ? 'cd' : 'disk';
+    const ro = option(d, 'readonly') === 'on' ? 'ro' : 'rw';
+    return `${kind} ${option(d, 'file')} ${option(d, 'format')} ${ro} serial=${option(device, 'serial') ?? '-'}`;
+  });
+  // libvirt's: -blockdev storage and format nodes, -device {drive: format node}
+  const blockdevs = valuesOf(args, '-blockdev').map((v) => json(v)!);
+  for (const dev of jsonDevices.filter((d) => typeof d.drive === 'string')) {
+    const format = blockdevs.find((b) => b['node-name'] === dev.drive)!;
+    const storage = blockdevs.find((b) => b['node-name'] === format.file)!;
+    const kind = dev.driver === 'scsi-cd' ? 'cd' : 'disk';
+    const ro = format['read-only'] === true ? 'ro' : 'rw';
+    disks.push(
+      `${kind} ${String(storage.filename)} ${String(format.driver)} ${ro} serial=${String(dev.serial ?? '-')}`,
+    );
+  }
+
+  const ports = [
+    ...plainDevices
+      .filter((d) => d.startsWith('virtserialport,'))
+      .map((d) => `${option(d, 'name')} ${chardevPath(option(d, 'chardev')!)}`),
+    ...jsonDevices
+      .filter((d) => d.driver === 'virtserialport')
+      .map((d) => `${String(d.name)} ${chardevPath(String(d.chardev))}`),
+  ];
+  const macs = [
+    ...plainDevices.filter((d) => d.startsWith('virtio-net-pci,')).map((d) => option(d, 'mac')!),
+    ...jsonDevices.filter((d) => d.driver === 'virtio-net-pci').map((d) => String(d.mac)),
+  ];
+  const shares = [
+    ...valuesOf(args, '-virtfs').map((v) => `9p ${option(v, 'mount_tag')} ${option(v, 'path')}`),
+    ...jsonDevices
+      .filter((d) => d.driver === 'virtio-9p-pci')
+      .map((d) => {
+        const fsdev = valuesOf(args, '-fsdev').find((v) => option(v, 'id') === d.fsdev)!;
+        return `9p ${String(d.mount_tag)} ${option(fsdev, 'path')}`;
+      }),
+  ];
+  const append = valuesOf(args, '-append')[0];
+  return {
+    accel: valuesOf(args, '-accel')[0]!,
+    memoryMiB: parseInt(valuesOf(args, '-m')[0]!, 10),
+    cpus: parseInt(valuesOf(args, '-smp')[0]!, 10),
+    kernel: valuesOf(args, '-kernel')[0],
+    initrd: valuesOf(args, '-initrd')[0],
+    append,
+    fwCfg: valuesOf(args, '-fw_cfg').sort(),
+    disks: disks.sort(),
+    ports: ports.sort(),
+    macs: macs.sort(),
+    shares: shares.sort(),
+    rng: devices.some((d) => d.startsWith('virtio-rng-pci') || json(d)?.driver === 'virtio-rng-pci'),
+  };
+}
+
+const baseDef: VmDefinition = newDefinition(
+  'web1',
+  { system: '/images/stub.squashfs' },
+  new Date('2026-01-01T00:00:00.000Z'),
+);
+
+function plan(over: Partial<LaunchPlan> = {}, def: Partial<VmDefinition> = {}): LaunchPlan {
+  return {
+    def: { ...baseDef, ...def },
+    arch: 'x86_64',
+    accel: 'tcg',
+    kernel: '/cache/kernel',
+    initrd: '/cache/initramfs',
+    qmpSocket: '/run/web1/qmp.sock',
+    qgaSocket: '/run/web1/qga.sock',
+    eventsFile: '/run/web1/events.ndjson',
+    pidFile: '/run/web1/qemu.pid',
+    shares: [],
+    ...over,
+  };
+}
+
+const CASES: [string, LaunchPlan][] = [
+  ['the stub with its system image', plan()],
+  [
+    "create's first boot: a qcow2 data disk, the cached root's tar disk, the install spec in fw_cfg",
+    plan(
+      {
+        extraDisks: [{ serial: 'vmstub-root', path: '/cache/roots/root.tar' }],
+        extraFwCfg: [{ name: 'opt/org.vmstub/install-spec', file: '/run/web1/spec.json' }],
+      },
+      {
+        data: { path: '/vm/web1/disk.qcow2', format: 'qcow2' },
+        cpus: 4,
+        memoryMiB: 3072,
+        fwCfg: [{ name: 'opt/user/x', string: 'a value with spaces' }],
+      },
+    ),
+  ],
+  [
+    'a live ISO in a CD drive, with a cloud-init seed and a 9p share',
+    plan(
+      { kernel: undefined, initrd: undefined, shares: [{ tag: 'fs', path: '/srv/share', mode: '9p' }] },
+      { system: undefined, iso: '/isos/live.iso', cloudInitSeed: '/vm/web1/cidata.iso' },
+    ),
+  ],
+  [
+    "the host's handoff: the installed kernel with its own command line, and two NICs",
+    plan(
+      {
+        directBoot: {
+          kernel: '/vm/web1/vmlinuz',
+          initrd: '/vm/web1/initrd',
+          cmdline: "root=UUID=1 ro quiet x='a<b&c'",
+        },
+      },
+      {
+        nets: [{ kind: 'user' }, { kind: 'user' }],
+      },
+    ),
+  ],
+];
+
+describe(
+  `libvirt's reading of vmstub's domains (${SYSTEM_URI}, domxml-to-native)`,
+  {
+    skip: !isRoot && 'libvirtd as root',
+  },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmstub-libvirt-'));
+    let stop = () => {};
+    before(async () => {
+      stop = await withLibvirtd();
+    });
+    after(() => {
+      stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    for (const [name, p] of CASES)
+      test(`${name}: the same machine as vmstub's own QEMU command line`, () => {
+        const file = join(dir, 'domain.xml');
+        writeFileSync(file, buildDomainXml(p, { consoleLog: '/run/web1/console.log' }));
+        const r = spawnSync('virsh', ['-q', '-c', SYSTEM_URI, 'domxml-to-native', 'qemu-argv', file], {
+          encoding: 'utf8',
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const theirs = facts(shellWords(r.stdout.trim()).filter((w) => !/^[A-Z_]+=/.test(w)));
+        const ours = facts(buildQemuArgv(p).args);
+        // libvirt's own ports: none beyond vmstub's (its console is a pty of its own, not a port).
+        assert.deepEqual(theirs, ours);
+        assert.ok(
+          ours.disks.length > 0 && ours.ports.length === 2 && ours.fwCfg.length > 0,
+          'the case has them',
+        );
+      });
+
+    test("what vmstub refuses to put in a domain, libvirt would indeed mangle: a fw_cfg string's & stays &amp;, its ' becomes &apos;", () => {
+      const file = join(dir, 'amp.xml');
+      const domain = buildDomainXml(plan(), { consoleLog: '/l' }).replace(
+        '>web1</entry>',
+        ">a &amp; b's</entry>",
+      );
+      writeFileSync(file, domain);
+      const r = spawnSync('virsh', ['-q', '-c', SYSTEM_URI, 'domxml-to-native', 'qemu-argv', file], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /string=a &amp; b&apos;s/);
+    });
+
+    test('libvirt refuses what is not a domain, in its own words (the oracle can say no)', () => {
+      const file = join(dir, 'bad.xml');
+      writeFileSync(
+        file,
+        buildDomainXml(plan(), { consoleLog: '/l' }).replace(
+          "<domain type='qemu'>",
+          "<domain type='nosuch'>",
+        ),
+      );
+      const r = spawnSync('virsh', ['-q', '-c', SYSTEM_URI, 'domxml-to-native', 'qemu-argv', file], {
+        encoding: 'utf8',
+      });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /nosuch/);
+    });
+  },
+);
