@@ -19,7 +19,7 @@ export async function withLibvirtd(): Promise<() => void> {
   execFileSync('virtlogd', ['-d']);
   started.push('/run/virtlogd.pid');
   // Where /dev/kvm is there but runs no guest (these machines' PVM module), libvirtd finds it usable,
-  // probes QEMU with KVM, gets TCG, and probes again on every call: 100 s and more for each virsh
+  // probes QEMU with KVM, gets TCG, and probes again on every call: over 100 s for each virsh
   // command. Here it sees /dev/null in its place, finds no KVM at once, and keeps its probe.
   execFileSync('unshare', [
     '--mount',
