@@ -4,10 +4,19 @@
  * command line must boot the same machine as vmstub's own (buildQemuArgv) for the same plan: the same
  * accelerator, memory and CPUs, kernel, initramfs and command line, fw_cfg items, disks (file, serial,
  * read-only, format), virtio-serial ports (name and where each goes), NICs (MAC), shares and the RNG.
- * Nothing is started: domxml-to-native defines nothing and runs no QEMU.
+ * domxml-to-native defines nothing and runs no QEMU; then one domain is defined, booted under TCG and
+ * shut down through libvirt, with the fixture guest, and undefined.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +25,8 @@ import type { VmDefinition } from '../../src/vm/definition.js';
 import { newDefinition } from '../../src/vm/definition-builder.js';
 import { buildDomainXml } from '../../src/vm/libvirt-domain.js';
 import { buildQemuArgv, type LaunchPlan } from '../../src/vm/qemu-argv.js';
-import { isRoot } from '../helpers/fixture.js';
+import { fixtureSystemImage, isRoot } from '../helpers/fixture.js';
+import { waitFor } from '../helpers/cli.js';
 import { shellWords, SYSTEM_URI, withLibvirtd } from '../helpers/libvirt.js';
 
 interface Facts {
@@ -224,6 +234,75 @@ describe(
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /string=a &amp; b&apos;s/);
     });
+
+    test(
+      'a domain boots under libvirt (TCG): the guest sees its disks by serial and its fw_cfg items; virsh shutdown powers it off',
+      {
+        timeout: 180_000,
+      },
+      async () => {
+        // qemu:///system runs QEMU as libvirt-qemu: everything it opens is in a directory it can enter.
+        const files = mkdtempSync('/var/tmp/vmstub-libvirt-boot-');
+        chmodSync(files, 0o755);
+        const f = fixtureSystemImage();
+        const at = (name: string) => join(files, name);
+        for (const [from, to] of [
+          [f.kernel.vmlinuz, 'vmlinuz'],
+          [f.initramfs, 'initramfs'],
+          [f.image, 'system.squashfs'],
+        ] as const) {
+          copyFileSync(from, at(to));
+          chmodSync(at(to), 0o644);
+        }
+        writeFileSync(at('data.img'), '');
+        truncateSync(at('data.img'), 64 * 2 ** 20);
+        writeFileSync(at('spec.json'), '{"distro":"debian12"}');
+        const name = `vmstub-test-${process.pid}`;
+        const p = plan(
+          {
+            kernel: at('vmlinuz'),
+            initrd: at('initramfs'),
+            qgaSocket: at('qga.sock'),
+            eventsFile: at('events.ndjson'),
+            extraFwCfg: [{ name: 'opt/org.vmstub/install-spec', file: at('spec.json') }],
+          },
+          { name, system: at('system.squashfs'), data: { path: at('data.img'), format: 'raw' } },
+        );
+        writeFileSync(at('domain.xml'), buildDomainXml(p, { consoleLog: at('console.log') }));
+        const virsh = (...args: string[]) =>
+          spawnSync('virsh', ['-q', '-c', SYSTEM_URI, ...args], { encoding: 'utf8' });
+        const consoleLog = () => readFileSync(at('console.log'), 'utf8');
+        try {
+          let r = virsh('define', at('domain.xml'));
+          assert.equal(r.status, 0, r.stderr);
+          r = virsh('start', name);
+          assert.equal(r.status, 0, r.stderr);
+          await waitFor(
+            'the fixture guest to be ready',
+            () => consoleLog().includes('VMSTUB-FIXTURE-READY'),
+            120_000,
+          );
+          const log = consoleLog();
+          assert.match(log, /DISK vda serial=system /);
+          assert.match(log, /DISK vdb serial=data sectors=131072/);
+          assert.match(log, /FWCFG opt\/org.vmstub\/install-spec=\{"distro":"debian12"\}/);
+          assert.match(log, new RegExp(`FWCFG opt/org.vmstub/name=${name}`));
+          r = virsh('shutdown', name);
+          assert.equal(r.status, 0, r.stderr);
+          await waitFor(
+            'the domain to shut off',
+            () => virsh('domstate', name).stdout.trim() === 'shut off',
+            60_000,
+          );
+          assert.match(consoleLog(), /VMSTUB-FIXTURE-POWEROFF/, 'by the guest, on the ACPI power button');
+        } finally {
+          virsh('destroy', name);
+          virsh('undefine', name);
+          rmSync(files, { recursive: true, force: true });
+        }
+        assert.notEqual(virsh('domstate', name).status, 0, 'the domain is gone');
+      },
+    );
 
     test('libvirt refuses what is not a domain, in its own words (the oracle can say no)', () => {
       const file = join(dir, 'bad.xml');
