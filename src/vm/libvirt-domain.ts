@@ -21,6 +21,12 @@ import { macFor } from './network.js';
 import { VmstubError } from '../util/errors.js';
 import { ARCH_TRAITS, DATA_DRIVE, fwCfgItems, kernelCommandLine, type LaunchPlan } from './qemu-argv.js';
 
+/**
+ * The mark of a domain vmstub made: its metadata element, in this namespace. vmstub defines, changes
+ * and removes only domains that carry it (src/vm/libvirt-client.ts).
+ */
+export const VMSTUB_XMLNS = 'urn:vmstub:instance:1';
+
 /** Text content escaped for XML (quotes need no escape there). */
 const xmlText = (v: string): string => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -174,6 +180,12 @@ export function buildDomainXml(plan: LaunchPlan, o: DomainOptions): string {
 
   const domain: string[] = [
     el('name', {}, def.name),
+    el('metadata', {}, [
+      el('vmstub:instance', { 'xmlns:vmstub': VMSTUB_XMLNS }, [
+        el('vmstub:name', {}, def.name),
+        el('vmstub:created', {}, def.createdAt),
+      ]),
+    ]),
     el('memory', { unit: 'MiB' }, String(def.memoryMiB)),
     el('vcpu', {}, String(def.cpus)),
     ...(usesVirtiofs

@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { VmDefinition } from '../../src/vm/definition.js';
 import { newDefinition } from '../../src/vm/definition-builder.js';
+import { LibvirtClient } from '../../src/vm/libvirt-client.js';
 import { buildDomainXml } from '../../src/vm/libvirt-domain.js';
 import { buildQemuArgv, type LaunchPlan } from '../../src/vm/qemu-argv.js';
 import { fixtureSystemImage, isRoot } from '../helpers/fixture.js';
@@ -272,11 +273,12 @@ describe(
         const virsh = (...args: string[]) =>
           spawnSync('virsh', ['-q', '-c', SYSTEM_URI, ...args], { encoding: 'utf8' });
         const consoleLog = () => readFileSync(at('console.log'), 'utf8');
+        const client = new LibvirtClient(SYSTEM_URI);
         try {
-          let r = virsh('define', at('domain.xml'));
-          assert.equal(r.status, 0, r.stderr);
-          r = virsh('start', name);
-          assert.equal(r.status, 0, r.stderr);
+          await client.define(readFileSync(at('domain.xml'), 'utf8'), at('domain.xml'));
+          assert.equal(await client.owner(name), 'vmstub');
+          await client.start(name);
+          assert.equal(await client.state(name), 'running');
           await waitFor(
             'the fixture guest to be ready',
             () => consoleLog().includes('VMSTUB-FIXTURE-READY'),
@@ -287,14 +289,15 @@ describe(
           assert.match(log, /DISK vdb serial=data sectors=131072/);
           assert.match(log, /FWCFG opt\/org.vmstub\/install-spec=\{"distro":"debian12"\}/);
           assert.match(log, new RegExp(`FWCFG opt/org.vmstub/name=${name}`));
-          r = virsh('shutdown', name);
-          assert.equal(r.status, 0, r.stderr);
+          await client.shutdown(name);
           await waitFor(
             'the domain to shut off',
             () => virsh('domstate', name).stdout.trim() === 'shut off',
             60_000,
           );
           assert.match(consoleLog(), /VMSTUB-FIXTURE-POWEROFF/, 'by the guest, on the ACPI power button');
+          await client.undefine(name);
+          assert.equal(await client.state(name), undefined);
         } finally {
           virsh('destroy', name);
           virsh('undefine', name);
@@ -303,6 +306,43 @@ describe(
         assert.notEqual(virsh('domstate', name).status, 0, 'the domain is gone');
       },
     );
+
+    test('a domain vmstub did not make is left alone: not started, stopped, redefined or removed, each refused in one line', async () => {
+      const name = `not-vmstub-${process.pid}`;
+      const file = join(dir, 'foreign.xml');
+      // Someone else's domain: the same kind of XML, without vmstub's metadata.
+      const ours = buildDomainXml(plan({}, { name }), { consoleLog: join(dir, 'foreign.log') });
+      writeFileSync(file, ours.replace(/<metadata>[\s\S]*?<\/metadata>\n?\s*/, ''));
+      const virsh = (...args: string[]) =>
+        spawnSync('virsh', ['-q', '-c', SYSTEM_URI, ...args], { encoding: 'utf8' });
+      assert.equal(virsh('define', file).status, 0);
+      const client = new LibvirtClient(SYSTEM_URI);
+      try {
+        const before = virsh('dumpxml', name).stdout;
+        assert.equal(await client.owner(name), 'other');
+        for (const [what, act] of [
+          ['start', () => client.start(name)],
+          ['stop', () => client.destroy(name)],
+          ['shut down', () => client.shutdown(name)],
+          ['remove', () => client.undefine(name)],
+        ] as const)
+          await assert.rejects(act(), {
+            message: `the libvirt domain ${name} on ${SYSTEM_URI} was not made by vmstub; vmstub does not ${what} it`,
+          });
+        const mine = join(dir, 'mine.xml');
+        writeFileSync(mine, ours);
+        await assert.rejects(
+          client.define(ours, mine),
+          /was not made by vmstub; vmstub does not redefine it/,
+        );
+        assert.equal(virsh('dumpxml', name).stdout, before, 'the domain is as it was');
+        assert.equal(virsh('domstate', name).stdout.trim(), 'shut off');
+        assert.equal(await client.owner('no-such-domain'), undefined);
+        await assert.rejects(client.start('no-such-domain'), /has no domain no-such-domain to start/);
+      } finally {
+        virsh('undefine', name);
+      }
+    });
 
     test('libvirt refuses what is not a domain, in its own words (the oracle can say no)', () => {
       const file = join(dir, 'bad.xml');

@@ -65,6 +65,7 @@ const cases: Case[] = [
       /<interface type='user'>\s*<mac address='52:54:00:[0-9a-f:]{8}'\/>\s*<model type='virtio'\/>/,
       "<rng model='virtio'>",
       '<on_reboot>restart</on_reboot>',
+      /<metadata>\s*<vmstub:instance xmlns:vmstub='urn:vmstub:instance:1'>\s*<vmstub:name>web1<\/vmstub:name>\s*<vmstub:created>2026-01-01T00:00:00.000Z<\/vmstub:created>/,
     ],
     lacks: ['qmp.sock', 'qemu.pid', '40022', 'hostfwd', '<emulator>'],
   },
