@@ -64,7 +64,7 @@ export interface StubRootRun {
   stub: string;
   /** The host's directory the plan installs into. */
   target: string;
-  /** The host's file the install log is copied to. */
+  /** The log the caller keeps of the run (every line comes as a log event), named in a failure. */
   logFile: string;
   /** Host files the plan names (key files), each put at the same path inside the stub's root. */
   files?: string[];
@@ -102,10 +102,7 @@ async function mountStubRoot(stub: string, dir: string): Promise<string> {
   return root;
 }
 
-/**
- * Runs plan against o.target with the stub's tools. Throws an InstallFailure-like VmstubError naming the
- * failed step and its reason; the log is copied to o.logFile either way.
- */
+/** Runs plan against o.target with the stub's tools; a failure is one line: the step, its reason, the log. */
 export async function runPlanInStubRoot(plan: Plan, o: StubRootRun): Promise<void> {
   if (!existsSync(o.stub)) throw new VmstubError(`no stub image at ${o.stub} (vmstub image build stub)`);
   const base = join(cacheDir(), 'stub-root');
@@ -155,7 +152,6 @@ export async function runPlanInStubRoot(plan: Plan, o: StubRootRun): Promise<voi
           killWithParent: true,
         },
       );
-      if (existsSync(inside(logInside))) copyFileSync(inside(logInside), o.logFile);
       if (r.code !== 0 || failure)
         throw new VmstubError(
           `${failure ?? `the stub's node ${r.signal ? `was killed by ${r.signal}` : `exited with ${r.code}`}: ${r.last}`} (log: ${o.logFile})`,

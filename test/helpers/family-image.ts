@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,12 @@ const unsquash = (image: string, path: string) =>
 const list = (image: string, path: string) =>
   spawnSync('unsquashfs', ['-l', image, path], { encoding: 'utf8' }).stdout;
 
+/** A key that signs nothing of the fixtures': Debian's archive key. */
+const OTHER_KEY = '/usr/share/keyrings/debian-archive-keyring.gpg';
+
 export interface FamilyCase {
+  /** The install step that checks the signatures, as a failure names it. */
+  failedStep: string;
   distro: string;
   name: string;
   /** Builds (or finds cached) the fixture: the tree to serve, its URL prefix, the key that signs it. */
@@ -44,6 +49,7 @@ export interface FamilyCase {
 }
 
 export const EL_IMAGE: FamilyCase = {
+  failedStep: 'bootstrap',
   distro: 'centos9stream',
   name: 'elimg',
   fixture: () => {
@@ -74,6 +80,7 @@ export const EL_IMAGE: FamilyCase = {
 };
 
 export const GENTOO_IMAGE: FamilyCase = {
+  failedStep: 'stage3',
   distro: 'gentoo',
   name: 'gentooimg',
   fixture: () => {
@@ -133,6 +140,28 @@ export const describeFamilyImage = (c: FamilyCase) =>
         box.cleanup();
         rmSync(dir, { recursive: true, force: true });
       });
+
+      test(
+        "signed by another key: the installer's step refuses it in the stub's root, one line naming the step, nothing left",
+        { timeout: BUILD_TIMEOUT },
+        async () => {
+          const cache = join(box.home, 'cache');
+          const wrong = join(dir, 'wrong.yaml');
+          writeFileSync(
+            wrong,
+            readFileSync(config, 'utf8').replace(/^keyring: .*$/m, `keyring: ${OTHER_KEY}`),
+          );
+          const r = await box.runAsync(['image', 'build', wrong, '--out', out], { timeoutMs: BUILD_TIMEOUT });
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(
+            r.stderr.trim().split('\n').pop()!,
+            new RegExp(`^vmstub: ${c.failedStep}: .* \\(log: \\S+\\.log\\)$`),
+          );
+          await assertNothingLeft(cache, `${c.distro} image build refused`);
+          assert.deepEqual(readdirSync(join(cache, 'stub-root')), [], "the stub's root is gone");
+          assert.ok(!existsSync(out) || readdirSync(out).length === 0, 'nothing delivered');
+        },
+      );
 
       test(
         "SIGTERM while the installer's steps run in the stub's root: nothing mounted, running or half-built is left",
