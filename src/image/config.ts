@@ -136,7 +136,7 @@ export const IMAGE_FIELDS = {
   mirror: { schema: url(), doc: 'the mirror the build uses', default: "the distribution's" },
   keyring: {
     schema: z.string(),
-    doc: "the key the mirror's Release files (Debian, Ubuntu), packages (RPM) or stage3 DIGESTS (Gentoo) are signed with, for a mirror of your own, relative to this file",
+    doc: "the key the mirror's Release files (Debian, Ubuntu), packages (RPM) or stage3 DIGESTS (Gentoo) are signed with, for a mirror of your own, relative to this file; RPM images keep it for their repositories, Debian and Ubuntu images name the distribution's keyring in their apt sources",
     default: "the distribution's keys",
   },
   securityMirror: {
