@@ -68,7 +68,14 @@ export const EL_IMAGE: FamilyCase = {
       unsquash(squashfs, 'etc/NetworkManager/system-connections/vmstub-ethernet.nmconnection'),
       /method=auto/,
     );
-    assert.match(unsquash(squashfs, 'etc/yum.repos.d/vmstub.repo'), new RegExp(`baseurl=${url}/`));
+    const repo = unsquash(squashfs, 'etc/yum.repos.d/vmstub.repo');
+    assert.match(repo, new RegExp(`baseurl=${url}/`));
+    assert.match(
+      repo,
+      /^gpgcheck=1\ngpgkey=file:\/\/\/etc\/pki\/rpm-gpg\/RPM-GPG-KEY-vmstub-1$/m,
+      'the keyring kept for the repositories',
+    );
+    assert.match(unsquash(squashfs, 'etc/pki/rpm-gpg/RPM-GPG-KEY-vmstub-1'), /BEGIN PGP PUBLIC KEY BLOCK/);
     const repos = list(squashfs, 'etc/yum.repos.d');
     assert.match(
       repos,
