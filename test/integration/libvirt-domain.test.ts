@@ -21,14 +21,13 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { VmDefinition } from '../../src/vm/definition.js';
-import { newDefinition } from '../../src/vm/definition-builder.js';
 import { LibvirtClient } from '../../src/vm/libvirt-client.js';
 import { buildDomainXml } from '../../src/vm/libvirt-domain.js';
 import { buildQemuArgv, type LaunchPlan } from '../../src/vm/qemu-argv.js';
 import { fixtureSystemImage, isRoot } from '../helpers/fixture.js';
 import { waitFor } from '../helpers/cli.js';
 import { shellWords, SYSTEM_URI, withLibvirtd } from '../helpers/libvirt.js';
+import { launchPlan } from '../helpers/launch-plan.js';
 
 interface Facts {
   accel: string;
@@ -125,33 +124,11 @@ function facts(args: string[]): Facts {
   };
 }
 
-const baseDef: VmDefinition = newDefinition(
-  'web1',
-  { system: '/images/stub.squashfs' },
-  new Date('2026-01-01T00:00:00.000Z'),
-);
-
-function plan(over: Partial<LaunchPlan> = {}, def: Partial<VmDefinition> = {}): LaunchPlan {
-  return {
-    def: { ...baseDef, ...def },
-    arch: 'x86_64',
-    accel: 'tcg',
-    kernel: '/cache/kernel',
-    initrd: '/cache/initramfs',
-    qmpSocket: '/run/web1/qmp.sock',
-    qgaSocket: '/run/web1/qga.sock',
-    eventsFile: '/run/web1/events.ndjson',
-    pidFile: '/run/web1/qemu.pid',
-    shares: [],
-    ...over,
-  };
-}
-
 const CASES: [string, LaunchPlan][] = [
-  ['the stub with its system image', plan()],
+  ['the stub with its system image', launchPlan()],
   [
     "create's first boot: a qcow2 data disk, the cached root's tar disk, the install spec in fw_cfg",
-    plan(
+    launchPlan(
       {
         extraDisks: [{ serial: 'vmstub-root', path: '/cache/roots/root.tar' }],
         extraFwCfg: [{ name: 'opt/org.vmstub/install-spec', file: '/run/web1/spec.json' }],
@@ -166,14 +143,14 @@ const CASES: [string, LaunchPlan][] = [
   ],
   [
     'a live ISO in a CD drive, with a cloud-init seed and a 9p share',
-    plan(
+    launchPlan(
       { kernel: undefined, initrd: undefined, shares: [{ tag: 'fs', path: '/srv/share', mode: '9p' }] },
       { system: undefined, iso: '/isos/live.iso', cloudInitSeed: '/vm/web1/cidata.iso' },
     ),
   ],
   [
     "the host's handoff: the installed kernel with its own command line, and two NICs",
-    plan(
+    launchPlan(
       {
         directBoot: {
           kernel: '/vm/web1/vmlinuz',
@@ -224,7 +201,7 @@ describe(
 
     test("what vmstub refuses to put in a domain, libvirt would indeed mangle: a fw_cfg string's & stays &amp;, its ' becomes &apos;", () => {
       const file = join(dir, 'amp.xml');
-      const domain = buildDomainXml(plan(), { consoleLog: '/l' }).replace(
+      const domain = buildDomainXml(launchPlan(), { consoleLog: '/l' }).replace(
         '>web1</entry>',
         ">a &amp; b's</entry>",
       );
@@ -259,7 +236,7 @@ describe(
         truncateSync(at('data.img'), 64 * 2 ** 20);
         writeFileSync(at('spec.json'), '{"distro":"debian12"}');
         const name = `vmstub-test-${process.pid}`;
-        const p = plan(
+        const p = launchPlan(
           {
             kernel: at('vmlinuz'),
             initrd: at('initramfs'),
@@ -311,7 +288,7 @@ describe(
       const name = `not-vmstub-${process.pid}`;
       const file = join(dir, 'foreign.xml');
       // Someone else's domain: the same kind of XML, without vmstub's metadata.
-      const ours = buildDomainXml(plan({}, { name }), { consoleLog: join(dir, 'foreign.log') });
+      const ours = buildDomainXml(launchPlan({}, { name }), { consoleLog: join(dir, 'foreign.log') });
       writeFileSync(file, ours.replace(/<metadata>[\s\S]*?<\/metadata>\n?\s*/, ''));
       const virsh = (...args: string[]) =>
         spawnSync('virsh', ['-q', '-c', SYSTEM_URI, ...args], { encoding: 'utf8' });
@@ -348,7 +325,7 @@ describe(
       const file = join(dir, 'bad.xml');
       writeFileSync(
         file,
-        buildDomainXml(plan(), { consoleLog: '/l' }).replace(
+        buildDomainXml(launchPlan(), { consoleLog: '/l' }).replace(
           "<domain type='qemu'>",
           "<domain type='nosuch'>",
         ),

@@ -5,33 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { VmDefinition } from '../../src/vm/definition.js';
-import { newDefinition } from '../../src/vm/definition-builder.js';
 import { buildDomainXml, xmlEscape } from '../../src/vm/libvirt-domain.js';
 import type { LaunchPlan } from '../../src/vm/qemu-argv.js';
-
-const baseDef: VmDefinition = newDefinition(
-  'web1',
-  { system: '/images/stub.squashfs' },
-  new Date('2026-01-01T00:00:00.000Z'),
-);
-
-function plan(over: Partial<LaunchPlan> = {}, def: Partial<VmDefinition> = {}): LaunchPlan {
-  return {
-    def: { ...baseDef, ...def },
-    arch: 'x86_64',
-    accel: 'tcg',
-    kernel: '/cache/kernel',
-    initrd: '/cache/initramfs',
-    qmpSocket: '/run/web1/qmp.sock',
-    qgaSocket: '/run/web1/qga.sock',
-    eventsFile: '/run/web1/events.ndjson',
-    pidFile: '/run/web1/qemu.pid',
-    sshPort: 40022,
-    shares: [],
-    ...over,
-  };
-}
+import { launchPlan } from '../helpers/launch-plan.js';
 
 const xml = (p: LaunchPlan) => buildDomainXml(p, { consoleLog: '/run/web1/console.log' });
 
@@ -45,7 +21,7 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'defaults: TCG (type qemu, the maximum CPU), q35, direct kernel boot, the system disk read-only, a pty console logged',
-    plan: plan(),
+    plan: launchPlan(),
     has: [
       "<domain type='qemu'>",
       '<name>web1</name>',
@@ -71,13 +47,13 @@ const cases: Case[] = [
   },
   {
     name: 'KVM: type kvm and the host CPU passed through',
-    plan: plan({ accel: 'kvm' }),
+    plan: launchPlan({ accel: 'kvm' }),
     has: ["<domain type='kvm'>", "<cpu mode='host-passthrough'/>"],
     lacks: ["mode='maximum'"],
   },
   {
     name: 'a data disk (qcow2, discard passed down), fw_cfg items from files and strings',
-    plan: plan(
+    plan: launchPlan(
       { extraFwCfg: [{ name: 'opt/org.vmstub/install-spec', file: '/run/web1/spec.json' }] },
       { data: { path: '/vm/disk.qcow2', format: 'qcow2' }, fwCfg: [{ name: 'opt/x', string: 'one two' }] },
     ),
@@ -89,7 +65,7 @@ const cases: Case[] = [
   },
   {
     name: 'an ISO: a virtio-scsi CD drive booted first, and UEFI firmware with SMM',
-    plan: plan(
+    plan: launchPlan(
       {
         kernel: undefined,
         initrd: undefined,
@@ -108,7 +84,7 @@ const cases: Case[] = [
   },
   {
     name: 'the console on hvc0, a virtiofs share (shared memory), a bridge and a tap',
-    plan: plan(
+    plan: launchPlan(
       { shares: [{ tag: 'fs', path: '/srv/share', mode: 'virtiofs', socket: '/run/web1/fs.sock' }] },
       {
         hvc: true,
@@ -130,19 +106,23 @@ const cases: Case[] = [
   },
   {
     name: 'a 9p share is mapped, as QEMU exports it',
-    plan: plan({ shares: [{ tag: 'fs', path: '/srv/share', mode: '9p' }] }),
+    plan: launchPlan({ shares: [{ tag: 'fs', path: '/srv/share', mode: '9p' }] }),
     has: [/<filesystem type='mount' accessmode='mapped'>\s*<source dir='\/srv\/share'\/>/],
     lacks: ['memoryBacking'],
   },
   {
     name: "the host's handoff: the installed system's kernel and whole command line instead of the stub's",
-    plan: plan({ directBoot: { kernel: '/vm/boot/vmlinuz', cmdline: "root=UUID=1 quiet x='<y>'" } }),
+    plan: launchPlan({ directBoot: { kernel: '/vm/boot/vmlinuz', cmdline: "root=UUID=1 quiet x='<y>'" } }),
     has: ['<kernel>/vm/boot/vmlinuz</kernel>', "<cmdline>root=UUID=1 quiet x='&lt;y&gt;'</cmdline>"],
     lacks: ['<initrd>', '/cache/kernel'],
   },
   {
     name: 'riscv64: no fw_cfg device, its items on a disk; the boot-export port of the handoff by the host',
-    plan: plan({ arch: 'riscv64', fwCfgDisk: '/run/web1/fwcfg.img', bootExport: '/run/web1/boot-export' }),
+    plan: launchPlan({
+      arch: 'riscv64',
+      fwCfgDisk: '/run/web1/fwcfg.img',
+      bootExport: '/run/web1/boot-export',
+    }),
     has: [
       "<type arch='riscv64' machine='virt'>hvm</type>",
       /<source file='\/run\/web1\/fwcfg.img'\/>\s*<target dev='vdb' bus='virtio'\/>\s*<serial>vmstub-fwcfg<\/serial>\s*<readonly\/>/,
@@ -166,13 +146,15 @@ for (const c of cases)
 test('a fw_cfg string with a comma or & < > \' " is refused: libvirt would pass it to QEMU as its XML spells it', () => {
   for (const string of ['a,b', 'a&b', 'a<b', 'a>b', "a'b", 'a"b'])
     assert.throws(
-      () => xml(plan({}, { fwCfg: [{ name: 'opt/x', string }] })),
+      () => xml(launchPlan({}, { fwCfg: [{ name: 'opt/x', string }] })),
       /^VmstubError: fw_cfg item opt\/x: libvirt 9\.0 passes a string to QEMU as its XML spells it \(a comma ends it; & < > ' " arrive escaped\); give it as a file$/,
     );
 });
 
 test('XML escaping: every character that would end a value or an element', () => {
   assert.equal(xmlEscape(`a<b>&"c"'d'`), 'a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;');
-  const weird = buildDomainXml(plan({}, { system: "/images/it's & <x>.squashfs" }), { consoleLog: '/l' });
+  const weird = buildDomainXml(launchPlan({}, { system: "/images/it's & <x>.squashfs" }), {
+    consoleLog: '/l',
+  });
   assert.ok(weird.includes("file='/images/it&apos;s &amp; &lt;x&gt;.squashfs'"), weird);
 });

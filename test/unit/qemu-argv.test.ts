@@ -1,31 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { VmDefinition } from '../../src/vm/definition.js';
-import { newDefinition } from '../../src/vm/definition-builder.js';
 import { buildQemuArgv, kernelCommandLine, type LaunchPlan } from '../../src/vm/qemu-argv.js';
-
-const baseDef: VmDefinition = newDefinition(
-  'web1',
-  { system: '/images/stub.squashfs' },
-  new Date('2026-01-01T00:00:00.000Z'),
-);
-
-function plan(over: Partial<LaunchPlan> = {}, def: Partial<VmDefinition> = {}): LaunchPlan {
-  return {
-    def: { ...baseDef, ...def },
-    arch: 'x86_64',
-    accel: 'tcg',
-    kernel: '/cache/kernel',
-    initrd: '/cache/initramfs',
-    qmpSocket: '/run/web1/qmp.sock',
-    qgaSocket: '/run/web1/qga.sock',
-    eventsFile: '/run/web1/events.ndjson',
-    pidFile: '/run/web1/qemu.pid',
-    sshPort: 40022,
-    shares: [],
-    ...over,
-  };
-}
+import { launchPlan } from '../helpers/launch-plan.js';
 
 /** The values that follow each occurrence of a flag. */
 function valuesOf(args: string[], flag: string): string[] {
@@ -46,7 +22,7 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'defaults: q35, TCG with -cpu max, read-only system disk, user net with SSH forward, serial console',
-    plan: plan(),
+    plan: launchPlan(),
     binary: 'qemu-system-x86_64',
     has: [
       ['-machine', 'q35'],
@@ -77,7 +53,7 @@ const cases: Case[] = [
   },
   {
     name: 'KVM uses the host CPU',
-    plan: plan({ accel: 'kvm' }),
+    plan: launchPlan({ accel: 'kvm' }),
     has: [
       ['-accel', 'kvm'],
       ['-cpu', 'host'],
@@ -86,7 +62,7 @@ const cases: Case[] = [
   },
   {
     name: '--hvc puts the console on a virtio console and hvc0',
-    plan: plan({}, { hvc: true }),
+    plan: launchPlan({}, { hvc: true }),
     has: [
       ['-device', 'virtconsole,chardev=console,bus=hvcbus.0'],
       ['-device', 'virtio-serial-pci,id=hvcbus'],
@@ -96,19 +72,19 @@ const cases: Case[] = [
   },
   {
     name: "--append comes after vmstub's own arguments",
-    plan: plan({}, { append: ['quiet', 'vmstub.nokexec'] }),
+    plan: launchPlan({}, { append: ['quiet', 'vmstub.nokexec'] }),
     has: [],
     cmdline: 'console=ttyS0,115200n8 quiet vmstub.nokexec',
   },
   {
     name: "the image's boot/cmdline sits between the console and the user's --append",
-    plan: plan({ imageCmdline: 'quiet lsm=yama' }, { append: ['vmstub.nokexec'] }),
+    plan: launchPlan({ imageCmdline: 'quiet lsm=yama' }, { append: ['vmstub.nokexec'] }),
     has: [],
     cmdline: 'console=ttyS0,115200n8 quiet lsm=yama vmstub.nokexec',
   },
   {
     name: 'raw data disk with serial data and discard',
-    plan: plan({}, { data: { path: '/disks/d.img', format: 'raw' } }),
+    plan: launchPlan({}, { data: { path: '/disks/d.img', format: 'raw' } }),
     has: [
       ['-drive', 'file=/disks/d.img,if=none,id=data,format=raw,discard=unmap,detect-zeroes=unmap'],
       ['-device', 'virtio-blk-pci,drive=data,serial=data'],
@@ -116,12 +92,12 @@ const cases: Case[] = [
   },
   {
     name: 'qcow2 data disk keeps its format',
-    plan: plan({}, { data: { path: '/disks/d.qcow2', format: 'qcow2' } }),
+    plan: launchPlan({}, { data: { path: '/disks/d.qcow2', format: 'qcow2' } }),
     has: [['-drive', 'file=/disks/d.qcow2,if=none,id=data,format=qcow2,discard=unmap,detect-zeroes=unmap']],
   },
   {
     name: 'volatile data is the data disk too',
-    plan: plan({ volatileData: '/run/web1/volatile-data.img' }, { volatileDataBytes: 1 << 30 }),
+    plan: launchPlan({ volatileData: '/run/web1/volatile-data.img' }, { volatileDataBytes: 1 << 30 }),
     has: [
       [
         '-drive',
@@ -131,7 +107,10 @@ const cases: Case[] = [
   },
   {
     name: 'commas in paths and names are doubled',
-    plan: plan({}, { name: 'a', system: '/img/a,b.squashfs', fwCfg: [{ name: 'opt/x', string: 'k=v,w' }] }),
+    plan: launchPlan(
+      {},
+      { name: 'a', system: '/img/a,b.squashfs', fwCfg: [{ name: 'opt/x', string: 'k=v,w' }] },
+    ),
     has: [
       ['-drive', 'file=/img/a,,b.squashfs,if=none,id=system,format=raw,readonly=on'],
       ['-fw_cfg', 'name=opt/x,string=k=v,,w'],
@@ -139,7 +118,7 @@ const cases: Case[] = [
   },
   {
     name: 'fw_cfg files and strings, user items before vmstub extras',
-    plan: plan(
+    plan: launchPlan(
       { extraFwCfg: [{ name: 'opt/org.vmstub/install-spec', file: '/run/spec.json' }] },
       {
         fwCfg: [
@@ -156,7 +135,7 @@ const cases: Case[] = [
   },
   {
     name: "a boot's extra disk (create's cached root filesystem): read-only raw, found by its serial",
-    plan: plan({ extraDisks: [{ serial: 'vmstub-root', path: '/cache/roots/ab,c.tar' }] }),
+    plan: launchPlan({ extraDisks: [{ serial: 'vmstub-root', path: '/cache/roots/ab,c.tar' }] }),
     has: [
       ['-drive', 'file=/cache/roots/ab,,c.tar,if=none,id=vmstub-root,format=raw,readonly=on'],
       ['-device', 'virtio-blk-pci,drive=vmstub-root,serial=vmstub-root'],
@@ -164,7 +143,7 @@ const cases: Case[] = [
   },
   {
     name: 'virtiofs share: vhost-user-fs, shared memfd memory backend',
-    plan: plan({
+    plan: launchPlan({
       shares: [{ tag: 'fs', path: '/srv', mode: 'virtiofs', socket: '/run/web1/virtiofs-0.sock' }],
     }),
     has: [
@@ -176,13 +155,13 @@ const cases: Case[] = [
   },
   {
     name: '9p share',
-    plan: plan({ shares: [{ tag: 'data', path: '/srv/x', mode: '9p' }] }),
+    plan: launchPlan({ shares: [{ tag: 'data', path: '/srv/x', mode: '9p' }] }),
     has: [['-virtfs', 'local,path=/srv/x,mount_tag=data,security_model=mapped-xattr,id=fs0']],
     lacks: [['-object', 'memory-backend-memfd']],
   },
   {
     name: 'user hostfwds follow the SSH forward on the first user NIC',
-    plan: plan(
+    plan: launchPlan(
       {},
       {
         hostfwds: [
@@ -200,7 +179,7 @@ const cases: Case[] = [
   },
   {
     name: 'bridge and tap NICs, each with its own stable MAC and no option ROM',
-    plan: plan(
+    plan: launchPlan(
       { bridgeHelper: '/usr/lib/qemu/qemu-bridge-helper', sshPort: undefined },
       {
         nets: [
@@ -217,7 +196,7 @@ const cases: Case[] = [
   },
   {
     name: "UEFI: code read-only and the instance's own vars as pflash",
-    plan: plan({
+    plan: launchPlan({
       firmware: {
         code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
         vars: '/run/web1/efivars.fd',
@@ -236,7 +215,9 @@ const cases: Case[] = [
   },
   {
     name: 'UEFI firmware that requires SMM gets SMM and secure pflash',
-    plan: plan({ firmware: { code: '/fw/code.fd', vars: '/run/vars.fd', format: 'raw', requiresSmm: true } }),
+    plan: launchPlan({
+      firmware: { code: '/fw/code.fd', vars: '/run/vars.fd', format: 'raw', requiresSmm: true },
+    }),
     has: [
       ['-machine', 'q35,smm=on'],
       ['-global', 'driver=cfi.pflash01,property=secure,value=on'],
@@ -244,7 +225,7 @@ const cases: Case[] = [
   },
   {
     name: 'kernel without a system image or initrd',
-    plan: plan({ initrd: undefined }, { system: undefined, kernel: '/boot/vmlinuz' }),
+    plan: launchPlan({ initrd: undefined }, { system: undefined, kernel: '/boot/vmlinuz' }),
     has: [['-kernel', '/cache/kernel']],
     lacks: [
       ['-initrd', ''],
@@ -253,7 +234,7 @@ const cases: Case[] = [
   },
   {
     name: 'aarch64 under TCG: the virt machine, a CPU with cheap pointer authentication, ttyAMA0',
-    plan: plan({ arch: 'aarch64' }),
+    plan: launchPlan({ arch: 'aarch64' }),
     binary: 'qemu-system-aarch64',
     has: [
       ['-machine', 'virt'],
@@ -264,12 +245,12 @@ const cases: Case[] = [
   },
   {
     name: 'aarch64 under KVM on an aarch64 host: the host CPU',
-    plan: plan({ arch: 'aarch64', accel: 'kvm' }),
+    plan: launchPlan({ arch: 'aarch64', accel: 'kvm' }),
     has: [['-cpu', 'host']],
   },
   {
     name: 'aarch64 with UEFI (AAVMF): its flash pair, no SMM',
-    plan: plan(
+    plan: launchPlan(
       {
         arch: 'aarch64',
         kernel: undefined,
@@ -290,14 +271,14 @@ const cases: Case[] = [
   },
   {
     name: 'aarch64 with hvc: the virtio console instead of ttyAMA0',
-    plan: plan({ arch: 'aarch64' }, { hvc: true }),
+    plan: launchPlan({ arch: 'aarch64' }, { hvc: true }),
     has: [['-device', 'virtconsole,chardev=console,bus=hvcbus.0']],
     lacks: [['-serial', '']],
     cmdline: 'console=hvc0',
   },
   {
     name: 'riscv64 under TCG: the virt machine, the generic rv64 CPU, ttyS0',
-    plan: plan({ arch: 'riscv64' }),
+    plan: launchPlan({ arch: 'riscv64' }),
     binary: 'qemu-system-riscv64',
     has: [
       ['-machine', 'virt'],
@@ -309,7 +290,7 @@ const cases: Case[] = [
   },
   {
     name: 'riscv64 stub: a boot-export port for the installed kernel it cannot kexec',
-    plan: plan({ arch: 'riscv64', bootExport: '/run/web1/boot-export' }),
+    plan: launchPlan({ arch: 'riscv64', bootExport: '/run/web1/boot-export' }),
     has: [
       ['-chardev', 'file,id=bootexport,path=/run/web1/boot-export'],
       ['-device', 'virtserialport,bus=vserial.0,chardev=bootexport,name=org.vmstub.boot'],
@@ -317,7 +298,7 @@ const cases: Case[] = [
   },
   {
     name: "a direct boot: the installed system's kernel, initramfs and whole command line, no export port",
-    plan: plan({
+    plan: launchPlan({
       arch: 'riscv64',
       bootExport: '/run/web1/boot-export',
       directBoot: {
@@ -338,7 +319,7 @@ const cases: Case[] = [
   },
   {
     name: 'riscv64 has no fw_cfg: its items go on a read-only disk, and no -fw_cfg at all',
-    plan: plan({ arch: 'riscv64', fwCfgDisk: '/run/web1/fw-cfg.tar' }),
+    plan: launchPlan({ arch: 'riscv64', fwCfgDisk: '/run/web1/fw-cfg.tar' }),
     has: [
       ['-drive', 'file=/run/web1/fw-cfg.tar,if=none,id=vmstub-fwcfg,format=raw,readonly=on'],
       ['-device', 'virtio-blk-pci,drive=vmstub-fwcfg,serial=vmstub-fwcfg'],
@@ -347,7 +328,10 @@ const cases: Case[] = [
   },
   {
     name: 'an ISO: a CD drive on virtio-scsi that the firmware boots first, and no direct kernel boot',
-    plan: plan({ kernel: undefined, initrd: undefined }, { system: undefined, iso: '/images/live,1.iso' }),
+    plan: launchPlan(
+      { kernel: undefined, initrd: undefined },
+      { system: undefined, iso: '/images/live,1.iso' },
+    ),
     has: [
       ['-device', 'virtio-scsi-pci,id=scsi0'],
       ['-drive', 'file=/images/live,,1.iso,if=none,id=cd,format=raw,media=cdrom,readonly=on'],
@@ -361,7 +345,7 @@ const cases: Case[] = [
   },
   {
     name: 'a boot disk: a writable virtio disk the firmware boots first, and no direct kernel boot',
-    plan: plan(
+    plan: launchPlan(
       { kernel: undefined, initrd: undefined },
       { system: undefined, bootDisk: { path: '/images/usb.img', format: 'raw' } },
     ),
@@ -401,7 +385,7 @@ for (const c of cases) {
 
 test('argv: every data disk and NIC is listed once, in order', () => {
   const { args } = buildQemuArgv(
-    plan({}, { data: { path: '/d', format: 'raw' }, nets: [{ kind: 'user' }, { kind: 'user' }] }),
+    launchPlan({}, { data: { path: '/d', format: 'raw' }, nets: [{ kind: 'user' }, { kind: 'user' }] }),
   );
   assert.deepEqual(
     valuesOf(args, '-device').filter((d) => d.startsWith('virtio-blk-pci')),
