@@ -11,7 +11,6 @@
  * Outputs are checked before they are called done and copied into the output directory whole or not
  * at all.
  */
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   constants,
@@ -36,7 +35,7 @@ import { mirrorSnapshot, mmdebstrap, type AptSource, type MmdebstrapRecipe } fro
 import { checkSystemImage, squash } from './squashfs.js';
 import { StageCache, stageKey, type StageInputs } from './stage-cache.js';
 import { installationPaths, treeDigest } from './installation.js';
-import { fileSha256 } from '../util/digest.js';
+import { fileSha256, sha256Of } from '../util/digest.js';
 import { applyToRoot } from '../installer/execute.js';
 import { parseDpkgStatus } from '../installer/root-cache.js';
 import { chroot, type RootAction } from '../installer/plan/types.js';
@@ -196,8 +195,6 @@ interface Stage {
   skip?: boolean;
 }
 
-const sha256Of = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
 const bootstrapCacheName = (c: ImageConfig) => `image-bootstrap-${c.distro.id}-${c.arch}`;
 
 /**
@@ -212,6 +209,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
     stages.push({ name, cacheName, inputs: full, key, skip });
     return key;
   };
+  const installed = bootstrapPackages(c);
   const bootstrap = add(
     'bootstrap',
     bootstrapCacheName(c),
@@ -220,8 +218,8 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
           distro: c.distro.id,
           arch: c.arch,
           snapshot,
-          packages: bootstrapPackages(c),
-          ...plannedBootstrapInputs(c, bootstrapPackages(c)),
+          packages: installed,
+          ...plannedBootstrapInputs(c, installed),
           stub: stubIdentity(c.arch),
         }
       : {
@@ -230,7 +228,7 @@ export function planStages(c: ImageConfig, snapshot: Record<string, string>, epo
           arch: c.arch,
           sources: buildSources(c),
           snapshot,
-          packages: bootstrapPackages(c),
+          packages: installed,
           dpkg: c.docs ? [] : NO_DOCS_DPKG_OPTIONS,
           keyring: c.keyring ? sha256Of(readFileSync(c.keyring)) : undefined,
         },

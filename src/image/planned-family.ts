@@ -5,7 +5,6 @@
  * small functions; the hook, accounts, squashfs, dracut's live initramfs and the ISO are the image
  * builder's, as for Debian.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { GentooDistro, RpmDistro } from '../catalog/types.js';
 import { INSTALL_REPO_FILE, rpmRepos, yumRepoFile } from '../installer/render-rpm.js';
@@ -24,6 +23,7 @@ import {
 import { chroot, type Plan, type RootAction, type Step } from '../installer/plan/types.js';
 import { resolveSpec, type InstallSpec } from '../installer/spec.js';
 import type { ImageConfig } from './config.js';
+import { sha256Of } from '../util/digest.js';
 
 type PlannedConfig<D> = ImageConfig & { distro: D };
 
@@ -149,13 +149,11 @@ export function plannedBootstrapPlan(c: PlannedImageConfig, packages: string[]):
   return { spec, distro: c.distro, steps: plannedFamily(c).bootstrapSteps(spec, c.distro) };
 }
 
-const digest = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
-
 /** The bootstrap stage's inputs beyond the packages: the installer's steps, and the keyring by its bytes. */
 export function plannedBootstrapInputs(c: PlannedImageConfig, packages: string[]) {
   return {
-    steps: digest(JSON.stringify(plannedBootstrapPlan(c, packages).steps)).slice(0, 16),
-    keyring: c.keyring ? digest(readFileSync(c.keyring)) : null,
+    steps: sha256Of(JSON.stringify(plannedBootstrapPlan(c, packages).steps)).slice(0, 16),
+    keyring: c.keyring ? sha256Of(readFileSync(c.keyring)) : null,
   };
 }
 
@@ -169,7 +167,7 @@ export async function plannedMirrorSnapshot(
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       if (!res.ok) return undefined;
-      out[url] = digest(Buffer.from(await res.arrayBuffer())).slice(0, 16);
+      out[url] = sha256Of(Buffer.from(await res.arrayBuffer())).slice(0, 16);
     } catch {
       return undefined;
     }

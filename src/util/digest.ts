@@ -7,3 +7,6 @@ export async function fileSha256(path: string): Promise<string> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
+
+/** The sha256 of bytes or text at hand, in hex. */
+export const sha256Of = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
